@@ -1,0 +1,1 @@
+"""Backends: each implements the datashield package DSDriver/DSConnection/DSResult."""
