@@ -1,0 +1,81 @@
+"""Shared test set-up: engine detection, and the rule that a declared engine must be present.
+
+A test marked ``needs_r`` or ``needs_docker`` skips (saying why) when the engine is absent,
+unless the run declares it present with PYDSBASE_REQUIRE_R=1 / PYDSBASE_REQUIRE_DOCKER=1 (as CI
+does): then the absence fails the test.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("PYDSBASE_SHARED", REPO.parent / "shared"))
+GOLDEN = SHARED / "golden" / "dsbaseclient"
+DATA = SHARED / "data"
+
+
+@functools.cache
+def r_missing_reason() -> str | None:
+    """Why R with lme4 and metafor cannot be used here, or None when it can."""
+    rscript = shutil.which("Rscript")
+    if rscript is None:
+        return "Rscript is not on PATH"
+    probe = subprocess.run(
+        [rscript, "-e", "library(lme4); library(metafor)"], capture_output=True, text=True, timeout=120
+    )
+    if probe.returncode != 0:
+        return f"R lacks lme4/metafor: {probe.stderr.strip()[-200:]}"
+    try:
+        import rpy2  # noqa: F401
+    except ImportError:
+        return "rpy2 is not installed"
+    return None
+
+
+@functools.cache
+def docker_missing_reason() -> str | None:
+    try:
+        import docker
+    except ImportError:
+        return "the docker SDK is not installed"
+    try:
+        docker.from_env().ping()
+    except Exception as exc:  # any failure to reach the engine means: no engine here
+        return f"no Docker engine reachable: {exc}"
+    return None
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for marker, reason_of, env in (
+        ("needs_r", r_missing_reason, "PYDSBASE_REQUIRE_R"),
+        ("needs_docker", docker_missing_reason, "PYDSBASE_REQUIRE_DOCKER"),
+    ):
+        if item.get_closest_marker(marker) is None:
+            continue
+        reason = reason_of()
+        if reason is None:
+            continue
+        if os.environ.get(env) == "1":
+            pytest.fail(f"{env}=1 but {reason}", pytrace=False)
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def golden_dir() -> Path:
+    if not GOLDEN.is_dir():
+        pytest.fail(f"golden cases not found at {GOLDEN}", pytrace=False)
+    return GOLDEN
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    if not DATA.is_dir():
+        pytest.fail(f"shared data not found at {DATA}", pytrace=False)
+    return DATA
