@@ -1,0 +1,211 @@
+"""``Session``: the ``datashield.DSSession`` API, without its surprises.
+
+Differences from the stock session (both work with every pydsbase call):
+
+- results come back in the order of the session's connections (or of ``conn_names``), not in
+  completion order;
+- no 100 ms polling floor: results that can be waited on (pydsbase's own) are waited on directly,
+  others are polled with a short back-off starting at 1 ms;
+- every call has a timeout (``Session(timeout=...)`` or per call); a late study is an error naming it;
+- a study whose session fails is never dropped silently: the call raises ``SessionCallError`` naming
+  every failed study with its message, and ``get_errors()`` holds the per-study errors.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from datashield.api import DSSession
+from datashield.interface import DSConnection, DSLoginInfo, DSResult
+
+from pydsbase.errors import SessionCallError, StudyCallError
+
+__all__ = ["Session"]
+
+_MAX_POLL_SLEEP = 0.02
+
+
+class Session(DSSession):
+    def __init__(
+        self,
+        logins: list[DSLoginInfo],
+        start_timeout: float = 300.0,
+        start_delay: float = 0.1,
+        timeout: float | None = 3600.0,
+    ) -> None:
+        super().__init__(logins, start_timeout=start_timeout, start_delay=start_delay)
+        self.timeout = timeout
+        self.errors = {}
+
+    # -- sessions -----------------------------------------------------------------------------
+
+    def open(self, restore: str | None = None, failSafe: bool = False) -> None:  # noqa: N803 (datashield's name)
+        super().open(restore=restore, failSafe=failSafe)
+        if self.errors and not failSafe:
+            raise SessionCallError("open", self.errors)
+
+    def sessions(self) -> dict[str, Any]:
+        """Start every study's R session; raise naming each study that could not start."""
+        self.errors = {}
+        rval: dict[str, Any] = {}
+        if not self.conns:
+            return rval
+        for conn in self.conns:
+            try:
+                if not conn.has_session():
+                    conn.start_session(asynchronous=True)
+            except Exception as exc:
+                self.errors[conn.get_name()] = exc
+        deadline = time.monotonic() + self.start_timeout
+        pending = [c for c in self.conns if c.get_name() not in self.errors]
+        delay = 0.001
+        while pending:
+            still = []
+            for conn in pending:
+                try:
+                    if not conn.is_session_started():
+                        still.append(conn)
+                except Exception as exc:
+                    self.errors[conn.get_name()] = exc
+            pending = still
+            if pending:
+                if time.monotonic() > deadline:
+                    for conn in pending:
+                        self.errors[conn.get_name()] = StudyCallError(
+                            conn.get_name(), f"R session not started within {self.start_timeout:g} s", "timeout"
+                        )
+                    break
+                time.sleep(delay)
+                delay = min(delay * 2, _MAX_POLL_SLEEP)
+        if self.errors:
+            raise SessionCallError("starting R sessions", self.errors)
+        return {conn.get_name(): conn.get_session() for conn in self.conns}
+
+    # -- calls --------------------------------------------------------------------------------
+
+    def _selected(self, conn_names: list[str] | None) -> list[DSConnection]:
+        if not self.conns:
+            raise SessionCallError("call", {"session": RuntimeError("the session is not open")})
+        if conn_names is None:
+            return list(self.conns)
+        by_name = {c.get_name(): c for c in self.conns}
+        unknown = [n for n in conn_names if n not in by_name]
+        if unknown:
+            raise ValueError(f"unknown connection names: {', '.join(unknown)}")
+        return [by_name[n] for n in conn_names]
+
+    def _fan_out(
+        self,
+        operation: str,
+        submit: Callable[[DSConnection], DSResult],
+        conn_names: list[str] | None,
+        timeout: float | None,
+    ) -> dict[str, Any]:
+        self.sessions()
+        conns = self._selected(conn_names)
+        submitted: dict[str, DSResult] = {}
+        for conn in conns:
+            try:
+                submitted[conn.get_name()] = submit(conn)
+            except Exception as exc:
+                self.errors[conn.get_name()] = exc
+        limit = self.timeout if timeout is None else timeout
+        deadline = None if limit is None else time.monotonic() + limit
+        results: dict[str, Any] = {}
+        for conn in conns:
+            name = conn.get_name()
+            if name not in submitted:
+                continue
+            try:
+                results[name] = _wait_fetch(name, submitted[name], deadline, limit)
+            except Exception as exc:
+                self.errors[name] = exc
+        if self.errors:
+            raise SessionCallError(operation, self.errors)
+        return results
+
+    def aggregate(
+        self,
+        expr: str,
+        asynchronous: bool = True,
+        conn_names: list[str] | None = None,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        return self._fan_out("aggregate", lambda c: c.aggregate(expr, asynchronous), conn_names, timeout)
+
+    def assign_expr(
+        self,
+        symbol: str,
+        expr: str,
+        asynchronous: bool = True,
+        conn_names: list[str] | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        self._fan_out("assign", lambda c: c.assign_expr(symbol, expr, asynchronous), conn_names, timeout)
+
+    def assign_table(
+        self,
+        symbol: str,
+        table: str | None = None,
+        tables: dict[str, str] | None = None,
+        variables: list[str] | None = None,
+        missings: bool = False,
+        identifiers: str | None = None,
+        id_name: str | None = None,
+        asynchronous: bool = True,
+        conn_names: list[str] | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        def submit(conn: DSConnection) -> DSResult:
+            name = (tables or {}).get(conn.get_name(), table)
+            if not name:
+                raise ValueError(f"no table given for {conn.get_name()}")
+            return conn.assign_table(symbol, name, variables, missings, identifiers, id_name, asynchronous)
+
+        self._fan_out("assign_table", submit, conn_names, timeout)
+
+    def ls(self, conn_names: list[str] | None = None) -> dict[str, Any]:
+        self.sessions()
+        return self._sync("ls", lambda c: c.list_symbols(), conn_names)
+
+    def rm(self, symbol: str, conn_names: list[str] | None = None) -> None:
+        self.sessions()
+        self._sync("rm", lambda c: c.rm_symbol(symbol), conn_names)
+
+    def _sync(self, operation: str, call: Callable[[DSConnection], Any], conn_names: list[str] | None) -> dict:
+        results: dict[str, Any] = {}
+        for conn in self._selected(conn_names):
+            try:
+                results[conn.get_name()] = call(conn)
+            except Exception as exc:
+                self.errors[conn.get_name()] = exc
+        if self.errors:
+            raise SessionCallError(operation, self.errors)
+        return results
+
+    def __enter__(self) -> Session:
+        if not self.conns:
+            self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _wait_fetch(name: str, result: DSResult, deadline: float | None, limit: float | None) -> Any:
+    """Wait for one result without a polling floor, then fetch it."""
+    remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+    waiter = getattr(result, "wait", None)
+    if callable(waiter):
+        if not waiter(remaining):
+            raise StudyCallError(name, f"no answer within {limit:g} s", kind="timeout")
+        return result.fetch()
+    delay = 0.001
+    while not result.is_completed():
+        if deadline is not None and time.monotonic() > deadline:
+            raise StudyCallError(name, f"no answer within {limit:g} s", kind="timeout")
+        time.sleep(delay)
+        delay = min(delay * 2, _MAX_POLL_SLEEP)
+    return result.fetch()
