@@ -37,7 +37,7 @@ class Session(DSSession):
     ) -> None:
         super().__init__(logins, start_timeout=start_timeout, start_delay=start_delay)
         self.timeout = timeout
-        self.errors = {}
+        self.errors: dict[str, Exception] = {}
 
     # -- sessions -----------------------------------------------------------------------------
 

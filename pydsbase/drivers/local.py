@@ -228,7 +228,9 @@ class LocalConnection(DSConnection):
         return self._session
 
     def _sid(self) -> str:
-        return self.start_session().sid  # type: ignore[attr-defined, no-any-return]
+        session = self.start_session()
+        assert isinstance(session, _LocalRSession)
+        return session.sid
 
     # assign / aggregate
     def assign_table(

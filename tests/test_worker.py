@@ -1,0 +1,44 @@
+"""The study worker's pipe protocol, with a stand-in runtime (no R needed)."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from r_server.errors import RCallError
+from r_server.worker import serve
+
+
+class FakeRuntime:
+    def aggregate(self, sid: str, expr: str) -> dict:
+        if expr == "boom":
+            raise RCallError("object 'boom' not found")
+        if expr == "bug":
+            raise KeyError("internal detail")
+        return {"type": "double", "class": ["numeric"], "length": 1, "data": [0.1]}
+
+
+def _run(*requests: object) -> list[dict]:
+    inp = io.StringIO("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in requests))
+    out = io.StringIO()
+    serve(FakeRuntime(), inp, out)
+    return [json.loads(line) for line in out.getvalue().splitlines()]
+
+
+def test_answers_in_order_with_values_and_typed_errors() -> None:
+    replies = _run(
+        {"id": 1, "op": "aggregate", "args": {"sid": "s", "expr": "ok"}},
+        {"id": 2, "op": "aggregate", "args": {"sid": "s", "expr": "boom"}},
+        {"id": 3, "op": "aggregate", "args": {"sid": "s", "expr": "bug"}},
+    )
+    assert replies[0] == {"id": 1, "ok": True, "value": {"type": "double", "class": ["numeric"],
+                                                         "length": 1, "data": [0.1]}}
+    assert replies[1]["error"] == {"kind": "r_error", "message": "object 'boom' not found"}
+    assert replies[2]["error"] == {"kind": "internal", "message": "internal error"}
+
+
+def test_refuses_unknown_operations_and_garbage() -> None:
+    replies = _run({"id": 1, "op": "__init__", "args": {}}, "not json", {"id": 2, "op": "aggregate", "args": 3})
+    assert [r["ok"] for r in replies] == [False, False, False]
+    assert replies[0]["error"]["message"] == "unknown operation: __init__"
+    assert replies[1]["error"] == {"kind": "rejected", "message": "malformed request"}
