@@ -1,0 +1,313 @@
+"""The HTTP backend: every study is a pydsbase study server (``python -m r_server``) reached over HTTP.
+
+``DSLoginBuilder().add("study1", url="http://127.0.0.1:8701", user="u", password="p",
+driver="pydsbase.HTTPDriver")`` (or ``token=...`` for an access token). Each connection logs in
+once and keeps one ``httpx.Client`` with keep-alive. Assign and aggregate calls are submitted
+without waiting, so a session fans one call out to all studies at once; the results are then
+collected by long-polling. ``is_completed()`` never raises; failures surface in ``fetch()`` as
+``StudyCallError`` (a ``datashield.interface.DSError``) whose ``str()`` is the study's message.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from datashield.interface import DSConnection, DSDriver, DSLoginInfo, DSResult, RSession
+
+from pydsbase.errors import StudyCallError
+from pydsbase.rvalue import RValue, from_node
+
+__all__ = ["HTTPConnection", "HTTPDriver", "HTTPResult"]
+
+_POLL_SLICE = 30.0  # longest single long-poll; the server caps it too
+_CONNECT_TIMEOUT = 10.0
+_CALL_TIMEOUT = 120.0  # synchronous calls (login, ls, rm, info, ...)
+
+
+def api_base(url: str) -> str:
+    """``http(s)://host:port[/prefix]`` -> the ``/v1`` base of its API."""
+    parsed = httpx.URL(url)
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise ValueError(f"a study URL looks like http://host:port, not {url!r}")
+    base = url.rstrip("/")
+    return base if base.endswith("/v1") else base + "/v1"
+
+
+def _error_of(study: str, response: httpx.Response) -> StudyCallError:
+    try:
+        error = response.json().get("error") or {}
+        kind, message = str(error.get("kind", "")), str(error.get("message", ""))
+    except (ValueError, AttributeError):
+        kind, message = "", ""
+    if not message:
+        kind, message = kind or "http", f"HTTP {response.status_code} from the study server"
+    return StudyCallError(study, message, kind=kind)
+
+
+class HTTPConnection(DSConnection):
+    def __init__(self, info: DSLoginInfo, transport: httpx.BaseTransport | None = None) -> None:
+        self.name = info.name
+        self.url = info.url
+        self._client = httpx.Client(
+            base_url=api_base(info.url),
+            timeout=httpx.Timeout(_CALL_TIMEOUT, connect=_CONNECT_TIMEOUT),
+            limits=httpx.Limits(max_connections=4, max_keepalive_connections=2, keepalive_expiry=60),
+            headers={"User-Agent": "pydsbase-http"},
+            transport=transport,
+        )
+        self._session: _HTTPRSession | None = None
+        try:
+            if info.token is not None and info.user is None:
+                body: dict[str, str] = {"token": info.token}
+            else:
+                body = {"user": info.user or "", "password": info.password or ""}
+            answer = self.request("POST", "/login", json=body)
+        except BaseException:
+            self._client.close()
+            raise
+        self.user = str(answer["user"])
+        self._client.headers["Authorization"] = f"Bearer {answer['token']}"
+
+    # -- the wire ---------------------------------------------------------------------------------
+
+    def send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One request; transport failures become a ``StudyCallError`` of kind ``unavailable``."""
+        try:
+            return self._client.request(method, path, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise StudyCallError(self.name, f"the study server did not answer in time ({exc})",
+                                 kind="timeout") from exc
+        except httpx.HTTPError as exc:
+            raise StudyCallError(self.name, f"cannot reach the study server at {self.url}: {exc}",
+                                 kind="unavailable") from exc
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.send(method, path, **kwargs)
+        if response.status_code >= 400:
+            raise _error_of(self.name, response)
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise StudyCallError(self.name, "the study server sent a malformed answer", kind="http") from exc
+
+    def get_name(self) -> str:
+        return self.name
+
+    # -- content ----------------------------------------------------------------------------------
+
+    def list_tables(self) -> list[str]:
+        return list(self.request("GET", "/tables"))
+
+    def has_table(self, name: str) -> bool:
+        return name in self.list_tables()
+
+    def list_table_variables(self, table: str) -> list[str]:
+        return list(self.request("GET", f"/tables/{_segment(table)}/variables"))
+
+    def list_taxonomies(self) -> list[Any]:
+        return []
+
+    def search_variables(self, query: str) -> dict[str, Any]:
+        return {}
+
+    def list_resources(self) -> list[str]:
+        return []
+
+    def has_resource(self, name: str) -> bool:
+        return False
+
+    # -- session ----------------------------------------------------------------------------------
+
+    def has_session(self) -> bool:
+        return self._session is not None
+
+    def start_session(self, asynchronous: bool = True) -> RSession:
+        if self._session is None:
+            self._session = _HTTPRSession(str(self.request("POST", "/sessions")["session"]))
+        return self._session
+
+    def is_session_started(self) -> bool:
+        return self._session is not None
+
+    def get_session(self) -> RSession:
+        if self._session is None:
+            raise StudyCallError(self.name, "no session: call start_session() first", kind="session")
+        return self._session
+
+    def _sid(self) -> str:
+        return _segment(self.start_session().sid)
+
+    # -- assign / aggregate -----------------------------------------------------------------------
+
+    def _submit(self, path: str, body: dict[str, Any], decode: bool) -> HTTPResult:
+        answer = self.request("POST", f"/sessions/{self._sid()}/{path}", json=body)
+        return HTTPResult(self, str(answer["command"]), decode)
+
+    def assign_table(
+        self,
+        symbol: str,
+        table: str,
+        variables: list[str] | None = None,
+        missings: bool = False,
+        identifiers: str | None = None,
+        id_name: str | None = None,
+        asynchronous: bool = True,
+    ) -> HTTPResult:
+        body = {"symbol": symbol, "table": table, "variables": list(variables) if variables is not None else None}
+        return self._submit("assign-table", body, decode=False)
+
+    def assign_resource(self, symbol: str, resource: str, asynchronous: bool = True) -> DSResult:
+        raise StudyCallError(self.name, "resources are not supported by pydsbase studies", kind="rejected")
+
+    def assign_expr(self, symbol: str, expr: str, asynchronous: bool = True) -> HTTPResult:
+        return self._submit("assign", {"symbol": symbol, "expr": expr}, decode=False)
+
+    def aggregate(self, expr: str, asynchronous: bool = True) -> HTTPResult:
+        return self._submit("aggregate", {"expr": expr}, decode=True)
+
+    # -- symbols ----------------------------------------------------------------------------------
+
+    def list_symbols(self) -> list[str]:
+        return list(self.request("GET", f"/sessions/{self._sid()}/symbols"))
+
+    def rm_symbol(self, name: str) -> None:
+        self.request("DELETE", f"/sessions/{self._sid()}/symbols/{_segment(name)}")
+
+    # -- configuration ----------------------------------------------------------------------------
+
+    def list_profiles(self) -> list[str]:
+        return ["default"]
+
+    def list_methods(self, type: str = "aggregate") -> list[str]:
+        return list(self.request("GET", "/methods", params={"kind": type}))
+
+    def list_packages(self) -> list[str]:
+        return ["pydsbase"]
+
+    def list_workspaces(self) -> list[str]:
+        return []
+
+    def save_workspace(self, name: str) -> list[str]:
+        raise StudyCallError(self.name, "workspaces are not supported by pydsbase studies", kind="rejected")
+
+    def restore_workspace(self, name: str) -> list[str]:
+        raise StudyCallError(self.name, "workspaces are not supported by pydsbase studies", kind="rejected")
+
+    def rm_workspace(self, name: str) -> list[str]:
+        return []
+
+    def is_async(self) -> dict[str, bool]:
+        return {"aggregate": True, "assign_table": True, "assign_resource": False, "assign_expr": True,
+                "session": False}
+
+    def keep_alive(self) -> None:
+        if self._session is not None:
+            self.request("GET", f"/sessions/{self._sid()}")
+
+    def info(self) -> dict[str, Any]:
+        return dict(self.request("GET", "/info"))
+
+    def disconnect(self) -> None:
+        """Close the R session, log out and close the HTTP client; never raises."""
+        try:
+            if self._session is not None:
+                self.send("DELETE", f"/sessions/{self._sid()}")
+            self.send("POST", "/logout")
+        except StudyCallError:
+            pass
+        finally:
+            self._session = None
+            self._client.close()
+
+
+def _segment(text: str) -> str:
+    """``text`` as one URL path segment."""
+    return quote(text, safe="")
+
+
+class HTTPResult(DSResult):
+    """A submitted command. ``is_completed`` never raises; ``fetch`` returns the value or raises."""
+
+    def __init__(self, conn: HTTPConnection, command: str, decode: bool) -> None:
+        self._conn = conn
+        self.command = command
+        self._decode = decode
+        self._outcome: tuple[bool, Any] | None = None  # (ok, node) or (False, error)
+
+    def _poll(self, wait: float) -> bool:
+        """Ask the server once, waiting up to ``wait`` s; record the outcome when there is one."""
+        if self._outcome is not None:
+            return True
+        try:
+            response = self._conn.send(
+                "GET", f"/commands/{_segment(self.command)}", params={"wait": f"{wait:.3f}"},
+                timeout=httpx.Timeout(wait + _CALL_TIMEOUT, connect=_CONNECT_TIMEOUT),
+            )
+            if response.status_code == 202:
+                return False
+            if response.status_code == 200:
+                self._outcome = (True, response.json().get("value"))
+            else:
+                self._outcome = (False, _error_of(self._conn.name, response))
+        except StudyCallError as exc:
+            self._outcome = (False, exc)
+        except ValueError:
+            self._outcome = (False, StudyCallError(self._conn.name, "the study server sent a malformed answer",
+                                                   kind="http"))
+        return True
+
+    def is_completed(self) -> bool:
+        return self._poll(0.0)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait up to ``timeout`` seconds (None: without limit) for the outcome; True when there is one."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            remaining = _POLL_SLICE if deadline is None else min(_POLL_SLICE, deadline - time.monotonic())
+            if self._poll(max(0.0, remaining)):
+                return True
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+
+    def fetch(self, timeout: float | None = None) -> RValue | None:
+        if not self.wait(timeout):
+            raise StudyCallError(self._conn.name, f"no answer within {timeout:g} s", kind="timeout")
+        assert self._outcome is not None
+        ok, value = self._outcome
+        if not ok:
+            raise value
+        return from_node(value) if self._decode else None
+
+
+class _HTTPRSession(RSession):
+    def __init__(self, sid: str) -> None:
+        self.sid = sid
+
+    def is_started(self) -> bool:
+        return True
+
+    def is_ready(self) -> bool:
+        return True
+
+    def is_pending(self) -> bool:
+        return False
+
+    def is_failed(self) -> bool:
+        return False
+
+    def is_terminated(self) -> bool:
+        return False
+
+    def get_last_message(self) -> str:
+        return "ready"
+
+
+class HTTPDriver(DSDriver):
+    @classmethod
+    def new_connection(cls, args: DSLoginInfo, restore: str | None = None) -> HTTPConnection:
+        if restore:
+            raise ValueError("pydsbase studies have no workspaces to restore")
+        return HTTPConnection(args)
