@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "HTTPDriver": "pydsbase.drivers.http",
     "LocalDriver": "pydsbase.drivers.local",
+    "SLMAResult": "pydsbase.results",
     "Session": "pydsbase.session",
     "ds_boole": "pydsbase.workflow",
     "ds_complete_cases": "pydsbase.workflow",
@@ -21,6 +22,8 @@ _EXPORTS = {
     "ds_data_frame_subset": "pydsbase.workflow",
     "ds_lmer_slma": "pydsbase.lmer",
     "ds_make": "pydsbase.workflow",
+    "lmer_slma_result": "pydsbase.results",
+    "slma_result": "pydsbase.results",
 }
 
 __all__ = sorted(_EXPORTS)
