@@ -1,0 +1,65 @@
+# Our own implementation of the dsBase 6.3.0 server functions pydsbase answers.
+# These files are sourced by r_server/rbridge.py into one private environment that is neither
+# globalenv nor on the search path. A call's session environment and the study's disclosure
+# settings reach the functions through .ds_ctx, set by the bridge for the duration of one call
+# (calls are serialised by the bridge's lock). No R text received from a client is ever parsed
+# or evaluated here: names sent as strings are resolved by .ds_resolve().
+
+.ds_ctx <- new.env(parent = emptyenv())
+.ds_ctx$session <- NULL
+.ds_ctx$settings <- NULL
+
+# The session environment of the current call (dsBase: the parent.frame() of a server function).
+.ds_session <- function() {
+  env <- .ds_ctx$session
+  if (!is.environment(env)) stop("no session environment is active", call. = FALSE)
+  env
+}
+
+# What dsBase::listDisclosureSettingsDS() returns, from the study's settings.
+.ds_thr <- function() {
+  thr <- .ds_ctx$settings
+  if (!is.list(thr)) stop("no disclosure settings are active", call. = FALSE)
+  thr
+}
+
+.ds_check_permissive <- function(levels) {
+  level <- .ds_thr()$datashield.privacyControlLevel
+  if (is.null(level) || !any(level %in% levels)) {
+    stop("BLOCKED: The server is running in 'non-permissive' mode which has caused this method to be blocked",
+         call. = FALSE)
+  }
+  invisible()
+}
+
+.ds_name_re <- "^([A-Za-z]|[.][A-Za-z._]|[.]$)[A-Za-z0-9._]*$"
+.ds_number_re <- "^[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?$"
+
+# The value dsBase gets from eval(parse(text = text), envir = session) for the texts DataSHIELD
+# clients send: a name, a chain name$col$..., a number, TRUE/FALSE/NA/NULL. Anything else is refused.
+.ds_resolve <- function(text, env = .ds_session()) {
+  if (is.numeric(text) || is.logical(text)) return(text)
+  if (!is.character(text) || length(text) != 1L || is.na(text)) {
+    stop("a name must be a single character string", call. = FALSE)
+  }
+  text <- trimws(text)
+  if (grepl(.ds_number_re, text)) return(as.numeric(text))
+  if (text %in% c("TRUE", "FALSE", "NA", "NULL")) {
+    return(switch(text, "TRUE" = TRUE, "FALSE" = FALSE, "NA" = NA, "NULL" = NULL))
+  }
+  parts <- strsplit(text, "$", fixed = TRUE)[[1L]]
+  if (length(parts) < 1L || !all(grepl(.ds_name_re, parts)) || endsWith(text, "$")) {
+    stop(sprintf("'%s' is not the name of an object", text), call. = FALSE)
+  }
+  value <- get(parts[[1L]], envir = env)
+  for (part in parts[-1L]) value <- do.call(`$`, list(value, part))
+  value
+}
+
+# Several comma-separated names (dataFrameDS's "D,some.weights").
+.ds_resolve_list <- function(text, env = .ds_session()) {
+  tokens <- trimws(strsplit(text, ",", fixed = TRUE)[[1L]])
+  values <- lapply(tokens, .ds_resolve, env = env)
+  names(values) <- tokens
+  values
+}

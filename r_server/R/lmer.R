@@ -1,0 +1,191 @@
+# lmerSLMADS2 (aggregate) and lmerSLMADS.assign (assign): dsBase 6.3.0 behaviour.
+#
+# The formula arrives as a formula object built by the bridge from the decoded call tree, with
+# the session environment as its environment (dsBase: as.formula(text, env = parent.frame())).
+# Where dsBase's variable names are visible in the result (the lmer `call` element) or leak into
+# the session (offset.to.use, weights.to.use, and lme4's own `weights`/`offset`), the same names
+# are used here on purpose.
+
+# The variables of a formula as dsBase lists them: the deparsed formula with brackets removed and
+# split at ~ + * / : | (so "(1 | g)" gives "1" and "g", and "D$x" stays "D$x").
+.lmer_model_variables <- function(formula) {
+  text <- paste(deparse(formula), collapse = " ")
+  text <- gsub(" ", "", text, fixed = TRUE)
+  text <- gsub("(", "", text, fixed = TRUE)
+  text <- gsub(")", "", text, fixed = TRUE)
+  text <- gsub("[~+*/:]", "|", text)
+  text <- gsub("||", "|", text, fixed = TRUE)
+  strsplit(text, "|", fixed = TRUE)[[1L]]
+}
+
+# Counts of all / complete rows over the model variables (dsBase's Ntotal, Nvalid, Nmissing).
+# A `X$y` variable is also copied into the session as `y`, as dsBase does.
+.lmer_counts <- function(formula, dataName, env) {
+  varnames <- character(0)
+  for (variable in .lmer_model_variables(formula)) {
+    pieces <- strsplit(variable, "$", fixed = TRUE)[[1L]]
+    last <- pieces[[length(pieces)]]
+    if (length(pieces) > 1L) assign(last, .ds_resolve(variable, env), envir = env)
+    varnames <- c(varnames, last)
+  }
+  varnames <- unique(varnames)
+  if (!is.null(dataName)) {
+    qualified <- paste0(dataName, "$", varnames)
+    varnames <- ifelse(varnames %in% c("0", "1"), varnames, qualified)
+  }
+  all.data <- do.call(cbind, unname(lapply(varnames, .ds_resolve, env = env)))
+  Ntotal <- dim(all.data)[1]
+  complete <- stats::complete.cases(all.data)
+  Nvalid <- dim(all.data[complete, ])[1]
+  list(Ntotal = Ntotal, Nvalid = Nvalid, Nmissing = Ntotal - Nvalid)
+}
+
+# TRUE when a vector with exactly two distinct non-missing values has a category smaller than
+# nfilter.tab.
+.lmer_binary_too_small <- function(v, nfilter.tab) {
+  values <- unique(v[stats::complete.cases(v)])
+  if (length(values) != 2L) return(FALSE)
+  counts <- table(v)
+  min(counts[counts >= 1]) < nfilter.tab
+}
+
+# The glm pre-check on lme4::nobars(formula): oversaturation and binary y / X / weights / offset.
+.lmer_disclosure_checks <- function(formula2use, dataDF, env, thr) {
+  nfilter.tab <- as.numeric(thr$nfilter.tab)
+  nfilter.glm <- as.numeric(thr$nfilter.glm)
+  # glm (model.frame) finds offset.to.use / weights.to.use in the formula's environment, the
+  # session, exactly as in dsBase.
+  formula2use.glm <- lme4::nobars(formula2use)
+  mod.glm.ds <- stats::glm(formula2use.glm, family = "gaussian", x = TRUE,
+                           offset = offset.to.use, weights = weights.to.use, data = dataDF)
+  X.mat <- mod.glm.ds$x
+  num.p <- as.numeric(dim(X.mat)[2])
+  num.N <- as.numeric(dim(X.mat)[1])
+  out <- list(gos = NULL, y = NULL, x = NULL, w = NULL, o = NULL)
+  if (num.p > (nfilter.glm * num.N)) {
+    out$gos <- paste0("ERROR: Model is oversaturated (too many model parameters relative to sample size)",
+                      "leading to a possible risk of disclosure - please simplify model. With ",
+                      num.p, " parameters and nfilter.glm = ", round(nfilter.glm, 4), " you need ",
+                      round((num.p / nfilter.glm), 0), " observations")
+  }
+  if (.lmer_binary_too_small(mod.glm.ds$y, nfilter.tab)) {
+    out$y <- "ERROR: y (response) vector is binary with one category less than filter threshold for table cell size"
+  }
+  for (pj in seq_len(num.p)) {
+    if (.lmer_binary_too_small(X.mat[, pj], nfilter.tab)) {
+      out$x <- "ERROR: at least one column in X matrix is binary with one category less than filter threshold for table cell size"
+    }
+  }
+  if (!is.null(mod.glm.ds$prior.weights) && .lmer_binary_too_small(mod.glm.ds$prior.weights, nfilter.tab)) {
+    out$w <- "ERROR: weights vector is binary with one category less than filter threshold for table cell size"
+  }
+  if (!is.null(mod.glm.ds$offset) && .lmer_binary_too_small(mod.glm.ds$offset, nfilter.tab)) {
+    out$o <- "ERROR: offset vector is binary with one category less than filter threshold for table cell size"
+  }
+  out
+}
+
+.lmer_disclosure_outlist <- function(checks) {
+  element <- function(key, name) if (is.null(checks[[key]])) NULL else stats::setNames(list(checks[[key]]), name)
+  list(list(errorMessage.1 = "ERROR: Model failed in this source because of an enhanced risk of disclosure"),
+       list(errorMessage.2 = "The following message(s) identify the cause of this enhanced risk"),
+       element("gos", "errorMessage.gos"), element("y", "errorMessage.y"), element("x", "errorMessage.x"),
+       element("w", "errorMessage.w"), element("o", "errorMessage.o"),
+       disclosure.risk = 1)
+}
+
+# dsBase pastes the control value into R text and parses it back, so a double goes through
+# as.character (15 significant digits): reproduce that rounding without parsing anything.
+.lmer_control <- function(control_type, control_value.transmit, optimizer) {
+  control.obj <- lme4::lmerControl()
+  if (!is.null(control_type)) {
+    if (!is.null(control_value.transmit)) {
+      control_value <- if (is.numeric(control_value.transmit)) control_value.transmit
+                       else as.numeric(control_value.transmit)
+    } else {
+      control_value <- NULL
+    }
+    as_pasted <- function(v) as.numeric(as.character(v))
+    if (identical(control_type, "check.conv.grad")) {
+      if (is.null(control_value)) control_value <- 2.0e-3
+      control.obj <- lme4::lmerControl(
+        check.conv.grad = lme4::.makeCC("warning", tol = as_pasted(control_value), relTol = NULL))
+    }
+    if (identical(control_type, "xtol_rel")) {
+      if (is.null(control_value)) control_value <- 1.0e-7
+      control.obj <- lme4::lmerControl(optCtrl = list(xtol_rel = as_pasted(control_value)))
+    }
+  }
+  if (!is.null(optimizer) && optimizer != "nloptwrap") control.obj$optimizer <- "nloptwrap"
+  control.obj
+}
+
+# Everything lmerSLMADS2 and lmerSLMADS.assign do before the fit. Leaves offset.to.use and
+# weights.to.use in the session (removed by .lmer_tidy()).
+.lmer_prepare <- function(formula, offset, weights, dataName, control_type, control_value.transmit, optimizer) {
+  env <- .ds_session()
+  thr <- .ds_thr()
+  dataDF <- if (is.null(dataName)) NULL else .ds_resolve(dataName, env)
+  if (!inherits(formula, "formula")) stop("the formula argument is not a formula", call. = FALSE)
+  formula2use <- formula
+  counts <- .lmer_counts(formula2use, dataName, env)
+  assign("offset.to.use", if (is.null(offset)) NULL else cbind(.ds_resolve(offset, env)), envir = env)
+  assign("weights.to.use", if (is.null(weights)) NULL else cbind(.ds_resolve(weights, env)), envir = env)
+  checks <- .lmer_disclosure_checks(formula2use, dataDF, env, thr)
+  risky <- any(!vapply(checks, is.null, logical(1)))
+  list(env = env, dataDF = dataDF, formula2use = formula2use, counts = counts, checks = checks,
+       disclosure.risk = if (risky) 1 else 0,
+       control.obj = if (risky) NULL else .lmer_control(control_type, control_value.transmit, optimizer))
+}
+
+.lmer_tidy <- function(env) {
+  suppressWarnings(rm(list = c("offset.to.use", "weights.to.use"), envir = env))
+}
+
+lmerSLMADS2 <- function(formula, offset, weights, dataName, REML = TRUE,
+                        control_type, control_value.transmit, optimizer, verbose = 0) {
+  prep <- .lmer_prepare(formula, offset, weights, dataName, control_type, control_value.transmit, optimizer)
+  if (prep$disclosure.risk != 0) {
+    outlist <- .lmer_disclosure_outlist(prep$checks)
+  } else {
+    formula2use <- prep$formula2use
+    dataDF <- prep$dataDF
+    control.obj <- prep$control.obj
+    iterations <- utils::capture.output(
+      mg <- try(lme4::lmer(formula2use, offset = offset.to.use, weights = weights.to.use, data = dataDF,
+                           REML = REML, verbose = verbose, control = control.obj)))
+    if (inherits(mg, "try-error")) {
+      outlist <- list(errorMessage = conditionMessage(attr(mg, "condition")), disclosure.risk = 1)
+    } else {
+      outlist <- summary(mg)
+      outlist$residuals <- NULL
+      outlist$errorMessage <- "No errors"
+      outlist$disclosure.risk <- prep$disclosure.risk
+      outlist$iterations <- iterations
+      outlist$control.info <- control.obj
+    }
+    outlist$Ntotal <- prep$counts$Ntotal
+    outlist$Nvalid <- prep$counts$Nvalid
+    outlist$Nmissing <- prep$counts$Nmissing
+  }
+  .lmer_tidy(prep$env)
+  outlist
+}
+
+lmerSLMADS.assign <- function(formula, offset, weights, dataName, REML = TRUE,
+                              control_type, control_value.transmit, optimizer, verbose = 0) {
+  prep <- .lmer_prepare(formula, offset, weights, dataName, control_type, control_value.transmit, optimizer)
+  if (prep$disclosure.risk != 0) {
+    outlist <- .lmer_disclosure_outlist(prep$checks)
+  } else {
+    formula2use <- prep$formula2use
+    dataDF <- prep$dataDF
+    control.obj <- prep$control.obj
+    # dsBase 6.3.0 passes its own offset/weights arguments (the names sent by the client) to lmer,
+    # so an offset or weights makes this fail as it does there.
+    outlist <- lme4::lmer(formula2use, offset = offset, weights = weights, data = dataDF,
+                          REML = REML, verbose = verbose, control = control.obj)
+  }
+  .lmer_tidy(prep$env)
+  outlist
+}

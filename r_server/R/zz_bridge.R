@@ -1,0 +1,165 @@
+# The R side of r_server/rbridge.py: building values from call-tree nodes, running the allowed
+# server functions with errors, warnings and messages caught, and describing results for the
+# Python encoder. Nodes arrive as named lists made by the bridge (kind = "sym", "dollar", ...);
+# they are turned into values or language objects by construction, never by parsing text.
+
+# Run `expr`, returning list(ok, value, message, warnings, messages): R's bare condition message
+# on error, warnings and messages collected (and muffled) instead of printed.
+.ds_guard <- function(expr) {
+  warnings <- character(0)
+  messages <- character(0)
+  result <- withCallingHandlers(
+    tryCatch(list(ok = TRUE, value = expr),
+             error = function(e) list(ok = FALSE, message = conditionMessage(e))),
+    warning = function(w) {
+      warnings <<- c(warnings, conditionMessage(w))
+      invokeRestart("muffleWarning")
+    },
+    message = function(m) {
+      messages <<- c(messages, conditionMessage(m))
+      invokeRestart("muffleMessage")
+    })
+  result$warnings <- warnings
+  result$messages <- messages
+  result
+}
+
+.ds_arith <- list("+" = `+`, "-" = `-`, "*" = `*`, "/" = `/`, "^" = `^`)
+
+# The value of an expression node in a session: literals, names, X$y, arithmetic.
+.ds_value <- function(node, env) {
+  switch(node$kind,
+    null = NULL,
+    literal = node$value,
+    sym = get(node$name, envir = env),
+    dollar = do.call(`$`, list(.ds_value(node$obj, env), node$name)),
+    paren = .ds_value(node$inner, env),
+    unary = {
+      op <- .ds_arith[[node$op]]
+      if (is.null(op) || !(node$op %in% c("+", "-"))) stop("unsupported unary operator", call. = FALSE)
+      op(.ds_value(node$operand, env))
+    },
+    binary = {
+      op <- .ds_arith[[node$op]]
+      if (is.null(op)) stop(sprintf("unsupported operator '%s'", node$op), call. = FALSE)
+      op(.ds_value(node$left, env), .ds_value(node$right, env))
+    },
+    formula = .ds_formula(node, env),
+    stop(sprintf("cannot evaluate a '%s' node here", node$kind), call. = FALSE))
+}
+
+# The language object of a node inside a formula.
+.ds_lang <- function(node) {
+  switch(node$kind,
+    literal = node$value,
+    sym = as.name(node$name),
+    dollar = as.call(list(as.name("$"), .ds_lang(node$obj), as.name(node$name))),
+    paren = as.call(list(as.name("("), .ds_lang(node$inner))),
+    unary = as.call(list(as.name(node$op), .ds_lang(node$operand))),
+    binary = as.call(list(as.name(node$op), .ds_lang(node$left), .ds_lang(node$right))),
+    call = as.call(c(list(as.name(node$func)), lapply(node$args, .ds_lang))),
+    stop(sprintf("a '%s' node cannot appear in a formula", node$kind), call. = FALSE))
+}
+
+# A formula object as stats::as.formula(text, env = session) makes it.
+.ds_formula <- function(node, env) {
+  parts <- list(as.name("~"))
+  if (!is.null(node$lhs)) parts <- c(parts, list(.ds_lang(node$lhs)))
+  f <- as.call(c(parts, list(.ds_lang(node$rhs))))
+  class(f) <- "formula"
+  attr(f, ".Environment") <- env
+  f
+}
+
+# Run an allowed server function of `kind` on argument nodes in a session.
+.ds_invoke <- function(kind, name, args, session, settings) {
+  .ds_guard({
+    table <- switch(kind, aggregate = .ds_aggregate_functions, assign = .ds_assign_functions)
+    fun <- if (name %in% names(table)) table[[name]] else NULL
+    if (is.null(fun)) stop(sprintf("'%s' is not an allowed %s function", name, kind), call. = FALSE)
+    values <- lapply(args, .ds_value, env = session)
+    .ds_ctx$session <- session
+    .ds_ctx$settings <- settings
+    on.exit({
+      .ds_ctx$session <- NULL
+      .ds_ctx$settings <- NULL
+    })
+    do.call(fun, values, quote = TRUE)
+  })
+}
+
+.ds_evaluate <- function(node, session) .ds_guard(.ds_value(node, session))
+
+.ds_assign <- function(symbol, box, session) .ds_guard(invisible(assign(symbol, box[[1L]], envir = session)))
+
+.ds_new_session <- function() new.env(parent = globalenv())
+
+.ds_ls <- function(session) ls(envir = session, all.names = FALSE, sorted = TRUE)
+
+.ds_rm <- function(symbol, session) .ds_guard(invisible(rm(list = symbol, envir = session)))
+
+.ds_has <- function(symbol, session) exists(symbol, envir = session, inherits = FALSE)
+
+.ds_columns <- function(symbol, session) {
+  if (!exists(symbol, envir = session, inherits = FALSE)) return(NULL)
+  x <- get(symbol, envir = session, inherits = FALSE)
+  if (is.data.frame(x) || is.matrix(x)) colnames(x) else NULL
+}
+
+.ds_read_csv <- function(path) .ds_guard(utils::read.csv(path, header = TRUE))
+
+# DSLite's assignTable: keep the listed columns that exist, in the order given.
+.ds_select <- function(df, variables) {
+  .ds_guard({
+    if (is.null(variables)) df else subset(df, select = variables[variables %in% colnames(df)])
+  })
+}
+
+# A description of any R value for the Python encoder (r_server/rbridge.py).
+.ds_describe <- function(x) {
+  if (is.null(x)) return(NULL)
+  s4 <- NULL
+  if (isS4(x)) {
+    if (!methods::is(x, "Matrix")) stop(sprintf("cannot encode an S4 object of class '%s'", class(x)[1L]))
+    s4 <- list(s4_class = as.character(class(x)), s4_package = attr(class(x), "package"),
+               converted_with = "base::as.matrix", s4_slot_names = methods::slotNames(x),
+               s4_factors_names = if ("factors" %in% methods::slotNames(x)) names(x@factors) else NULL)
+    x <- base::as.matrix(x)
+  }
+  type <- typeof(x)
+  cls <- class(x)
+  attrs <- attributes(x)
+  if (type %in% c("language", "symbol")) {
+    return(list(type = type, class = cls, deparsed = deparse(x, width.cutoff = 500L),
+                has_environment = if (inherits(x, "formula")) !is.null(attr(x, ".Environment")) else NULL,
+                attributes = lapply(attrs[setdiff(names(attrs), c("class", ".Environment"))], .ds_describe)))
+  }
+  if (type == "list") {
+    return(list(type = type, class = cls, names = names(x), elements = lapply(unname(x), .ds_describe),
+                attributes = lapply(attrs[setdiff(names(attrs), c("names", "class"))], .ds_describe)))
+  }
+  if (!(type %in% c("double", "integer", "logical", "character"))) {
+    stop(sprintf("cannot encode an R value of type '%s'", type))
+  }
+  dn <- dimnames(x)
+  list(type = type, class = cls, data = as.vector(unclass(x)), names = names(x), dim = dim(x),
+       dimnames = if (is.null(dn)) NULL else unname(dn), dimnames_names = names(dn),
+       attributes = lapply(attrs[setdiff(names(attrs), c("names", "class", "dim", "dimnames"))], .ds_describe),
+       s4 = s4)
+}
+
+.ds_describe_box <- function(box) .ds_guard(.ds_describe(box[[1L]]))
+
+.ds_versions <- function() {
+  si <- utils::sessionInfo()
+  list(R = R.version.string,
+       lme4 = as.character(utils::packageVersion("lme4")),
+       Matrix = as.character(utils::packageVersion("Matrix")),
+       nloptr = as.character(utils::packageVersion("nloptr")),
+       BLAS = if (is.null(si$BLAS)) "" else si$BLAS,
+       LAPACK = if (is.null(si$LAPACK)) "" else si$LAPACK,
+       platform = R.version$platform)
+}
+
+.ds_methods <- function(kind) sort(names(switch(kind, aggregate = .ds_aggregate_functions,
+                                                 assign = .ds_assign_functions)))

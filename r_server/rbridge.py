@@ -1,0 +1,351 @@
+"""The one gateway to the embedded R of a study process.
+
+Nothing here touches R at import time: R starts on first use, every access holds one lock, and
+only rpy2's low-level ``rinterface`` is used (no conversion rules are activated, globally or
+otherwise). Our R files (``r_server/R/*.R``) are sourced into a private environment that is
+neither globalenv nor on the search path.
+
+Values reach R as call-tree nodes turned into named R lists (``kind`` = ``sym``, ``dollar``,
+``binary``, ``formula``...); the R side builds values and formula objects from them with
+``as.name``/``as.call``/``get``: client text is never parsed or evaluated. Results come back as
+nodes of the golden README's JSON encoding (via :mod:`pydsbase.rvalue`), doubles read bit for bit
+from R's memory.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydsbase import rvalue
+from r_server import calltree as ct
+from r_server.errors import RCallError
+
+R_DIR = Path(__file__).resolve().parent / "R"
+
+_NA_REAL_PAYLOAD = 1954
+_INT_NA = -(2**31)
+
+
+@dataclass(frozen=True)
+class RObject:
+    """An R value held for the caller (a data frame, a session environment); opaque outside."""
+
+    sexp: Any
+
+
+@dataclass
+class RCallOutput:
+    """What one R call printed or signalled besides its value."""
+
+    console: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
+
+
+class RBridge:
+    """Owns the embedded R. One instance per process (see :func:`default_bridge`)."""
+
+    def __init__(self, r_dir: str | Path = R_DIR) -> None:
+        self._r_dir = Path(r_dir)
+        self._lock = threading.RLock()
+        self._ri: Any = None
+        self._env: Any = None
+        self.last_output = RCallOutput()
+
+    # -- start-up -------------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        if self._env is not None:
+            return
+        import rpy2.rinterface as ri
+        from rpy2.rinterface_lib import callbacks
+
+        ri.initr_simple()
+        self._ri = ri
+        self._callbacks = callbacks
+        base = ri.baseenv
+        base["loadNamespace"](ri.StrSexpVector(["lme4"]))
+        env = base["new.env"](parent=ri.globalenv)
+        for path in sorted(self._r_dir.glob("*.R")):
+            base["sys.source"](ri.StrSexpVector([str(path)]), envir=env, **{"keep.source": ri.BoolSexpVector([False])})
+        self._env = env
+
+    @contextmanager
+    def _r(self) -> Iterator[Any]:
+        """Hold the lock, start R if needed, and capture console output for this call."""
+        with self._lock:
+            self._start()
+            output = RCallOutput()
+            self.last_output = output
+            cb = self._callbacks
+            saved = (cb.consolewrite_print, cb.consolewrite_warnerror)
+            cb.consolewrite_print = output.console.append
+            cb.consolewrite_warnerror = output.console.append
+            try:
+                yield self._ri
+            finally:
+                cb.consolewrite_print, cb.consolewrite_warnerror = saved
+
+    def _fn(self, name: str) -> Callable[..., Any]:
+        return self._env[name]
+
+    def _guarded(self, result: Any) -> Any:
+        """Unpack a ``.ds_guard`` result: the value, or RCallError with R's bare message."""
+        fields = dict(zip(result.names, result, strict=True))
+        self.last_output.warnings.extend(_strings(fields["warnings"]))
+        self.last_output.messages.extend(_strings(fields["messages"]))
+        if not _logical(fields["ok"]):
+            raise RCallError(_strings(fields["message"])[0] if len(fields["message"]) else "R error")
+        return fields.get("value", self._ri.NULL)
+
+    # -- node -> R ------------------------------------------------------------------------------
+
+    def _node(self, expr: ct.Expr | None) -> Any:
+        ri = self._ri
+
+        def rlist(**items: Any) -> Any:
+            names = list(items)
+            vec = ri.ListSexpVector([items[n] for n in names])
+            vec.do_slot_assign("names", ri.StrSexpVector(names))
+            return vec
+
+        def s(text: str) -> Any:
+            return ri.StrSexpVector([text])
+
+        match expr:
+            case None | ct.Null():
+                return rlist(kind=s("null"))
+            case ct.Bool(value=v):
+                return rlist(kind=s("literal"), value=ri.BoolSexpVector([v]))
+            case ct.Num(value=v):
+                return rlist(kind=s("literal"), value=ri.FloatSexpVector([v]))
+            case ct.Str(value=v):
+                return rlist(kind=s("literal"), value=s(v))
+            case ct.Sym(name=n):
+                return rlist(kind=s("sym"), name=s(n))
+            case ct.Dollar(obj=o, name=n):
+                return rlist(kind=s("dollar"), obj=self._node(o), name=s(n))
+            case ct.Unary(op=op, operand=x):
+                return rlist(kind=s("unary"), op=s(op), operand=self._node(x))
+            case ct.Binary(op=op, left=left, right=right):
+                return rlist(kind=s("binary"), op=s(op), left=self._node(left), right=self._node(right))
+            case ct.Paren(inner=x):
+                return rlist(kind=s("paren"), inner=self._node(x))
+            case ct.FormulaCall(func=f, args=args):
+                return rlist(kind=s("call"), func=s(f), args=ri.ListSexpVector([self._node(a) for a in args]))
+            case ct.Formula(lhs=lhs, rhs=rhs):
+                return rlist(kind=s("formula"), lhs=ri.NULL if lhs is None else self._node(lhs), rhs=self._node(rhs))
+            case ct.Call():
+                raise RCallError(f"a call of {expr.func} cannot be an argument")
+        raise TypeError(f"not a call-tree node: {expr!r}")
+
+    # -- operations -----------------------------------------------------------------------------
+
+    def new_session(self) -> RObject:
+        """A fresh session environment (parent globalenv; never attached)."""
+        with self._r():
+            return RObject(self._fn(".ds_new_session")())
+
+    def call(
+        self,
+        session: RObject,
+        kind: str,
+        func: str,
+        args: Sequence[tuple[str | None, ct.Expr]],
+        settings: dict[str, Any],
+    ) -> RObject:
+        """Run the allowed server function ``func`` of ``kind`` ("aggregate" or "assign")."""
+        with self._r() as ri:
+            arg_list = ri.ListSexpVector([self._node(value) for _, value in args])
+            arg_list.do_slot_assign("names", ri.StrSexpVector([name or "" for name, _ in args]))
+            result = self._fn(".ds_invoke")(
+                ri.StrSexpVector([kind]), ri.StrSexpVector([func]), arg_list, session.sexp, self._settings(settings)
+            )
+            return RObject(self._guarded(result))
+
+    def evaluate(self, session: RObject, expr: ct.Expr) -> RObject:
+        """The value of an arithmetic/name expression (a bare assign) in a session."""
+        with self._r():
+            return RObject(self._guarded(self._fn(".ds_evaluate")(self._node(expr), session.sexp)))
+
+    def assign(self, session: RObject, symbol: str, value: RObject) -> None:
+        with self._r() as ri:
+            box = ri.ListSexpVector([value.sexp])
+            self._guarded(self._fn(".ds_assign")(ri.StrSexpVector([symbol]), box, session.sexp))
+
+    def remove(self, session: RObject, symbol: str) -> None:
+        with self._r() as ri:
+            self._guarded(self._fn(".ds_rm")(ri.StrSexpVector([symbol]), session.sexp))
+
+    def symbols(self, session: RObject) -> list[str]:
+        with self._r():
+            return _strings(self._fn(".ds_ls")(session.sexp))
+
+    def has_symbol(self, session: RObject, symbol: str) -> bool:
+        with self._r() as ri:
+            return _logical(self._fn(".ds_has")(ri.StrSexpVector([symbol]), session.sexp))
+
+    def columns(self, session: RObject, symbol: str) -> list[str] | None:
+        with self._r() as ri:
+            out = self._fn(".ds_columns")(ri.StrSexpVector([symbol]), session.sexp)
+            return None if out is ri.NULL or out.typeof == ri.RTYPES.NILSXP else _strings(out)
+
+    def read_csv(self, path: str | Path) -> RObject:
+        """``utils::read.csv(path, header = TRUE)`` (R's own number parser, as DSLite's tables)."""
+        with self._r() as ri:
+            return RObject(self._guarded(self._fn(".ds_read_csv")(ri.StrSexpVector([str(path)]))))
+
+    def select(self, table: RObject, variables: Sequence[str] | None) -> RObject:
+        with self._r() as ri:
+            wanted = ri.NULL if variables is None else ri.StrSexpVector(list(variables))
+            return RObject(self._guarded(self._fn(".ds_select")(table.sexp, wanted)))
+
+    def table_columns(self, table: RObject) -> list[str]:
+        with self._r() as ri:
+            return _strings(ri.baseenv["colnames"](table.sexp))
+
+    def encode(self, value: RObject) -> Any:
+        """The JSON node of an R value (golden README encoding)."""
+        with self._r() as ri:
+            desc = self._guarded(self._fn(".ds_describe_box")(ri.ListSexpVector([value.sexp])))
+            return rvalue.to_node(self._model(desc))
+
+    def methods(self, kind: str) -> list[str]:
+        """The server functions of ``kind`` ("aggregate" or "assign") our R side will run."""
+        with self._r() as ri:
+            return _strings(self._fn(".ds_methods")(ri.StrSexpVector([kind])))
+
+    def versions(self) -> dict[str, str]:
+        with self._r():
+            out = self._fn(".ds_versions")()
+            return {name: _strings(v)[0] for name, v in zip(out.names, out, strict=True)}
+
+    # -- R description -> model -----------------------------------------------------------------
+
+    def _settings(self, settings: dict[str, Any]) -> Any:
+        ri = self._ri
+        values = []
+        for value in settings.values():
+            values.append(ri.StrSexpVector([value]) if isinstance(value, str) else ri.FloatSexpVector([value]))
+        vec = ri.ListSexpVector(values)
+        vec.do_slot_assign("names", ri.StrSexpVector(list(settings)))
+        return vec
+
+    def _model(self, desc: Any) -> rvalue.RValue | None:
+        ri = self._ri
+        if desc is ri.NULL or desc.typeof == ri.RTYPES.NILSXP:
+            return None
+        d = dict(zip(desc.names, desc, strict=True))
+        rtype = _strings(d["type"])[0]
+        r_class = _strings(d["class"])
+        attributes = self._attributes(d["attributes"])
+        if rtype in ("language", "symbol"):
+            has_env = d["has_environment"]
+            return rvalue.RLanguage(
+                _strings(d["deparsed"]),
+                r_class=r_class,
+                type=rtype,
+                has_environment=None if has_env is ri.NULL or has_env.typeof == ri.RTYPES.NILSXP else _logical(has_env),
+                attributes=attributes,
+            )
+        if rtype == "list":
+            names = None if _is_null(ri, d["names"]) else _strings_na(d["names"], na="")
+            items = [self._model(e) for e in d["elements"]]
+            return rvalue.RList(items, names=names, r_class=r_class, attributes=attributes)
+        s4 = None
+        if not _is_null(ri, d["s4"]):
+            s4d = dict(zip(d["s4"].names, d["s4"], strict=True))
+            s4 = {
+                "s4_class": _strings(s4d["s4_class"])[0],
+                "s4_package": _strings(s4d["s4_package"])[0],
+                "converted_with": _strings(s4d["converted_with"])[0],
+                "s4_slot_names": _strings(s4d["s4_slot_names"]),
+                "s4_factors_names": [] if _is_null(ri, s4d["s4_factors_names"]) else _strings(s4d["s4_factors_names"]),
+            }
+        dimnames = None
+        if not _is_null(ri, d["dimnames"]):
+            dimnames = [None if _is_null(ri, dn) else _strings_na(dn) for dn in d["dimnames"]]
+        return rvalue.RAtomic(
+            rtype,
+            _atomic_data(ri, rtype, d["data"]),
+            r_class=r_class,
+            names=None if _is_null(ri, d["names"]) else _strings_na(d["names"]),
+            dim=None if _is_null(ri, d["dim"]) else [int(v) for v in d["dim"]],
+            dimnames=dimnames,
+            dimnames_names=None if _is_null(ri, d["dimnames_names"]) else _strings_na(d["dimnames_names"], na=""),
+            attributes=attributes,
+            s4=s4,
+        )
+
+    def _attributes(self, attrs: Any) -> dict[str, rvalue.RValue]:
+        if _is_null(self._ri, attrs) or len(attrs) == 0:
+            return {}
+        out: dict[str, rvalue.RValue] = {}
+        for name, value in zip(attrs.names, attrs, strict=True):
+            model = self._model(value)
+            if model is not None:
+                out[name] = model
+        return out
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+def _is_null(ri: Any, sexp: Any) -> bool:
+    return sexp is ri.NULL or sexp.typeof == ri.RTYPES.NILSXP
+
+
+def _strings(sexp: Any) -> list[Any]:
+    return list(sexp)
+
+
+def _strings_na(sexp: Any, na: Any = rvalue.NA) -> list[Any]:
+    import rpy2.rinterface as ri
+
+    return [na if v is ri.NA_Character else str(v) for v in sexp]
+
+
+def _logical(sexp: Any) -> bool:
+    values = list(sexp)
+    return bool(values) and values[0] is True
+
+
+def _atomic_data(ri: Any, rtype: str, sexp: Any) -> list[Any]:
+    if rtype == "character":
+        return _strings_na(sexp)
+    if rtype == "double":
+        raw = bytes(memoryview(sexp.memoryview()).cast("B"))
+        out: list[Any] = []
+        for (bits,) in struct.iter_unpack("<Q", raw):
+            value = struct.unpack("<d", struct.pack("<Q", bits))[0]
+            if math.isnan(value) and (bits & 0xFFFFFFFF) == _NA_REAL_PAYLOAD:
+                out.append(rvalue.NA)
+            else:
+                out.append(math.nan if math.isnan(value) else value)
+        return out
+    ints = list(memoryview(sexp.memoryview()).cast("B").cast("i"))
+    if rtype == "integer":
+        return [rvalue.NA if v == _INT_NA else int(v) for v in ints]
+    if rtype == "logical":
+        return [rvalue.NA if v == _INT_NA else bool(v) for v in ints]
+    raise RCallError(f"cannot encode an R vector of type {rtype}")
+
+
+_DEFAULT: RBridge | None = None
+_DEFAULT_LOCK = threading.Lock()
+
+
+def default_bridge() -> RBridge:
+    """The process's one bridge (embedded R can only be started once per process)."""
+    global _DEFAULT
+    with _DEFAULT_LOCK:
+        if _DEFAULT is None:
+            _DEFAULT = RBridge()
+        return _DEFAULT
