@@ -5,7 +5,8 @@ forest plot), then one diamond per pooling method spanning the pooled 95% CI and
 estimate. Studies left out of this term are listed under the plot with their reasons.
 
 The figures are plain ``matplotlib.figure.Figure`` objects (no pyplot state, Agg rendering); the
-artists carry ``gid``s (``study:<name>``, ``pooled:<method>``) so they can be found and checked.
+artists carry ``gid``s (``study:<name>`` the square, ``ci:<name>`` its whiskers, ``pooled:<method>``)
+so they can be found and checked.
 """
 
 from __future__ import annotations
@@ -54,16 +55,11 @@ def forest_plot(
     for name in studies:
         fit = result.study(name)
         est, se = fit.estimates[term], fit.std_errors[term]
-        ax.errorbar(
-            [est],
-            [y],
-            xerr=[[_Z975 * se], [_Z975 * se]],
-            fmt="s",
-            color="black",
-            markersize=5,
-            capsize=3,
-            gid=f"study:{name}",
+        marker, _caps, (whiskers,) = ax.errorbar(
+            [est], [y], xerr=[[_Z975 * se], [_Z975 * se]], fmt="s", color="black", markersize=5, capsize=3
         )
+        marker.set_gid(f"study:{name}")
+        whiskers.set_gid(f"ci:{name}")
         labels.append(name)
         positions.append(y)
         y -= 1.0
