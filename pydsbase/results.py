@@ -22,6 +22,7 @@ coefficients differ.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import math
@@ -40,6 +41,7 @@ __all__ = [
     "METHODS",
     "Exclusion",
     "Pooled",
+    "PoolingFailure",
     "SLMAResult",
     "StudyFit",
     "lmer_slma_result",
@@ -128,8 +130,23 @@ class Pooled:
     H2: float
     k: int
 
+    warnings: tuple[str, ...] = ()
+
     def as_row(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in STATISTICS}
+
+
+@dataclass(frozen=True)
+class PoolingFailure:
+    """metafor stopped while pooling ``term`` under ``method``; ``message`` is R's condition message."""
+
+    term: str
+    method: str
+    studies: tuple[str, ...]
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.term!r} under {self.method}: rma failed: {self.message}"
 
 
 @dataclass(frozen=True)
@@ -140,6 +157,7 @@ class SLMAResult:
     terms: tuple[str, ...]
     pooled: tuple[Pooled, ...]
     exclusions: tuple[Exclusion, ...]
+    failures: tuple[PoolingFailure, ...] = ()
     r_value: RList | None = None
     formula: str | None = None
     methods: tuple[str, ...] = METHODS
@@ -233,8 +251,19 @@ class SLMAResult:
                 }
                 for s in self.studies
             ],
+            "failures": [
+                {"term": f.term, "method": f.method, "studies": list(f.studies), "message": f.message}
+                for f in self.failures
+            ],
             "pooled": [
-                {"term": r.term, "method": r.method, "studies": list(r.studies), **r.as_row()} for r in self.pooled
+                {
+                    "term": r.term,
+                    "method": r.method,
+                    "studies": list(r.studies),
+                    **r.as_row(),
+                    "warnings": list(r.warnings),
+                }
+                for r in self.pooled
             ],
             "exclusions": [
                 {"study": e.study, "term": e.term, "kind": e.kind, "message": e.message} for e in self.exclusions
@@ -259,6 +288,13 @@ class SLMAResult:
             lines.append("")
             lines.append("Not pooled:")
             lines.extend(f"  {e}" for e in self.exclusions)
+        notes = [f"  {f}" for f in self.failures] + [
+            f"  {r.term!r} under {r.method}: {w}" for r in self.pooled for w in r.warnings
+        ]
+        if notes:
+            lines.append("")
+            lines.append("Pooling notes:")
+            lines.extend(notes)
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
@@ -273,6 +309,9 @@ class SLMAResult:
         if self.exclusions:
             items = "".join(f"<li>{esc(str(e))}</li>" for e in self.exclusions)
             parts.append(f"<div>Not pooled:<ul>{items}</ul></div>")
+        if self.failures:
+            items = "".join(f"<li>{esc(str(f))}</li>" for f in self.failures)
+            parts.append(f"<div>Pooling failed:<ul>{items}</ul></div>")
         return "\n".join(parts)
 
     # -- plots --------------------------------------------------------------------------------
@@ -378,6 +417,7 @@ def pool(
     terms = aligned_terms([f.terms for f in included])
     exclusions: list[Exclusion] = [f.exclusion for f in fits if f.exclusion is not None]
     pooled: list[Pooled] = []
+    failures: list[PoolingFailure] = []
     for term in terms:
         used: list[StudyFit] = []
         for fit in included:
@@ -398,13 +438,20 @@ def pool(
             continue
         yi = [f.estimates[term] for f in used]
         sei = [f.std_errors[term] for f in used]
+        studies = tuple(f.name for f in used)
         for method in methods:
-            pooled.append(_pooled_row(term, method, tuple(f.name for f in used), rma(yi, sei, method)))
+            try:
+                fit = rma(yi, sei, method)
+            except Exception as exc:  # metafor stops (e.g. Fisher scoring did not converge): say so, go on
+                failures.append(PoolingFailure(term, method, studies, str(exc)))
+                continue
+            pooled.append(_pooled_row(term, method, studies, fit))
     return SLMAResult(
         studies=tuple(fits),
         terms=tuple(terms),
         pooled=tuple(pooled),
         exclusions=tuple(exclusions),
+        failures=tuple(failures),
         r_value=r_value,
         formula=formula,
         methods=tuple(methods),
@@ -500,10 +547,15 @@ def _r_compatible_summary(order: Sequence[str], answers: Mapping[str, Any]) -> R
 
 
 def _metafor_rma() -> RmaFunction:
-    from pydsbase.meta import rma
+    """pydsbase.meta's rma; metafor's warnings are kept on the row instead of being signalled."""
+    from pydsbase.meta import MetaAnalysisError, rma_rows
 
     def call(yi: list[float], sei: list[float], method: str) -> Any:
-        return rma(yi, sei, method)
+        (outcome,) = rma_rows([yi], [sei], method)
+        if outcome.error is not None:
+            raise MetaAnalysisError(outcome.error)
+        assert outcome.result is not None
+        return dataclasses.replace(outcome.result, warnings=tuple(outcome.warnings))
 
     return call
 
@@ -526,6 +578,7 @@ def _pooled_row(term: str, method: str, studies: tuple[str, ...], fit: Any) -> P
         I2=_float(fit.I2),
         H2=_float(fit.H2),
         k=int(fit.k),
+        warnings=tuple(str(w) for w in getattr(fit, "warnings", ()) or ()),
     )
 
 
