@@ -116,7 +116,7 @@ def invcalc_intercept(w: FloatArray) -> tuple[FloatArray, FloatArray, list[str |
     n, k = w.shape
     s = np.sqrt(w)
     errors: list[str | None] = [None] * n
-    finite = np.isfinite(s).all(axis=1)
+    finite = np.asarray(np.isfinite(s).all(axis=1), dtype=bool)
     safe = np.where(finite[:, None], s, 1.0)
     nrm = dnrm2(safe)
     for i in range(n):

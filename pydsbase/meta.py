@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Final, Literal
 
 import numpy as np
+import numpy.typing as npt
 
 from pydsbase._rlinalg import (
     FloatArray,
@@ -139,9 +140,9 @@ def rma_rows(yis: Sequence[Sequence[float]], seis: Sequence[Sequence[float]], me
             rows = [m[0] for m in members]
             y2 = np.stack([m[1] for m in members])
             v2 = np.stack([m[2] for m in members])
-            vi0 = np.array([m[3] for m in members])
-            notes = [m[4] for m in members]
-            for row, outcome in zip(rows, _fit(y2, v2, vi0, notes, method, k), strict=True):
+            flags = np.array([m[3] for m in members], dtype=bool)
+            row_notes = [m[4] for m in members]
+            for row, outcome in zip(rows, _fit(y2, v2, flags, row_notes, method, k), strict=True):
                 outcomes[row] = outcome
     return [o for o in outcomes if o is not None]
 
@@ -174,14 +175,14 @@ class _Rows:
     def alive(self) -> np.ndarray:
         return np.array([e is None for e in self.errors], dtype=bool)
 
-    def warn(self, mask: np.ndarray, text: str, rows: np.ndarray | None = None) -> None:
-        idx = np.flatnonzero(mask) if rows is None else rows[mask]
+    def warn(self, mask: npt.ArrayLike, text: str, rows: np.ndarray | None = None) -> None:
+        idx = np.flatnonzero(mask) if rows is None else rows[np.asarray(mask, dtype=bool)]
         for i in idx:
             if self.errors[i] is None:
                 self.warnings[i].append(text)
 
-    def fail(self, mask: np.ndarray, text: str, rows: np.ndarray | None = None) -> None:
-        idx = np.flatnonzero(mask) if rows is None else rows[mask]
+    def fail(self, mask: npt.ArrayLike, text: str, rows: np.ndarray | None = None) -> None:
+        idx = np.flatnonzero(mask) if rows is None else rows[np.asarray(mask, dtype=bool)]
         for i in idx:
             if self.errors[i] is None:
                 self.errors[i] = text
@@ -368,10 +369,10 @@ def _fisher_scoring(y: FloatArray, v: FloatArray, ymc: FloatArray, method: str,
     return tau2, iters
 
 
-def _ll0check(v: FloatArray, ymc: FloatArray, tau2: FloatArray, allvipos: np.ndarray, method: str,
+def _ll0check(v: FloatArray, ymc: FloatArray, tau2: FloatArray, allvipos: npt.ArrayLike, method: str,
               rows: _Rows) -> FloatArray:
     """metafor's check against tau2 = 0: may set tau2 to 0 with a warning."""
-    idx = np.flatnonzero(rows.alive() & allvipos)
+    idx = np.flatnonzero(rows.alive() & np.asarray(allvipos, dtype=bool))
     if idx.size == 0:
         return tau2
     vv = v[idx]

@@ -1,0 +1,64 @@
+"""Study-level meta-analysis pooling, as dsBaseClient 6.3.0's ds.lmerSLMA does it.
+
+For every coefficient row p of the valid studies' beta and standard-error tables, ds.lmerSLMA
+calls ``metafor::rma(yi = betas[p, ], sei = ses[p, ], method = m)`` for m = "ML", "REML", "FE"
+(in that order, row by row) and fills ``SLMA.pooled.ests.matrix`` with each fit's ``beta`` and
+``se``. An error in any fit stops the whole call (R's message, via
+:class:`pydsbase.meta.MetaAnalysisError`); warnings are signalled in R's order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from pydsbase.meta import Outcome, RmaResult, rma_rows
+from pydsbase.rvalue import NA, RAtomic
+
+__all__ = ["POOLED_COLUMNS", "PooledEstimates", "pool_slma"]
+
+POOLED_COLUMNS: Final = ("pooled.ML", "se.ML", "pooled.REML", "se.REML", "pooled.FE", "se.FE")
+_ORDER: Final = ("ML", "REML", "FE")
+
+
+@dataclass(frozen=True)
+class PooledEstimates:
+    """``SLMA.pooled.ests.matrix`` as an R double matrix, and every fit behind it."""
+
+    matrix: RAtomic
+    results: dict[str, list[RmaResult]]
+
+
+def _as_float(value: object) -> float:
+    if value is NA or value is None:
+        return float("nan")
+    return float(value)  # type: ignore[arg-type]
+
+
+def pool_slma(terms: Sequence[str] | None, betas: Sequence[Sequence[object]],
+              ses: Sequence[Sequence[object]]) -> PooledEstimates:
+    """Pool a terms-by-studies table of coefficients (NA or NaN for missing values).
+
+    ``terms`` names the rows (None when ds.lmerSLMA's beta matrix has no row names, as with a
+    single valid study); ``betas[p][s]`` and ``ses[p][s]`` are coefficient p of valid study s.
+    """
+    yis = [[_as_float(v) for v in row] for row in betas]
+    seis = [[_as_float(v) for v in row] for row in ses]
+    if len(yis) != len(seis):
+        raise ValueError("betas and ses must have the same number of rows")
+    if terms is not None and len(terms) != len(yis):
+        raise ValueError("terms must name every row")
+    fits: dict[str, list[Outcome]] = {m: rma_rows(yis, seis, m) for m in _ORDER}
+    results: dict[str, list[RmaResult]] = {m: [] for m in _ORDER}
+    for p in range(len(yis)):
+        for m in _ORDER:
+            results[m].append(fits[m][p].replay())
+    nrow = len(yis)
+    data: list[float] = []  # column-major: pooled.ML, se.ML, pooled.REML, se.REML, pooled.FE, se.FE
+    for m in _ORDER:
+        data.extend(r.beta for r in results[m])
+        data.extend(r.se for r in results[m])
+    matrix = RAtomic(type="double", data=data, dim=[nrow, len(POOLED_COLUMNS)],
+                     dimnames=[list(terms) if terms is not None else None, list(POOLED_COLUMNS)])
+    return PooledEstimates(matrix=matrix, results=results)
