@@ -1,0 +1,278 @@
+"""Replay validation cases against pydsbase and write what happened, in the golden files' encoding.
+
+A case file is read for ``case_id``, ``studies``, ``login``, ``disclosure_settings``,
+``setup[].call`` and ``call`` only; nothing here opens a golden result. Per case: the backend
+gives one login record per study (the local backend: a temporary folder per study holding only
+that study's CSV as ``TABLE.csv``), the session logs in and assigns the table to ``login.symbol``
+with ``login.variables``, the setup calls are replayed, then the call under test. The output
+``OUT/<case_id>.json`` has ``outcome``, ``result``, ``error`` {message, class},
+``datashield_errors``, ``stdout``, ``messages`` and ``warnings``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from importlib import import_module
+from pathlib import Path
+from typing import Any
+
+from pydsbase import console
+from pydsbase.conformance.rcall import ConnsIndex, ParsedCall, RFunction, bind, parse_call
+from pydsbase.dsi import DataSHIELDErrors
+from pydsbase.errors import RError
+from pydsbase.rvalue import RList, RValue, r_character, to_node
+
+__all__ = [
+    "BACKENDS",
+    "CaseSpec",
+    "StudySpec",
+    "read_case",
+    "register_backend",
+    "run_case",
+    "run_cases",
+]
+
+CASE_KEYS = ("case_id", "studies", "login", "disclosure_settings", "setup", "call")
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    server: str
+    table: str
+    csv: str
+
+
+@dataclass(frozen=True)
+class CaseSpec:
+    case_id: str
+    studies: tuple[StudySpec, ...]
+    symbol: str
+    variables: tuple[str, ...] | None
+    disclosure_settings: Any
+    setup_calls: tuple[str, ...]
+    call: str
+
+
+def _text(value: Any) -> str:
+    return "\n".join(value) if isinstance(value, list) else str(value)
+
+
+def read_case(path: Path) -> CaseSpec:
+    """The parts of a case file the runner may use; every other key is left unread."""
+    raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    allowed = {k: raw[k] for k in CASE_KEYS if k in raw}
+    login = allowed.get("login") or {}
+    call = allowed["call"]
+    variables = login.get("variables")
+    return CaseSpec(
+        case_id=str(allowed["case_id"]),
+        studies=tuple(StudySpec(s["server"], s["table"], s["csv"]) for s in allowed["studies"]),
+        symbol=str(login.get("symbol") or "D"),
+        variables=None if variables is None else tuple(variables),
+        disclosure_settings=allowed.get("disclosure_settings"),
+        setup_calls=tuple(_text(step["call"]) for step in allowed.get("setup") or []),
+        call=_text(call["text"] if isinstance(call, dict) else call),
+    )
+
+
+# -- backends -------------------------------------------------------------------------------------
+
+LoginFactory = Callable[[CaseSpec, Path], contextlib.AbstractContextManager[list[Any]]]
+BACKENDS: dict[str, LoginFactory] = {}
+# Backends defined elsewhere, imported on first use: name -> "module:function".
+_LAZY_BACKENDS = {
+    "http": "pydsbase.conformance.http_backend:logins",
+    "docker": "pydsbase.conformance.docker_backend:logins",
+}
+
+
+def register_backend(name: str, factory: LoginFactory) -> None:
+    """Make ``--backend NAME`` available: ``factory(case, data_root)`` yields the login records."""
+    BACKENDS[name] = factory
+
+
+def backend(name: str) -> LoginFactory:
+    if name not in BACKENDS and name in _LAZY_BACKENDS:
+        module, function = _LAZY_BACKENDS[name].split(":")
+        register_backend(name, getattr(import_module(module), function))
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; known: {', '.join(sorted({*BACKENDS, *_LAZY_BACKENDS}))}")
+    return BACKENDS[name]
+
+
+@contextlib.contextmanager
+def local_logins(case: CaseSpec, data_root: Path) -> Iterator[list[Any]]:
+    """One temporary folder per study holding a copy of only its CSV (as TABLE.csv); LocalDriver logins."""
+    from datashield import DSLoginBuilder
+
+    root = Path(tempfile.mkdtemp(prefix=f"pydsbase-{case.case_id}-"))
+    try:
+        builder = DSLoginBuilder()
+        for i, study in enumerate(case.studies, start=1):
+            folder = root / f"study{i}"
+            folder.mkdir()
+            source = (data_root / study.csv).resolve()
+            if not source.is_file():
+                raise FileNotFoundError(f"study data not found: {source}")
+            target = folder / f"{study.table}.csv"
+            shutil.copyfile(source, target)  # a copy: studies refuse links that leave their folder
+            builder.add(study.server, url=f"local://{folder}", user="conformance", password="conformance",
+                        driver="pydsbase.LocalDriver")
+        yield builder.build()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+register_backend("local", local_logins)
+
+
+# -- the dsBaseClient functions a case may call ---------------------------------------------------
+
+
+def _functions() -> dict[str, RFunction]:
+    from pydsbase import lmer, workflow
+
+    return {
+        "ds.lmerSLMA": RFunction(lmer.ds_lmer_slma, (
+            ("formula", "formula"), ("offset", "offset"), ("weights", "weights"),
+            ("combine.with.metafor", "combine_with_metafor"), ("dataName", "data_name"), ("checks", "checks"),
+            ("datasources", "datasources"), ("REML", "reml"), ("control_type", "control_type"),
+            ("control_value", "control_value"), ("optimizer", "optimizer"), ("verbose", "verbose"),
+            ("notify.of.progress", "notify_of_progress"), ("assign", "assign"), ("newobj", "newobj"),
+        )),
+        "ds.completeCases": RFunction(workflow.ds_complete_cases, (
+            ("x1", "x1"), ("newobj", "newobj"), ("datasources", "datasources"),
+        )),
+        "ds.make": RFunction(workflow.ds_make, (
+            ("toAssign", "to_assign"), ("newobj", "newobj"), ("datasources", "datasources"),
+        )),
+        "ds.dataFrame": RFunction(workflow.ds_data_frame, (
+            ("x", "x"), ("row.names", "row_names"), ("check.rows", "check_rows"), ("check.names", "check_names"),
+            ("stringsAsFactors", "strings_as_factors"), ("completeCases", "complete_cases"),
+            ("DataSHIELD.checks", "datashield_checks"), ("newobj", "newobj"), ("datasources", "datasources"),
+            ("notify.of.progress", "notify_of_progress"),
+        )),
+        "ds.Boole": RFunction(workflow.ds_boole, (
+            ("V1", "v1"), ("V2", "v2"), ("Boolean.operator", "boolean_operator"),
+            ("numeric.output", "numeric_output"), ("na.assign", "na_assign"), ("newobj", "newobj"),
+            ("datasources", "datasources"),
+        )),
+        "ds.dataFrameSubset": RFunction(workflow.ds_data_frame_subset, (
+            ("df.name", "df_name"), ("V1.name", "v1_name"), ("V2.name", "v2_name"),
+            ("Boolean.operator", "boolean_operator"), ("keep.cols", "keep_cols"), ("rm.cols", "rm_cols"),
+            ("keep.NAs", "keep_nas"), ("newobj", "newobj"), ("datasources", "datasources"),
+            ("notify.of.progress", "notify_of_progress"),
+        )),
+    }
+
+
+def call_function(session: Any, call: ParsedCall, functions: dict[str, RFunction]) -> Any:
+    """Run one parsed dsBaseClient call on the session."""
+    if call.function not in functions:
+        raise ValueError(f"unsupported function {call.function}")
+    function = functions[call.function]
+    kwargs = bind(call, function)
+    names = list(session.get_connection_names())
+    for key, value in list(kwargs.items()):
+        if isinstance(value, ConnsIndex):
+            kwargs[key] = value.select(names)
+        elif isinstance(value, list) and key != "datasources" and len(value) == 1:
+            kwargs[key] = value[0]
+    return function.python(session, **kwargs)
+
+
+# -- running ---------------------------------------------------------------------------------------
+
+
+def _lines(text: str) -> list[str]:
+    """``capture.output``'s lines: split at newlines, no empty line after a final newline."""
+    if not text:
+        return []
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def _error_record(exc: BaseException) -> dict[str, Any]:
+    if isinstance(exc, RError):
+        return {"message": exc.message, "class": list(exc.r_class)}
+    return {"message": f"{type(exc).__name__}: {exc}", "class": ["python", type(exc).__name__]}
+
+
+def _errors_node(exc: BaseException) -> Any:
+    if not isinstance(exc, DataSHIELDErrors):
+        return None
+    errors = exc.datashield_errors
+    value = RList([r_character(m) for m in errors.values()], names=list(errors))
+    return to_node(value)
+
+
+def run_case(case: CaseSpec, data_root: Path, backend_name: str = "local") -> dict[str, Any]:
+    """Run one case and return its output record."""
+    from pydsbase.session import Session
+
+    functions = _functions()
+    record: dict[str, Any] = {
+        "case_id": case.case_id,
+        "outcome": "error",
+        "result": None,
+        "error": None,
+        "datashield_errors": None,
+        "stdout": [],
+        "messages": [],
+        "warnings": [],
+    }
+    with backend(backend_name)(case, data_root) as logins:
+        session = Session(logins)
+        try:
+            session.open()
+            tables = {study.server: study.table for study in case.studies}
+            variables = None if case.variables is None else list(case.variables)
+            session.assign_table(case.symbol, tables=tables, variables=variables)
+            setup_out = io.StringIO()
+            with contextlib.redirect_stdout(setup_out), console.capture_conditions():
+                for text in case.setup_calls:
+                    call_function(session, parse_call(text), functions)
+            parsed = parse_call(case.call)
+            out = io.StringIO()
+            result: RValue | None = None
+            with console.capture_conditions() as conditions:
+                try:
+                    with contextlib.redirect_stdout(out):
+                        result = call_function(session, parsed, functions)
+                    record["outcome"] = "returned"
+                    record["result"] = to_node(result)
+                except Exception as exc:  # the call's error is the case's outcome
+                    record["error"] = _error_record(exc)
+                    record["datashield_errors"] = _errors_node(exc)
+            record["stdout"] = _lines(out.getvalue())
+            record["messages"] = conditions.messages
+            record["warnings"] = conditions.warnings
+        except Exception as exc:  # login or setup failed: the case fails with that error
+            record["outcome"] = "error"
+            record["error"] = _error_record(exc)
+            record["datashield_errors"] = _errors_node(exc)
+        finally:
+            with contextlib.suppress(Exception):
+                session.close()
+    return record
+
+
+def run_cases(paths: Sequence[Path], data_root: Path, out_dir: Path, backend_name: str = "local") -> list[Path]:
+    """Run every case; write ``out_dir/<case_id>.json`` for each; return the files written."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in paths:
+        case = read_case(path)
+        record = run_case(case, data_root, backend_name)
+        target = out_dir / f"{case.case_id}.json"
+        target.write_text(json.dumps(record, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+        written.append(target)
+    return written

@@ -1,0 +1,258 @@
+"""The DataSHIELD workflow calls around ds.lmerSLMA, as dsBaseClient 6.3.0 makes them.
+
+``ds_complete_cases``, ``ds_make``, ``ds_data_frame``, ``ds_boole`` and ``ds_data_frame_subset``
+send dsBaseClient's server calls and return what it returns: the ``is.object.created`` /
+``validity.check`` (/ ``studyside.messages``) list built from ``testObjExistsDS`` and ``messageDS``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from pydsbase import console, dsi, rops
+from pydsbase.errors import RError
+from pydsbase.lmer import is_defined
+from pydsbase.rtext import as_character_double, cat_text, deparse_call, unlist
+from pydsbase.rvalue import NA, RAtomic, RList, RValue, r_character
+
+__all__ = ["ds_boole", "ds_complete_cases", "ds_data_frame", "ds_data_frame_subset", "ds_make"]
+
+_ALL_OK = "ALL OK: there are no studysideMessage(s) on this datasource"
+_OPERATORS = {"==": 1, "!=": 2, "<": 3, "<=": 4, ">": 5, ">=": 6}
+
+
+def _object_report(session: Any, names: Sequence[str], newobj: str) -> RList:
+    """The closing block every dsBaseClient assign function shares."""
+    info = dsi.aggregate(session, deparse_call("testObjExistsDS", newobj), names)
+    exists_everywhere = True
+    non_null_everywhere = True
+    for item in info:
+        if not rops.condition(rops.dollar(item, "test.obj.exists")):
+            exists_everywhere = False
+        obj_class = unlist(rops.dollar(item, "test.obj.class"))
+        if obj_class is None or "ABSENT" in obj_class.data:
+            non_null_everywhere = False
+    created: RValue
+    if exists_everywhere and non_null_everywhere:
+        created = r_character([f"A data object <{newobj}> has been created in all specified data sources"])
+    else:
+        created = RList(
+            [
+                r_character([f"Error: A valid data object <{newobj}> does NOT exist in ALL specified data sources"]),
+                r_character(["It is either ABSENT and/or has no valid content/class,see return.info above"]),
+                r_character(["Please use ds.ls() to identify where missing"]),
+            ]
+        )
+    messages = dsi.aggregate(session, deparse_call("messageDS", newobj), names)
+    no_errors = True
+    for message in messages:
+        if rops.condition(_not_equal(message, _ALL_OK)):
+            no_errors = False
+    if no_errors:
+        check = r_character([f"<{newobj}> appears valid in all sources"])
+        return RList([created, check], names=["is.object.created", "validity.check"])
+    check = r_character([f"<{newobj}> invalid in at least one source. See studyside.messages:"])
+    studyside = RList(list(messages), names=list(names))
+    return RList([created, check, studyside], names=["is.object.created", "validity.check", "studyside.messages"])
+
+
+def _not_equal(value: RValue | None, text: str) -> RAtomic:
+    equal = rops.equals_scalar(value, text)
+    assert equal is not None
+    return RAtomic("logical", [v if v is NA else not v for v in equal.data])
+
+
+def ds_complete_cases(
+    session: Any, x1: str | None = None, newobj: str | None = None, datasources: Sequence[str] | None = None
+) -> RValue:
+    """``ds.completeCases``: ``newobj <- completeCasesDS(x1)`` in every study."""
+    names = dsi.datasource_names(session, datasources)
+    if x1 is None:
+        return r_character(["Error: x1 must be a character string naming a serverside data.frame, matrix or vector"])
+    is_defined(session, names, x1)
+    newobj = f"{x1}_complete.cases" if newobj is None else newobj
+    dsi.assign(session, newobj, deparse_call("completeCasesDS", x1), names)
+    return _object_report(session, names, newobj)
+
+
+def ds_make(
+    session: Any, to_assign: str | None = None, newobj: str | None = None, datasources: Sequence[str] | None = None
+) -> RList:
+    """``ds.make``: assign the bare arithmetic expression ``to_assign`` (e.g. ``D$BMI/D$BMI``)."""
+    names = dsi.datasource_names(session, datasources)
+    if to_assign is None:
+        raise RError("Please give the name of object to assign or an expression to evaluate and assign.!\n")
+    newobj = "make.newobj" if newobj is None else newobj
+    dsi.assign(session, newobj, to_assign, names)  # as.symbol(toAssign) deparses to the text itself
+    return _object_report(session, names, newobj)
+
+
+def ds_data_frame(
+    session: Any,
+    x: Sequence[str] | str | None = None,
+    row_names: Sequence[str] | str | None = None,
+    check_rows: bool = False,
+    check_names: bool = True,
+    strings_as_factors: bool = True,
+    complete_cases: bool = False,
+    datashield_checks: bool = False,
+    newobj: str | None = None,
+    datasources: Sequence[str] | None = None,
+    notify_of_progress: bool = False,
+) -> RList:
+    """``ds.dataFrame``: per study, ``newobj <- dataFrameDS("a,b", NULL, ..., "<column names>", ...)``."""
+    names = dsi.datasource_names(session, datasources)
+    if x is None:
+        raise RError("Please provide the name of the list that holds the input vectors!")
+    if datashield_checks:
+        raise NotImplementedError("ds_data_frame(datashield_checks=True) is not supported")
+    parts = [x] if isinstance(x, str) else list(x)
+    newobj = "dataframe.newobj" if newobj is None else newobj
+    colname_list: list[list[str]] = []
+    for std, name in enumerate(names, start=1):
+        classes: list[Any] = []
+        for j, part in enumerate(parts, start=1):
+            flat = unlist(dsi.aggregate(session, deparse_call("classDS", part), [name])[0])
+            classes.extend(flat.data if flat is not None else [])
+            if notify_of_progress:
+                console.cat(_step_text(j, len(parts), 1, std))
+        columns: list[str] = []
+        for j, part in enumerate(parts, start=1):
+            part_class = classes[j - 1] if j <= len(classes) else NA
+            if part_class is NA:
+                raise RError("missing value where TRUE/FALSE needed")
+            if part_class not in ("data.frame", "matrix"):
+                columns.append(part)
+            else:
+                flat = unlist(dsi.aggregate(session, deparse_call("colnamesDS", part), [name])[0])
+                columns.extend(str(v) for v in (flat.data if flat is not None else []))
+            if notify_of_progress:
+                console.cat(_step_text(j, len(parts), 2, std))
+        colname_list.append(columns)
+    if notify_of_progress:
+        console.cat("\nBoth steps in all studies completed\n")
+    x_transmit = ",".join(parts)
+    rows_transmit = None if row_names is None else ",".join([row_names] if isinstance(row_names, str) else row_names)
+    for name, columns in zip(names, colname_list, strict=True):
+        call = deparse_call(
+            "dataFrameDS", x_transmit, rows_transmit, check_rows, check_names, ",".join(columns), strings_as_factors,
+            complete_cases,
+        )
+        dsi.assign(session, newobj, call, [name])
+    return _object_report(session, names, newobj)
+
+
+def ds_boole(
+    session: Any,
+    v1: str | None = None,
+    v2: str | float | None = None,
+    boolean_operator: str | None = None,
+    numeric_output: bool = True,
+    na_assign: str = "NA",
+    newobj: str | None = None,
+    datasources: Sequence[str] | None = None,
+) -> RList:
+    """``ds.Boole``: ``newobj <- BooleDS(V1, V2, <operator 1..6>, na.assign, numeric.output)``."""
+    names = dsi.datasource_names(session, datasources)
+    if v1 is None:
+        raise RError("Please provide the name of the column or scalar that holds V1!")
+    if v2 is None:
+        raise RError(
+            "Please provide the name of a column or scalar holding V2 or declare a scalar in character format: eg '3'"
+        )
+    if boolean_operator is None:
+        raise RError("Please provide a Boolean operator in character format: eg '==' or '>=' or '<' or '!='")
+    if na_assign not in ("NA", "0", "1"):
+        raise RError(
+            "Error: na.assign must be a character string taking value 'NA', '0' or '1'- "
+            "if <na.action> not specified default is 'NA'"
+        )
+    newobj = "boole.newobj" if newobj is None else newobj
+    code = _OPERATORS.get(boolean_operator, 0)
+    if code == 0:
+        raise RError(f"An unrecognized Boolean operator, {boolean_operator}, has provide")
+    dsi.assign(session, newobj, deparse_call("BooleDS", v1, v2, float(code), na_assign, numeric_output), names)
+    return _object_report(session, names, newobj)
+
+
+def ds_data_frame_subset(
+    session: Any,
+    df_name: str | None = None,
+    v1_name: str | None = None,
+    v2_name: str | None = None,
+    boolean_operator: str | None = None,
+    keep_cols: Sequence[Any] | None = None,
+    rm_cols: Sequence[Any] | None = None,
+    keep_nas: bool | None = None,
+    newobj: str | None = None,
+    datasources: Sequence[str] | None = None,
+    notify_of_progress: bool = False,
+) -> RList:
+    """``ds.dataFrameSubset``: aggregate ``dataFrameSubsetDS1``, then assign ``dataFrameSubsetDS2``."""
+    names = dsi.datasource_names(session, datasources)
+    if df_name is None:
+        raise RError("Please provide the name of the data.frame to be subsetted as a character string: eg 'xxx'")
+    cols_given = keep_cols is not None or rm_cols is not None
+    if not cols_given and v1_name is None:
+        raise RError(
+            "Please provide the name of the column or scalar that holds V1 as a character string: eg 'xxx' or '3'"
+        )
+    if cols_given and v1_name is None:
+        v1_name = "ONES"
+    if not cols_given and v2_name is None:
+        raise RError(
+            "Please provide the name of the column or scalar that holds V2 as a character string: eg 'xxx' or '3'"
+        )
+    if cols_given and v2_name is None:
+        v2_name = "ONES"
+    if not cols_given and boolean_operator is None:
+        raise RError(
+            "Unless you are only subsetting columns, please provide a "
+            "Boolean operator in character format: eg '==' or '>=' or '<' or '!='. "
+            "However, if either keep.cols or rm.cols is non-null because you want "
+            "to subset columns and you specify both V1.name and V2.name as NULL (or 'ONES') "
+            "and Boolean.operator as NULL,ds.dataFrameSubset will subset out "
+            "the specified columns but will keep all rows."
+        )
+    if cols_given and boolean_operator is None:
+        boolean_operator = "=="
+    keep_nas = False if keep_nas is None else keep_nas
+    code = float(_OPERATORS.get(boolean_operator or "", 0))
+    newobj = "dataframesubset.newobj" if newobj is None else newobj
+    keep = None if keep_cols is None else ",".join(_as_text(c) for c in keep_cols)
+    remove = None if rm_cols is None else ",".join(_as_text(c) for c in rm_cols)
+    args = (df_name, v1_name, v2_name, code, keep, remove, keep_nas)
+    warnings = dsi.aggregate(session, deparse_call("dataFrameSubsetDS1", *args), names)
+    dsi.assign(session, newobj, deparse_call("dataFrameSubsetDS2", *args), names)
+    if notify_of_progress:
+        for s, value in enumerate(warnings, start=1):
+            items = _items(value)
+            if len(items) == 1:
+                console.cat(cat_text("\nSource", float(s), "\n", items[0], "\n"))
+            else:
+                console.cat(cat_text("\nSource", float(s), "\n"))
+                for item in items:
+                    console.cat(cat_text(item, "\n"))
+    return _object_report(session, names, newobj)
+
+
+def _step_text(j: int, total: int, step: int, std: int) -> str:
+    what = f" elements to combine in step {step} of 2 in study "
+    return cat_text("\n", f"{j}", " of ", f"{total}", what, f"{std}", "\n")
+
+
+def _items(value: RValue | None) -> list[RValue | None]:
+    if isinstance(value, RList):
+        return list(value.data)
+    if isinstance(value, RAtomic):
+        return [RAtomic(value.type, [v]) for v in value.data]
+    return []
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    return as_character_double(float(value))
