@@ -74,6 +74,11 @@ def r_mean(a: FloatArray) -> FloatArray:
 
 def dnrm2(x: FloatArray) -> FloatArray:
     """Reference BLAS 3.11 ``dnrm2`` of each row (three accumulators, Blue's scaling)."""
+    with np.errstate(all="ignore"):
+        return _dnrm2(x)
+
+
+def _dnrm2(x: FloatArray) -> FloatArray:
     n = x.shape[0]
     abig = np.zeros(n)
     amed = np.zeros(n)
