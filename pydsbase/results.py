@@ -26,7 +26,7 @@ import dataclasses
 import html
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -275,6 +275,10 @@ class SLMAResult:
         return json.dumps(_json_ready(self.to_dict()), indent=indent, allow_nan=False, ensure_ascii=False)
 
     def __repr__(self) -> str:
+        return self.text()
+
+    def text(self, method: str | None = None) -> str:
+        """The readable summary (``repr``): studies, pooled table (one method or all), reasons."""
         lines = [f"SLMAResult({self.formula or 'lmer'}: {len(self.included_studies)} of {len(self.studies)} studies)"]
         for fit in self.studies:
             status = "pooled" if fit.included else f"excluded ({fit.exclusion.kind if fit.exclusion else ''})"
@@ -283,7 +287,7 @@ class SLMAResult:
             lines.append(f"  {fit.name}: {status}{n}{conv}")
         if self.pooled:
             lines.append("")
-            lines.append(_text_table(self))
+            lines.append(_text_table([r for r in self.pooled if method is None or r.method == method]))
         if self.exclusions:
             lines.append("")
             lines.append("Not pooled:")
@@ -483,62 +487,76 @@ def lmer_slma_result(
     control_type: str | None = None,
     control_value: str | float | None = None,
     optimizer: str | None = None,
-    verbose: int = 0,
+    verbose: float = 0,
     datasources: Sequence[str] | None = None,
     progress: bool = False,
     methods: Sequence[str] = METHODS,
 ) -> SLMAResult:
     """Fit the lmer model in every study (as ``ds_lmer_slma`` does) and pool it by term name.
 
-    One server call per study (``lmerSLMADS2``, exactly the call ds_lmer_slma sends). A study whose
-    call fails, whose fit fails or that is refused for disclosure risk is named with its reason; a
-    coefficient some studies lack is pooled over the others. Never fails on differing coefficients.
-    ``r_value`` is dsBaseClient's ``combine.with.metafor = FALSE`` list when dsBaseClient could build
-    it (every valid study with the same number of coefficients), else None.
+    One server call per study: ``lmerSLMADS2`` with exactly the text ds_lmer_slma sends. A study
+    whose call fails, whose fit fails or that is refused for disclosure risk is named with its
+    reason; a coefficient some studies lack is pooled over the others. Never fails on differing
+    coefficients. ``r_value`` is what ``ds_lmer_slma(..., combine_with_metafor=False)`` returns
+    (the ``output.summary`` list) when dsBaseClient could build it, else None (a study's call failed,
+    or the studies' coefficient counts differ, where dsBaseClient stops). ``progress`` shows a
+    per-study bar (tqdm, on stderr).
     """
     from pydsbase.progress import aggregate_per_study
 
+    if control_type is not None and control_value is None:
+        raise ValueError("control_type needs a control_value (e.g. control_value=1e-7)")
+    if optimizer is not None and optimizer != "nloptwrap":
+        raise ValueError("the only optimizer available for lmer is 'nloptwrap'")
     expr = lmer_call_text(formula, offset, weights, data_name, reml, control_type, control_value, optimizer, verbose)
-    answers, errors = aggregate_per_study(
-        session, expr, conn_names=list(datasources) if datasources is not None else None, progress=progress
-    )
-    names = list(answers) if datasources is None else list(datasources)
-    order = [c.get_name() for c in session.conns or []] if datasources is None else names
-    fits = [study_fit(name, errors[name] if name in errors else answers.get(name)) for name in order]
-    r_value = None if errors else _r_compatible_summary(order, answers)
+    names = _connection_names(session, datasources)
+    answers, errors = aggregate_per_study(session, expr, conn_names=names, progress=progress)
+    fits = [study_fit(name, errors[name] if name in errors else answers.get(name)) for name in names]
+    r_value = None if errors else _r_compatible_summary([answers.get(name) for name in names])
     return pool(fits, r_value=r_value, formula=formula, methods=methods)
 
 
 def lmer_call_text(
     formula: str,
-    offset: str | None,
-    weights: str | None,
-    data_name: str | None,
-    reml: bool,
-    control_type: str | None,
-    control_value: str | float | None,
-    optimizer: str | None,
-    verbose: int,
+    offset: str | None = None,
+    weights: str | None = None,
+    data_name: str | None = None,
+    reml: bool = True,
+    control_type: str | None = None,
+    control_value: str | float | None = None,
+    optimizer: str | None = None,
+    verbose: float = 0,
 ) -> str:
-    """The ``lmerSLMADS2(...)`` call text ds_lmer_slma sends (pydsbase.lmer's builder when present)."""
+    """The ``lmerSLMADS2(...)`` call text ds_lmer_slma sends for these arguments."""
+    from pydsbase.formula import encoded_formula_text
+    from pydsbase.rtext import as_character_double, deparse_call
+
+    if control_value is None or isinstance(control_value, str):
+        transmit = control_value
+    else:
+        transmit = as_character_double(float(control_value))
+    args = (encoded_formula_text(formula), offset, weights, data_name, reml, control_type, transmit, optimizer, verbose)
+    return deparse_call("lmerSLMADS2", *args, raw=(0,))
+
+
+def _connection_names(session: Session, datasources: Sequence[str] | None) -> list[str]:
+    known = [c.get_name() for c in session.conns or []]
+    if datasources is None:
+        return known
+    names = [datasources] if isinstance(datasources, str) else list(datasources)
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        raise ValueError(f"unknown study names {unknown}; the session has {known}")
+    return names
+
+
+def _r_compatible_summary(summaries: list[Any]) -> RList | None:
+    """ds.lmerSLMA's ``combine.with.metafor = FALSE`` list, or None where dsBaseClient itself stops."""
     from pydsbase import lmer
 
-    builder = getattr(lmer, "lmer_call_text", None)
-    if builder is None:
-        raise RuntimeError("pydsbase.lmer does not provide lmer_call_text")
-    return str(builder(formula, offset, weights, data_name, reml, control_type, control_value, optimizer, verbose))
-
-
-def _r_compatible_summary(order: Sequence[str], answers: Mapping[str, Any]) -> RList | None:
-    """dsBaseClient's output.summary list, or None where dsBaseClient itself would stop."""
-    from pydsbase import lmer
-
-    builder = getattr(lmer, "output_summary", None)
-    if builder is None:
-        return None
     try:
-        value = builder([answers[name] for name in order])
-    except Exception:  # dsBaseClient errors here (differing coefficient counts): no R-compatible value
+        value = lmer._combine(summaries, False, False)
+    except Exception:  # dsBaseClient stops here (studies' coefficient counts differ): no R value
         return None
     return value if isinstance(value, RList) else None
 
@@ -658,13 +676,13 @@ def _disclosure_messages(summary: RList) -> str | None:
     return "; ".join(causes or [text for _, text in found])
 
 
-def _text_table(result: SLMAResult) -> str:
+def _text_table(rows: Sequence[Pooled]) -> str:
     """The pooled estimates as a fixed-width table (6 significant digits; the frame has every bit)."""
-    width = max([len("term"), *(len(r.term) for r in result.pooled)])
+    width = max([len("term"), *(len(r.term) for r in rows)])
     columns = ("estimate", "se", "ci_lb", "ci_ub", "p", "tau2", "I2", "k")
     header = f"{'term':<{width}}  {'method':<6}" + "".join(f"{c:>12}" for c in columns)
     lines = [header]
-    for r in result.pooled:
+    for r in rows:
         cells = "".join(f"{getattr(r, c):>12.6g}" if c != "k" else f"{r.k:>12d}" for c in columns)
         lines.append(f"{r.term:<{width}}  {r.method:<6}{cells}")
     return "\n".join(lines)
