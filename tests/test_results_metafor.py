@@ -117,7 +117,7 @@ def test_extended_statistics_are_metafors(golden_dir: Path, tmp_path: Path) -> N
     for case, result in built.items():
         for i, row in enumerate(result.pooled):
             key = f"r{len(index)}"
-            index[key] = (case, f"{i}")
+            index[key] = (case, str(i))
             fits = [result.study(s) for s in row.studies]
             rows.append(
                 (key, row.method, [f.estimates[row.term] for f in fits], [f.std_errors[row.term] for f in fits])
