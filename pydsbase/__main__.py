@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from importlib import import_module
 
 COMMAND_MODULES = (
+    "pydsbase.cli",
     "pydsbase.conformance.cli",
     "pydsbase.demo",
     "pydsbase.studies_cli",
