@@ -120,8 +120,7 @@ class Signature:
 
 _MAX_REF = 160
 _NUMBER_RE = re.compile(r"-?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
-_NUMLIST_RE = re.compile(r"[0-9.eE+\- ]+(,[0-9.eE+\- ]+)*")
-_SHORT_TOKEN_RE = re.compile(r"[A-Za-z0-9._]{1,80}")
+_NA_ASSIGN = frozenset({"NA", "0", "1"})
 
 
 def _bad(func: str, param: str, what: str, value: str) -> CallRejected:
@@ -185,14 +184,21 @@ def _column_names(value: str, func: str, param: str) -> None:
 
 
 def _number_list(value: str, func: str, param: str) -> None:
-    if not _NUMLIST_RE.fullmatch(value):
+    items = value.split(",")
+    if len(items) > 4096 or not all(_NUMBER_RE.fullmatch(item.strip()) for item in items):
         raise _bad(func, param, "comma-separated column numbers", value)
     return None
 
 
-def _short_token(value: str, func: str, param: str) -> None:
-    if not _SHORT_TOKEN_RE.fullmatch(value):
-        raise _bad(func, param, "a short word of letters, digits, '.' or '_'", value)
+def _option_name(value: str, func: str, param: str) -> None:
+    if len(value) > 80 or not is_syntactic_name(value):
+        raise _bad(func, param, "an option name (an R name of at most 80 characters)", value)
+    return None
+
+
+def _na_assign(value: str, func: str, param: str) -> None:
+    if value not in _NA_ASSIGN:
+        raise _bad(func, param, '"NA", "0" or "1"', value)
     return None
 
 
@@ -225,9 +231,9 @@ def _lmer_params() -> tuple[Param, ...]:
         _p("weights", S, N, check=_object_ref),
         _p("dataName", S, N, check=_object_ref, must_exist=True),
         _p("REML", L, default=ct.Bool(True)),
-        _p("control_type", S, N, check=_short_token),
+        _p("control_type", S, N, check=_option_name),
         _p("control_value.transmit", S, NUM, N, check=_number_text),
-        _p("optimizer", S, N, check=_short_token),
+        _p("optimizer", S, N, check=_option_name),
         _p("verbose", NUM, L, default=ct.Num(0.0, "0")),
     )
 
@@ -284,7 +290,7 @@ ASSIGN_FUNCTIONS: Mapping[str, Signature] = _signatures(
             _p("V1.name", S, N, default=ct.Null(), check=_ref_or_number),
             _p("V2.name", S, NUM, N, default=ct.Null(), check=_ref_or_number),
             _p("Boolean.operator.n", NUM, N, default=ct.Null()),
-            _p("na.assign.text", S, check=_short_token),
+            _p("na.assign.text", S, check=_na_assign),
             _p("numeric.output", L, default=ct.Bool(True)),
         ),
     ),
