@@ -321,20 +321,20 @@ def _atomic_data(ri: Any, rtype: str, sexp: Any) -> list[Any]:
     if rtype == "character":
         return _strings_na(sexp)
     if rtype == "double":
-        raw = bytes(memoryview(sexp.memoryview()).cast("B"))
+        # Elements come through as C doubles (bits kept, NaN payloads included); rpy2's
+        # memoryview is avoided (it mis-counts references to None in rpy2 3.5.17).
         out: list[Any] = []
-        for (bits,) in struct.iter_unpack("<Q", raw):
-            value = struct.unpack("<d", struct.pack("<Q", bits))[0]
-            if math.isnan(value) and (bits & 0xFFFFFFFF) == _NA_REAL_PAYLOAD:
-                out.append(rvalue.NA)
+        for value in sexp:
+            if math.isnan(value):
+                (bits,) = struct.unpack("<Q", struct.pack("<d", value))
+                out.append(rvalue.NA if (bits & 0xFFFFFFFF) == _NA_REAL_PAYLOAD else math.nan)
             else:
-                out.append(math.nan if math.isnan(value) else value)
+                out.append(value)
         return out
-    ints = list(memoryview(sexp.memoryview()).cast("B").cast("i"))
     if rtype == "integer":
-        return [rvalue.NA if v == _INT_NA else int(v) for v in ints]
+        return [rvalue.NA if v is ri.NA_Integer or v == _INT_NA else int(v) for v in sexp]
     if rtype == "logical":
-        return [rvalue.NA if v == _INT_NA else bool(v) for v in ints]
+        return [rvalue.NA if v is ri.NA_Logical or v is None or v == _INT_NA else bool(v) for v in sexp]
     raise RCallError(f"cannot encode an R vector of type {rtype}")
 
 
