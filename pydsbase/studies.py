@@ -382,8 +382,8 @@ class StudiesUp:
             except Exception as exc:
                 raise StudyLaunchError(f"study {name}: cannot start: {exc}") from exc
             pending[name] = (url, credentials)
+        engine = self._engine
         for name, (url, credentials) in pending.items():
-            engine = self._engine
             try:
                 _wait_healthy(url, lambda n=name: engine.why_dead(n), self.health_timeout)
             except StudyLaunchError as exc:
