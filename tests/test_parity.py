@@ -1,0 +1,64 @@
+"""Parity with dsBaseClient 6.3.0 on the public golden cases, through the conformance runner.
+
+Every golden case is copied with only the keys the runner may read, all cases run in ONE runner
+invocation (R starts once per study process, not once per test), then each output is compared with
+its golden. ``tests/parity_passing.txt`` lists the cases that must pass; it only grows.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pydsbase.conformance.compare import compare_files
+from pydsbase.conformance.runner import CASE_KEYS
+
+PASSING = Path(__file__).with_name("parity_passing.txt")
+
+
+def passing_cases() -> list[str]:
+    return [line.strip() for line in PASSING.read_text().splitlines() if line.strip() and not line.startswith("#")]
+
+
+@pytest.fixture(scope="module")
+def parity_outputs(golden_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    work = tmp_path_factory.mktemp("parity")
+    cases, outputs = work / "cases", work / "out"
+    cases.mkdir()
+    for golden in sorted(golden_dir.glob("*.json")):
+        raw = json.loads(golden.read_text(encoding="utf-8"))
+        stripped = {k: raw[k] for k in CASE_KEYS if k in raw}
+        stripped["setup"] = [{"call": step["call"]} for step in raw.get("setup") or []]
+        (cases / golden.name).write_text(json.dumps(stripped), encoding="utf-8")
+    data_root = golden_dir.parents[2]  # the directory that contains shared/
+    subprocess.run(
+        [sys.executable, "-m", "pydsbase", "conformance", "run", *sorted(map(str, cases.glob("*.json"))),
+         "--data-root", str(data_root), "--out-dir", str(outputs)],
+        check=True, timeout=3600,
+    )
+    return {path.stem: path for path in outputs.glob("*.json")}
+
+
+@pytest.mark.needs_r
+@pytest.mark.slow
+def test_listed_cases_pass(golden_dir: Path, parity_outputs: dict[str, Path]) -> None:
+    failures = {}
+    for case_id in passing_cases():
+        output = parity_outputs.get(case_id)
+        if output is None:
+            failures[case_id] = ["no output written"]
+            continue
+        result = compare_files(golden_dir / f"{case_id}.json", output)
+        if not result.ok:
+            failures[case_id] = result.failures[:5]
+    assert not failures, json.dumps(failures, indent=1)
+
+
+def test_passing_list_names_only_golden_cases(golden_dir: Path) -> None:
+    listed = passing_cases()
+    assert len(listed) == len(set(listed))
+    assert all((golden_dir / f"{case_id}.json").is_file() for case_id in listed)
