@@ -40,6 +40,7 @@ __all__ = [
     "Signature",
     "check_arith",
     "check_call",
+    "formula_variables",
     "missing_object",
     "parse_object_ref",
     "parse_object_refs",
@@ -108,6 +109,8 @@ class Param:
     string_check: StringCheck | None = None
     must_exist: bool = False
     """Raise R's ``object 'X' not found`` here if a referenced root object is missing."""
+    bare_name: bool = False
+    """A SYMBOL argument must be a plain name (``exists``'s ``where``), not ``D$x``."""
 
 
 @dataclass(frozen=True)
@@ -220,8 +223,9 @@ def _p(
     required: bool = True,
     check: StringCheck | None = None,
     must_exist: bool = False,
+    bare_name: bool = False,
 ) -> Param:
-    return Param(name, frozenset(kinds), default, required and default is None, check, must_exist)
+    return Param(name, frozenset(kinds), default, required and default is None, check, must_exist, bare_name)
 
 
 def _lmer_params() -> tuple[Param, ...]:
@@ -256,7 +260,9 @@ def _signatures(*sigs: Signature) -> Mapping[str, Signature]:
 
 AGGREGATE_FUNCTIONS: Mapping[str, Signature] = _signatures(
     # base::exists as dsBase maps it; only x and where (no envir/inherits/mode from clients)
-    Signature("exists", (_p("x", S, check=_plain_name), _p("where", SYM, required=False, must_exist=True))),
+    Signature(
+        "exists", (_p("x", S, check=_plain_name), _p("where", SYM, required=False, must_exist=True, bare_name=True))
+    ),
     Signature("colnamesDS", (_p("x", S, check=_object_ref, must_exist=True),)),
     Signature("classDS", (_p("x", S, check=_object_ref, must_exist=True),)),
     Signature("isNaDS", (_p("xvect", SYM, must_exist=True),)),
@@ -381,6 +387,8 @@ def check_call(call: ct.Call, kind: Literal["aggregate", "assign"], scope: NameS
             allowed = " or ".join(sorted(k.value for k in param.kinds))
             got = node_kind.value if node_kind else "an expression"
             raise CallRejected(f"call rejected: {sig.func}(): argument '{param.name}' must be {allowed}, not {got}")
+        if param.bare_name and not isinstance(node, ct.Sym):
+            raise CallRejected(f"call rejected: {sig.func}(): argument '{param.name}' must be a plain name")
         node = _fold_number(node)
         args[param.name] = node
         if isinstance(node, ct.Str) and param.string_check is not None:
@@ -459,3 +467,39 @@ def check_arith(expr: ct.Expr, scope: NameScope) -> tuple[ObjectRef, ...]:
                 "or arithmetic (+ - * / ^) of names and numbers"
             )
     return tuple(refs)
+
+
+def formula_variables(formula: ct.Formula) -> tuple[ObjectRef, ...]:
+    """The variables of a formula in order of appearance (``D$BMI`` -> ObjectRef("D", "BMI")).
+
+    Names of transformations (``log`` in ``log(age)``) are not variables. Not used by
+    ``check_call`` (lme4/glm give the reference messages for missing variables); offered to the R
+    side and to security checks that want to resolve formula variables by lookup only.
+    """
+    out: list[ObjectRef] = []
+    stack: list[ct.Expr] = [formula]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ct.Sym):
+            out.append(ObjectRef(node.name))
+        elif isinstance(node, ct.Dollar):
+            path: list[str] = [node.name]
+            cur: ct.Expr = node.obj
+            while isinstance(cur, ct.Dollar):
+                path.append(cur.name)
+                cur = cur.obj
+            assert isinstance(cur, ct.Sym)
+            out.append(ObjectRef(cur.name, "$".join(reversed(path))))
+        elif isinstance(node, ct.Formula):
+            stack.append(node.rhs)
+            if node.lhs is not None:
+                stack.append(node.lhs)
+        elif isinstance(node, ct.Binary):
+            stack.extend((node.right, node.left))
+        elif isinstance(node, ct.Unary):
+            stack.append(node.operand)
+        elif isinstance(node, ct.Paren):
+            stack.append(node.inner)
+        elif isinstance(node, ct.FormulaCall):
+            stack.extend(reversed(node.args))
+    return tuple(out)

@@ -40,6 +40,7 @@ characters (unicode look-alikes) and control characters are rejected wherever th
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -343,7 +344,10 @@ def is_syntactic_name(name: str) -> bool:
 
 
 def _number(tok: Token) -> ct.Num:
-    return ct.Num(value=float(tok.text), text=tok.text)
+    value = float(tok.text)
+    if math.isinf(value):
+        raise CallRejected(f"call rejected: number {tok.text[:20]!r} is out of range")
+    return ct.Num(value=value, text=tok.text)
 
 
 # -- tree depth -------------------------------------------------------------------------------

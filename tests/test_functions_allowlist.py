@@ -20,6 +20,7 @@ from r_server.functions import (
     Signature,
     check_arith,
     check_call,
+    formula_variables,
     parse_object_ref,
     parse_object_refs,
 )
@@ -195,6 +196,7 @@ def test_functions_outside_the_assign_list_are_rejected(text: str) -> None:
         ("lmerSLMADS2(y ~ x, NULL, NULL, D)", "must be NULL or string"),
         ('lmerSLMADS2(y ~ x, NULL, NULL, "D", TRUE, NULL, NULL, NULL, "0")', "must be TRUE/FALSE or number"),
         ("isNaDS(D$a$b)", "at most one"),
+        ('exists("x", D$BMI)', "must be a plain name"),
         ('BooleDS("D$x", 1, "4", "NA", TRUE)', "must be NULL or number"),
     ],
 )
@@ -374,6 +376,21 @@ def test_object_reference_strings() -> None:
     assert parse_object_refs("D,,x") is None
 
 
+def test_formula_variables_in_order_of_appearance() -> None:
+    bound = agg(
+        "lmerSLMADS2(logyyyBMIzzz ~ D$age + Iyyyageppp10zzz + yyy1xxxidDoctorzzz, "
+        'NULL, NULL, "D", TRUE, NULL, NULL, NULL, 0)'
+    )
+    formula = bound.args["formula"]
+    assert isinstance(formula, ct.Formula)
+    assert formula_variables(formula) == (
+        ObjectRef("BMI"),
+        ObjectRef("D", "age"),
+        ObjectRef("age"),
+        ObjectRef("idDoctor"),
+    )
+
+
 # -- bare arithmetic assigns --------------------------------------------------------------------
 
 
@@ -464,3 +481,33 @@ def test_canary_texts_are_rejected_and_create_nothing(template: str, tmp_path: P
                 check_arith(tree, scope)
     assert not _file_appeared(path)
     assert os.listdir(tmp_path) == []
+
+
+# -- the same canaries through a real study runtime (embedded R) -------------------------------
+
+
+@pytest.mark.needs_r
+def test_canary_texts_through_the_study_runtime_create_nothing(tmp_path: Path) -> None:
+    from r_server.runtime import StudyRuntime
+
+    tables = tmp_path / "tables"
+    tables.mkdir()
+    (tables / "T.csv").write_text("x,BMI\n1,20.5\n2,22.0\n3,19.1\n4,25.2\n")
+    canary = tmp_path / "canary"
+    runtime = StudyRuntime("canary-study", tables)
+    sid = runtime.open_session("attacker")
+    try:
+        runtime.assign_table(sid, "D", "T")
+        for template in CANARY_TEMPLATES:
+            with pytest.raises(CallRejected):
+                runtime.aggregate(sid, template.format(path=canary))
+        for template in CANARY_ASSIGN_TEMPLATES:
+            with pytest.raises(CallRejected):
+                runtime.assign_expr(sid, "out", template.format(path=canary))
+        assert not canary.exists()
+        assert "out" not in runtime.list_symbols(sid)
+        # the study still answers, with the value R gives
+        assert runtime.aggregate(sid, 'colnamesDS("D")')["data"] == ["x", "BMI"]
+    finally:
+        runtime.close_session(sid)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tables"]

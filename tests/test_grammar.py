@@ -367,6 +367,7 @@ NASTY_AGGREGATES: list[str] = [
     "colnamesDS(\uff24)",  # fullwidth D
     'colnamesDS("D") # comment',
     "colnamesDS(0x10)",
+    "colnamesDS(1e999)",
     "colnamesDS(1L)",
     "colnamesDS(1i)",
     "colnamesDS(NA)",
