@@ -252,11 +252,11 @@ class LocalConnection(DSConnection):
         raise StudyCallError(self.name, "resources are not supported by pydsbase studies", kind="rejected")
 
     def assign_expr(self, symbol: str, expr: str, asynchronous: bool = True) -> LocalResult:
-        pending = self._process.submit("assign_expr", sid=self._sid(), symbol=symbol, expr=expr)
+        pending = self._process.submit("assign_expr", sid=self._sid(), symbol=symbol, expr_text=expr)
         return LocalResult(self.name, pending, decode=False)
 
     def aggregate(self, expr: str, asynchronous: bool = True) -> LocalResult:
-        return LocalResult(self.name, self._process.submit("aggregate", sid=self._sid(), expr=expr), decode=True)
+        return LocalResult(self.name, self._process.submit("aggregate", sid=self._sid(), expr_text=expr), decode=True)
 
     # symbols
     def list_symbols(self) -> list[str]:
