@@ -27,7 +27,7 @@ from typing import Literal, Protocol
 
 from r_server import calltree as ct
 from r_server.errors import CallRejected, RCallError
-from r_server.grammar import is_syntactic_name
+from r_server.grammar import Rejected, is_syntactic_name
 
 __all__ = [
     "AGGREGATE_FUNCTIONS",
@@ -129,7 +129,11 @@ _NA_ASSIGN = frozenset({"NA", "0", "1"})
 def _bad(func: str, param: str, what: str, value: str) -> CallRejected:
     shown = value if len(value) <= 40 else value[:40] + "..."
     shown = shown.encode("ascii", "backslashreplace").decode("ascii")
-    return CallRejected(f"call rejected: {func}(): argument '{param}' must be {what}, not {shown!r}")
+    return _rejected(f"{func}(): argument '{param}' must be {what}, not {shown!r}")
+
+
+def _rejected(message: str) -> Rejected:
+    return Rejected(f"call rejected: {message}", "arguments")
 
 
 def parse_object_ref(text: str) -> ObjectRef | None:
@@ -353,7 +357,7 @@ def _symbol_ref(node: ct.Sym | ct.Dollar, func: str, param: str) -> ObjectRef:
         return ObjectRef(node.name)
     if isinstance(node.obj, ct.Sym):
         return ObjectRef(node.obj.name, node.name)
-    raise CallRejected(f"call rejected: {func}(): argument '{param}' allows at most one '$'")
+    raise _rejected(f"{func}(): argument '{param}' allows at most one '$'")
 
 
 def check_call(call: ct.Call, kind: Literal["aggregate", "assign"], scope: NameScope) -> BoundCall:
@@ -368,8 +372,8 @@ def check_call(call: ct.Call, kind: Literal["aggregate", "assign"], scope: NameS
     if sig is None:
         other = ASSIGN_FUNCTIONS if kind == "aggregate" else AGGREGATE_FUNCTIONS
         if call.func in other:
-            raise CallRejected(f"call rejected: {call.func}() is not allowed in {kind} calls")
-        raise CallRejected(f"call rejected: function {_short(call.func)}() is not allowed")
+            raise _rejected(f"{call.func}() is not allowed in {kind} calls")
+        raise _rejected(f"function {_short(call.func)}() is not allowed")
     supplied = _match_arguments(sig, call)
     args: dict[str, ct.Expr] = {}
     refs: dict[str, tuple[ObjectRef, ...]] = {}
@@ -380,15 +384,15 @@ def check_call(call: ct.Call, kind: Literal["aggregate", "assign"], scope: NameS
             if param.default is not None:
                 args[param.name] = param.default
             elif param.required:
-                raise CallRejected(f'call rejected: {sig.func}(): argument "{param.name}" is missing, with no default')
+                raise _rejected(f'{sig.func}(): argument "{param.name}" is missing, with no default')
             continue
         node_kind = _kind_of(node)
         if node_kind not in param.kinds:
             allowed = " or ".join(sorted(k.value for k in param.kinds))
             got = node_kind.value if node_kind else "an expression"
-            raise CallRejected(f"call rejected: {sig.func}(): argument '{param.name}' must be {allowed}, not {got}")
+            raise _rejected(f"{sig.func}(): argument '{param.name}' must be {allowed}, not {got}")
         if param.bare_name and not isinstance(node, ct.Sym):
-            raise CallRejected(f"call rejected: {sig.func}(): argument '{param.name}' must be a plain name")
+            raise _rejected(f"{sig.func}(): argument '{param.name}' must be a plain name")
         node = _fold_number(node)
         args[param.name] = node
         if isinstance(node, ct.Str) and param.string_check is not None:
@@ -419,15 +423,13 @@ def _match_arguments(sig: Signature, call: ct.Call) -> dict[str, ct.Expr]:
             positional.append(arg.value)
             continue
         if arg.name not in names:
-            raise CallRejected(f"call rejected: {sig.func}(): unused argument ({_short(arg.name)} = ...)")
+            raise _rejected(f"{sig.func}(): unused argument ({_short(arg.name)} = ...)")
         if arg.name in supplied:
-            raise CallRejected(
-                f'call rejected: {sig.func}(): formal argument "{arg.name}" matched by multiple actual arguments'
-            )
+            raise _rejected(f'{sig.func}(): formal argument "{arg.name}" matched by multiple actual arguments')
         supplied[arg.name] = arg.value
     free = [n for n in names if n not in supplied]
     if len(positional) > len(free):
-        raise CallRejected(f"call rejected: {sig.func}(): too many arguments ({len(call.args)} for {len(names)})")
+        raise _rejected(f"{sig.func}(): too many arguments ({len(call.args)} for {len(names)})")
     for name, value in zip(free, positional, strict=False):
         supplied[name] = value
     return supplied
@@ -462,10 +464,7 @@ def check_arith(expr: ct.Expr, scope: NameScope) -> tuple[ObjectRef, ...]:
             stack.append(node.right)
             stack.append(node.left)
         else:
-            raise CallRejected(
-                "call rejected: an assign must be an allowed function call "
-                "or arithmetic (+ - * / ^) of names and numbers"
-            )
+            raise _rejected("an assign must be an allowed function call or arithmetic (+ - * / ^) of names and numbers")
     return tuple(refs)
 
 

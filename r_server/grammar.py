@@ -56,6 +56,7 @@ __all__ = [
     "MAX_STRING_LENGTH",
     "MAX_TEXT_LENGTH",
     "MAX_TREE_DEPTH",
+    "Rejected",
     "decode_formula_text",
     "is_syntactic_name",
     "parse_aggregate",
@@ -170,10 +171,26 @@ def _snippet(text: str, pos: int, width: int = 24) -> str:
     return f"{prefix}{shown}{suffix}"
 
 
-def _reject(message: str, text: str | None = None, pos: int | None = None) -> CallRejected:
+class Rejected(CallRejected):
+    """A CallRejected that records the stage that refused the text (for fuzzing statistics).
+
+    ``stage`` is "lexer" (characters, tokens, sizes), "parser" (call/arithmetic/formula syntax) or
+    "arguments" (allow-list, signature and string-content checks in ``r_server.functions``).
+    """
+
+    def __init__(self, message: str, stage: str) -> None:
+        super().__init__(message)
+        self.stage = stage
+
+
+def _reject(message: str, text: str | None = None, pos: int | None = None, *, stage: str = "parser") -> Rejected:
     if text is not None and pos is not None:
         message = f"{message} (at character {pos + 1}: {_snippet(text, pos)})"
-    return CallRejected(f"call rejected: {message}")
+    return Rejected(f"call rejected: {message}", stage)
+
+
+def _lex_reject(message: str, text: str | None = None, pos: int | None = None) -> Rejected:
+    return _reject(message, text, pos, stage="lexer")
 
 
 # -- lexer ------------------------------------------------------------------------------------
@@ -211,15 +228,15 @@ class _Lexer:
                 continue
             if c == "\n":
                 if not (self.newlines_in_parens and depth > 0):
-                    raise _reject("newlines are only accepted inside a call's parentheses", text, i)
+                    raise _lex_reject("newlines are only accepted inside a call's parentheses", text, i)
                 i += 1
                 continue
             if ord(c) > 126:
-                raise _reject("non-ASCII characters are not allowed", text, i)
+                raise _lex_reject("non-ASCII characters are not allowed", text, i)
             if ord(c) < 32 or ord(c) == 127:
-                raise _reject("control characters are not allowed", text, i)
+                raise _lex_reject("control characters are not allowed", text, i)
             if len(out) >= MAX_TOKENS:
-                raise _reject(f"more than {MAX_TOKENS} tokens")
+                raise _lex_reject(f"more than {MAX_TOKENS} tokens")
             if c in _NAME_START and not (c == "." and i + 1 < n and text[i + 1] in _DIGITS):
                 j = i + 1
                 while j < n and text[j] in _NAME_CHARS:
@@ -239,37 +256,37 @@ class _Lexer:
                 body = text[i + 1 : body_end]
                 for k, ch in enumerate(body):
                     if ch == "\\":
-                        raise _reject("escape sequences in strings are not allowed", text, i + 1 + k)
+                        raise _lex_reject("escape sequences in strings are not allowed", text, i + 1 + k)
                     if ch == "\n" or ch == "\r":
-                        raise _reject("newlines in strings are not allowed", text, i + 1 + k)
+                        raise _lex_reject("newlines in strings are not allowed", text, i + 1 + k)
                     if ord(ch) > 126:
-                        raise _reject("non-ASCII characters are not allowed", text, i + 1 + k)
+                        raise _lex_reject("non-ASCII characters are not allowed", text, i + 1 + k)
                     if ord(ch) < 32:
-                        raise _reject("control characters are not allowed", text, i + 1 + k)
+                        raise _lex_reject("control characters are not allowed", text, i + 1 + k)
                 if j < 0:
-                    raise _reject("unterminated string", text, i)
+                    raise _lex_reject("unterminated string", text, i)
                 if len(body) > MAX_STRING_LENGTH:
-                    raise _reject(f"string longer than {MAX_STRING_LENGTH} characters", text, i)
+                    raise _lex_reject(f"string longer than {MAX_STRING_LENGTH} characters", text, i)
                 out.append(Token("STR", text[i : j + 1], i, body))
                 i = j + 1
                 continue
             if c == ":" and text.startswith("::", i):
-                raise _reject("namespace access ('::' / ':::') is not allowed", text, i)
+                raise _lex_reject("namespace access ('::' / ':::') is not allowed", text, i)
             if text.startswith(("<-", "->"), i):
-                raise _reject("assignment is not allowed", text, i)
+                raise _lex_reject("assignment is not allowed", text, i)
             if c == "%":
                 if text.startswith("%in%", i):
                     out.append(Token("OP", "%in%", i))
                     i += 4
                     continue
-                raise _reject("only the %in% special operator is allowed", text, i)
+                raise _lex_reject("only the %in% special operator is allowed", text, i)
             if self.formula and c == "|":
                 op = "||" if text.startswith("||", i) else "|"
                 out.append(Token("OP", op, i))
                 i += len(op)
                 continue
             if c in _FORBIDDEN:
-                raise _reject(_FORBIDDEN[c], text, i)
+                raise _lex_reject(_FORBIDDEN[c], text, i)
             if c in "()~+-*/^$,=:":
                 if c == "(":
                     depth += 1
@@ -278,7 +295,7 @@ class _Lexer:
                 out.append(Token("OP", c, i))
                 i += 1
                 continue
-            raise _reject(f"unexpected character {c!r}", text, i)
+            raise _lex_reject(f"unexpected character {c!r}", text, i)
         out.append(Token("EOF", "", n))
         return out
 
@@ -286,15 +303,15 @@ class _Lexer:
         if word in _KEYWORDS:
             return Token("KW", word, pos)
         if word in _RESERVED or word == "..." or (word.startswith("..") and word[2:].isdigit()):
-            raise _reject(f"reserved word {word!r} is not allowed", self.text, pos)
+            raise _lex_reject(f"reserved word {word!r} is not allowed", self.text, pos)
         if len(word) > MAX_NAME_LENGTH:
-            raise _reject(f"name longer than {MAX_NAME_LENGTH} characters", self.text, pos)
+            raise _lex_reject(f"name longer than {MAX_NAME_LENGTH} characters", self.text, pos)
         return Token("NAME", word, pos)
 
     def _number_end(self, i: int) -> int:
         text, n = self.text, len(self.text)
         if text.startswith(("0x", "0X"), i):
-            raise _reject("hexadecimal numbers are not allowed", text, i)
+            raise _lex_reject("hexadecimal numbers are not allowed", text, i)
         j = i
         while j < n and text[j] in _DIGITS:
             j += 1
@@ -307,26 +324,26 @@ class _Lexer:
             if k < n and text[k] in "+-":
                 k += 1
             if k >= n or text[k] not in _DIGITS:
-                raise _reject("malformed number", text, i)
+                raise _lex_reject("malformed number", text, i)
             while k < n and text[k] in _DIGITS:
                 k += 1
             j = k
         if j < n and text[j] == "L":
-            raise _reject("integer literals (L suffix) are not allowed", text, i)
+            raise _lex_reject("integer literals (L suffix) are not allowed", text, i)
         if j < n and (text[j] in _NAME_CHARS or text[j] in "ij"):
-            raise _reject("malformed number", text, i)
+            raise _lex_reject("malformed number", text, i)
         if j - i > 64:
-            raise _reject("number literal too long", text, i)
+            raise _lex_reject("number literal too long", text, i)
         return j
 
 
 def _lex(text: str, *, newlines_in_parens: bool = True) -> list[Token]:
     if not isinstance(text, str):
-        raise _reject("the call must be text")
+        raise _lex_reject("the call must be text")
     if len(text) > MAX_TEXT_LENGTH:
-        raise _reject(f"text longer than {MAX_TEXT_LENGTH} characters ({len(text)})")
+        raise _lex_reject(f"text longer than {MAX_TEXT_LENGTH} characters ({len(text)})")
     if "\r" in text:
-        raise _reject("carriage returns are not allowed", text, text.index("\r"))
+        raise _lex_reject("carriage returns are not allowed", text, text.index("\r"))
     return _Lexer(text, newlines_in_parens=newlines_in_parens).tokens()
 
 
@@ -346,7 +363,7 @@ def is_syntactic_name(name: str) -> bool:
 def _number(tok: Token) -> ct.Num:
     value = float(tok.text)
     if math.isinf(value):
-        raise CallRejected(f"call rejected: number {tok.text[:20]!r} is out of range")
+        raise _lex_reject(f"number {tok.text[:20]!r} is out of range")
     return ct.Num(value=value, text=tok.text)
 
 

@@ -24,7 +24,7 @@ from r_server.functions import (
     parse_object_ref,
     parse_object_refs,
 )
-from r_server.grammar import parse_aggregate, parse_assign
+from r_server.grammar import Rejected, parse_aggregate, parse_assign
 
 
 class FakeScope:
@@ -204,8 +204,9 @@ def test_signature_violations_are_rejected(text: str, message: str) -> None:
     tree = parse_assign(text)
     assert isinstance(tree, ct.Call)
     kind: Literal["aggregate", "assign"] = "assign" if tree.func in ASSIGN_FUNCTIONS else "aggregate"
-    with pytest.raises(CallRejected, match=message):
+    with pytest.raises(Rejected, match=message) as info:
         check_call(tree, kind, FakeScope())
+    assert info.value.stage == "arguments"
 
 
 INJECTIONS = [

@@ -20,6 +20,7 @@ from r_server.grammar import (
     MAX_NESTING,
     MAX_STRING_LENGTH,
     MAX_TEXT_LENGTH,
+    Rejected,
     decode_formula_text,
     parse_aggregate,
     parse_assign,
@@ -494,6 +495,21 @@ def test_nesting_is_bounded() -> None:
         parse_formula("y~" + "yyy" * 50 + "x" + "zzz" * 50)
     with pytest.raises(CallRejected, match="nested deeper"):
         parse_assign("+".join(["1"] * 300))
+
+
+def test_rejections_name_their_stage() -> None:
+    with pytest.raises(Rejected) as info:
+        parse_aggregate("colnamesDS(`D`)")
+    assert info.value.stage == "lexer"
+    with pytest.raises(Rejected) as info:
+        parse_aggregate("colnamesDS(D[1)")
+    assert info.value.stage == "lexer"
+    with pytest.raises(Rejected) as info:
+        parse_aggregate('colnamesDS("D" "E")')
+    assert info.value.stage == "parser"
+    with pytest.raises(Rejected) as info:
+        parse_aggregate("lmerSLMADS2(y ~ systemyyyxzzz)")
+    assert info.value.stage == "parser"
 
 
 def test_too_many_arguments() -> None:
