@@ -39,25 +39,27 @@ ERR_SINGULAR: Final = "singular matrix 'a' in solve"
 
 def seq_dot(a: FloatArray, b: FloatArray) -> FloatArray:
     """Sum of a*b over the last axis, one product at a time, in double (R's matrix products)."""
-    acc = np.zeros(np.broadcast_shapes(a.shape, b.shape)[:-1], dtype=np.float64)
-    for j in range(a.shape[-1]):
-        acc = acc + a[..., j] * b[..., j]
+    prod = a * b
+    acc = prod[..., 0] + 0.0
+    for j in range(1, prod.shape[-1]):
+        acc += prod[..., j]
     return acc
 
 
 def matmul(a: FloatArray, b: FloatArray) -> FloatArray:
     """Batched ``a %*% b`` for (n, r, m) x (n, m, c) arrays in R's order."""
-    acc = np.zeros((a.shape[0], a.shape[1], b.shape[2]), dtype=np.float64)
-    for j in range(a.shape[2]):
-        acc = acc + a[:, :, j, None] * b[:, None, j, :]
+    acc = a[:, :, 0, None] * b[:, None, 0, :] + 0.0
+    for j in range(1, a.shape[2]):
+        acc += a[:, :, j, None] * b[:, None, j, :]
     return acc
 
 
 def r_sum(a: FloatArray) -> FloatArray:
     """R's ``sum()`` over the last axis: long double accumulation, then +-Inf beyond DBL_MAX."""
-    acc = np.zeros(a.shape[:-1], dtype=np.longdouble)
-    for j in range(a.shape[-1]):
-        acc = acc + a[..., j].astype(np.longdouble)
+    la = a.astype(np.longdouble)
+    acc = la[..., 0] + np.longdouble(0.0)
+    for j in range(1, a.shape[-1]):
+        acc += la[..., j]
     out = acc.astype(np.float64)
     out[acc > DBL_MAX] = np.inf
     out[acc < -DBL_MAX] = -np.inf
@@ -79,6 +81,9 @@ def dnrm2(x: FloatArray) -> FloatArray:
 
 
 def _dnrm2(x: FloatArray) -> FloatArray:
+    ax = np.abs(x)
+    if ((ax >= _TSML) & (ax <= _TBIG)).all():
+        return np.sqrt(seq_dot(ax, ax))  # every value mid-range: only the amed accumulator is used
     n = x.shape[0]
     abig = np.zeros(n)
     amed = np.zeros(n)

@@ -176,13 +176,19 @@ class _Rows:
         return np.array([e is None for e in self.errors], dtype=bool)
 
     def warn(self, mask: npt.ArrayLike, text: str, rows: np.ndarray | None = None) -> None:
-        idx = np.flatnonzero(mask) if rows is None else rows[np.asarray(mask, dtype=bool)]
+        mask = np.asarray(mask, dtype=bool)
+        if not mask.any():
+            return
+        idx = np.flatnonzero(mask) if rows is None else rows[mask]
         for i in idx:
             if self.errors[i] is None:
                 self.warnings[i].append(text)
 
     def fail(self, mask: npt.ArrayLike, text: str, rows: np.ndarray | None = None) -> None:
-        idx = np.flatnonzero(mask) if rows is None else rows[np.asarray(mask, dtype=bool)]
+        mask = np.asarray(mask, dtype=bool)
+        if not mask.any():
+            return
+        idx = np.flatnonzero(mask) if rows is None else rows[mask]
         for i in idx:
             if self.errors[i] is None:
                 self.errors[i] = text
@@ -349,14 +355,7 @@ def _fisher_scoring(y: FloatArray, v: FloatArray, ymc: FloatArray, method: str,
         else:
             adj = (q - r_sum(_diag(p))) / r_sum(_diag(pp))
         adj = np.where(np.isnan(adj), 0.0, adj)
-        halve = (t + adj) < 0.0
-        while halve.any():
-            if np.isneginf(adj[halve]).any():
-                rows.fail(halve & np.isneginf(adj), "step halving does not terminate (R would loop forever)",
-                          idx)
-                adj = np.where(halve & np.isneginf(adj), 0.0, adj)
-            adj = np.where(halve, adj / 2, adj)
-            halve = (t + adj) < 0.0
+        adj = _halve_steps(t, adj, idx, rows)
         t = t + adj
         change = np.abs(old2 - t)
         live = np.array([rows.errors[i] is None for i in idx], dtype=bool)
@@ -367,6 +366,24 @@ def _fisher_scoring(y: FloatArray, v: FloatArray, ymc: FloatArray, method: str,
         active[idx] = still
         active &= rows.alive()
     return tau2, iters
+
+
+def _halve_steps(t: FloatArray, adj: FloatArray, idx: np.ndarray, rows: _Rows) -> FloatArray:
+    """``while (tau2 + adj < tau2.min) adj <- adj / 2`` per row (plain floats: same IEEE doubles)."""
+    need = np.flatnonzero((t + adj) < 0.0)
+    if need.size == 0:
+        return adj
+    adj = adj.copy()
+    for j in need:
+        tj, aj = float(t[j]), float(adj[j])
+        if aj == -math.inf:
+            rows.fail(np.array([True]), "step halving does not terminate (R would loop forever)", idx[j:j + 1])
+            adj[j] = 0.0
+            continue
+        while tj + aj < 0.0:
+            aj /= 2
+        adj[j] = aj
+    return adj
 
 
 def _ll0check(v: FloatArray, ymc: FloatArray, tau2: FloatArray, allvipos: npt.ArrayLike, method: str,
