@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from r_server import calltree as ct
+from r_server import functions, grammar
 from r_server.audit import AuditLog
 from r_server.errors import CallRejected, SessionError, StudyError
 from r_server.rbridge import RBridge, RObject, default_bridge
@@ -194,8 +195,6 @@ class StudyRuntime:
         with self._audited("assign_expr", sid, symbol=symbol) as info:
             session = self._session(sid)
             _check_symbol(symbol)
-            from r_server import grammar
-
             tree = grammar.parse_assign(expr_text)
             info["function"] = tree.func if isinstance(tree, ct.Call) else "<arithmetic>"
             self._assign_tree(session, symbol, tree)
@@ -209,20 +208,13 @@ class StudyRuntime:
             self._assign_tree(session, symbol, tree)
 
     def _assign_tree(self, session: _Session, symbol: str, tree: ct.Call | ct.Expr) -> None:
-        functions = _functions()
         if isinstance(tree, ct.Call):
-            if functions is not None:
-                bound = functions.check_call(tree, "assign", self._scope(session))
-                value = self._bridge.call(
-                    session.env, "assign", bound.func, list(bound.args.items()), self.settings.as_r_list()
-                )
-            else:
-                value = self._bridge.call(
-                    session.env, "assign", tree.func, _positional(tree), self.settings.as_r_list()
-                )
+            bound = functions.check_call(tree, "assign", self._scope(session))
+            value = self._bridge.call(
+                session.env, "assign", bound.func, list(bound.args.items()), self.settings.as_r_list()
+            )
         else:
-            if functions is not None:
-                functions.check_arith(tree, self._scope(session))
+            functions.check_arith(tree, self._scope(session))
             value = self._bridge.evaluate(session.env, tree)
         self._bridge.assign(session.env, symbol, value)
 
@@ -230,8 +222,6 @@ class StudyRuntime:
         """The JSON node of an allow-listed aggregate call's value (None for R's NULL)."""
         with self._audited("aggregate", sid) as info:
             session = self._session(sid)
-            from r_server import grammar
-
             tree = grammar.parse_aggregate(expr_text)
             info["function"] = tree.func
             return self._aggregate_tree(session, tree)
@@ -242,13 +232,10 @@ class StudyRuntime:
             return self._aggregate_tree(self._session(sid), tree)
 
     def _aggregate_tree(self, session: _Session, tree: ct.Call) -> Any:
-        functions = _functions()
-        if functions is not None:
-            bound = functions.check_call(tree, "aggregate", self._scope(session))
-            func, args = bound.func, list(bound.args.items())
-        else:
-            func, args = tree.func, _positional(tree)
-        value = self._bridge.call(session.env, "aggregate", func, args, self.settings.as_r_list())
+        bound = functions.check_call(tree, "aggregate", self._scope(session))
+        value = self._bridge.call(
+            session.env, "aggregate", bound.func, list(bound.args.items()), self.settings.as_r_list()
+        )
         return self._bridge.encode(value)
 
     def list_symbols(self, sid: str) -> list[str]:
@@ -282,16 +269,3 @@ def _check_symbol(symbol: str) -> None:
         or symbol in _RESERVED
     ):
         raise CallRejected(f"not a valid symbol name: {str(symbol)[:80]!r}")
-
-
-def _positional(call: ct.Call) -> list[tuple[str | None, ct.Expr]]:
-    return [(arg.name, arg.value) for arg in call.args]
-
-
-def _functions() -> Any:
-    """``r_server.functions`` (allow-lists and name checks) when it is available."""
-    try:
-        from r_server import functions
-    except ImportError:
-        return None
-    return functions

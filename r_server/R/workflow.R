@@ -224,11 +224,14 @@ dataFrameSubsetDS2 <- function(df.name = NULL, V1.name = NULL, V2.name = NULL, B
   s$subset
 }
 
+listDisclosureSettingsDS <- function() .ds_thr()
+
 # The server functions a client may call, by kind (the bridge refuses anything else).
 .ds_aggregate_functions <- list(
   exists = ds_exists, lmerSLMADS2 = lmerSLMADS2, colnamesDS = colnamesDS, isNaDS = isNaDS,
   classDS = classDS, checkNegValueDS = checkNegValueDS, testObjExistsDS = testObjExistsDS,
-  messageDS = messageDS, dataFrameSubsetDS1 = dataFrameSubsetDS1)
+  messageDS = messageDS, dataFrameSubsetDS1 = dataFrameSubsetDS1,
+  listDisclosureSettingsDS = listDisclosureSettingsDS)
 .ds_assign_functions <- list(
   lmerSLMADS.assign = lmerSLMADS.assign, completeCasesDS = completeCasesDS, dataFrameDS = dataFrameDS,
   BooleDS = BooleDS, dataFrameSubsetDS2 = dataFrameSubsetDS2)
