@@ -115,9 +115,10 @@ def _check_studies(studies: Mapping[str, str | os.PathLike[str]]) -> dict[str, P
         raise ValueError("no studies given")
     checked: dict[str, Path] = {}
     for name, folder in studies.items():
-        if not name or len(name) > 48 or not all(c.isalnum() or c in "_-" for c in name) or not name[0].isalnum():
-            raise ValueError(f"a study name is 1-48 letters, digits, '_' or '-', starting with one of the first two:"
-                             f" {name!r}")
+        if not name or len(name) > 48 or not name.isascii() or not name[0].isalnum() \
+                or not all(c.isalnum() or c in "_.-" for c in name):
+            raise ValueError(f"a study name is 1-48 ASCII letters, digits, '_', '.' or '-', starting with a letter"
+                             f" or digit: {name!r}")
         path = Path(folder).resolve()
         if not path.is_dir():
             raise ValueError(f"study {name}: folder not found: {folder}")
@@ -200,6 +201,15 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def _check_readable_by_others(name: str, folder: Path) -> None:
+    """Root's containers run as the image's unprivileged user: it must be able to read the folder."""
+    unreadable = [p for p in (folder, *folder.iterdir())
+                  if (p.stat().st_mode & (0o005 if p.is_dir() else 0o004)) != (0o005 if p.is_dir() else 0o004)]
+    if unreadable:
+        raise StudyLaunchError(f"study {name}: the container's unprivileged user cannot read {unreadable[0]}"
+                               " (make the folder o+rx and its tables o+r)")
+
+
 class _DockerEngine:
     """Each study is a container on a bridge network of its own (see the module docstring)."""
 
@@ -221,6 +231,8 @@ class _DockerEngine:
     def start(self, name: str, folder: Path, users_file: Path) -> str:
         from docker.types import Mount, Ulimit
 
+        if os.getuid() == 0:
+            _check_readable_by_others(name, folder)
         network = self._client.networks.create(
             f"pydsbase-{self._run_id}-{name}",
             driver="bridge",
@@ -496,13 +508,13 @@ def register_cli(subparsers: Any) -> None:
     up.add_argument("--build", action="store_true", help="(re)build the image first (layer cache on)")
     up.add_argument("--memory", default="1g")
     up.add_argument("--cpus", type=float, default=1.0)
-    up.set_defaults(func=_cli_up)
+    up.set_defaults(handler=_cli_up)
     down = verbs.add_parser("down", help="remove every leftover pydsbase container and network")
-    down.set_defaults(func=_cli_down)
+    down.set_defaults(handler=_cli_down)
     build = verbs.add_parser("build", help="build the study image")
     build.add_argument("--image", default=DEFAULT_IMAGE)
     build.add_argument("--base-image", default=None)
-    build.set_defaults(func=_cli_build)
+    build.set_defaults(handler=_cli_build)
 
 
 def _cli_up(opts: argparse.Namespace) -> int:
@@ -552,7 +564,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     register_cli(parser.add_subparsers(dest="command", required=True))
     args = list(sys.argv[1:] if argv is None else argv)
     opts = parser.parse_args(args if args[:1] == ["studies"] else ["studies", *args])
-    return int(opts.func(opts))
+    return int(opts.handler(opts))
 
 
 if __name__ == "__main__":
