@@ -35,7 +35,7 @@
 .ds_name_re <- "^([A-Za-z]|[.][A-Za-z._]|[.]$)[A-Za-z0-9._]*$"
 .ds_number_re <- "^[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?$"
 
-# The value dsBase gets from eval(parse(text = text), envir = session) for the texts DataSHIELD
+# The value dsBase gets by evaluating the text in the session (it parses it; we never do) for the texts DataSHIELD
 # clients send: a name, a chain name$col$..., a number, TRUE/FALSE/NA/NULL. Anything else is refused.
 .ds_resolve <- function(text, env = .ds_session()) {
   if (is.numeric(text) || is.logical(text)) return(text)
