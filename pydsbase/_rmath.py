@@ -102,26 +102,25 @@ def _pchisq_upper_scalar(q: float, df: int) -> float:
         return 0.0
     x = q / 2.0
     half = df // 2
-    if df % 2 == 0:
-        # Q(m, x) = exp(-x) * sum_{j<m} x^j / j!
-        term, total = 1.0, 1.0
-        for j in range(1, half):
-            term *= x / j
-            total += term
-        head = 0.0
-    else:
-        # Q(m + 1/2, x) = erfc(sqrt(x)) + exp(-x) * sum_{j<m} x^(j+1/2) / Gamma(j + 3/2)
-        head = math.erfc(math.sqrt(x))
-        term = 2.0 * math.sqrt(x / math.pi)
-        total = term if half > 0 else 0.0
-        for j in range(1, half):
-            term *= x / (j + 0.5)
-            total += term
-    if total == 0.0:
+    odd = df % 2 == 1
+    head = math.erfc(math.sqrt(x)) if odd else 0.0
+    # Q(a, x) = head + exp(-x) * sum_j x^e_j / Gamma(e_j + 1), e_j = j (even df) or j + 1/2 (odd df),
+    # j = 0 .. half-1 for odd df (none when df = 1) and j = 0 .. half-1 for even df.
+    exponents = [j + 0.5 for j in range(half)] if odd else [float(j) for j in range(half)]
+    if not exponents:
         return head
     if x < 700.0:
+        total = 0.0
+        term = 2.0 * math.sqrt(x / math.pi) if odd else 1.0
+        for j, e in enumerate(exponents):
+            if j > 0:
+                term *= x / e
+            total += term
         return head + math.exp(-x) * total
-    return head + math.exp(-x + math.log(total))
+    logs = [e * math.log(x) - math.lgamma(e + 1.0) for e in exponents]
+    top = max(logs)
+    log_total = top + math.log(sum(math.exp(v - top) for v in logs))
+    return head + math.exp(-x + log_total)
 
 
 def pchisq_upper(q: FloatArray, df: int) -> FloatArray:

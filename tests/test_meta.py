@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from pydsbase._rlinalg import dnrm2
+from pydsbase._rmath import pchisq_upper
 from pydsbase.meta import MetaAnalysisError, MetaAnalysisWarning, RmaResult, rma, rma_rows
 
 H = float.fromhex
@@ -122,3 +123,9 @@ def test_dnrm2_matches_reference_blas() -> None:
         x = (ctypes.c_double * len(row))(*row)
         theirs = fn(ctypes.byref(ctypes.c_int(len(row))), x, ctypes.byref(ctypes.c_int(1)))
         assert mine.hex() == float(theirs).hex()
+
+
+def test_chi_square_tail_for_huge_q() -> None:
+    # R: pchisq(c(1e40, 2000, 3), 29, lower.tail = FALSE) is 0, 0 and 0.99999999973639409
+    out = pchisq_upper(np.array([1e40, 2000.0, 3.0]), 29)
+    assert out[0] == 0.0 and out[1] < 1e-300 and math.isclose(out[2], 0.99999999973639409, rel_tol=1e-14)
