@@ -12,6 +12,7 @@ so they can be found and checked.
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,11 +39,17 @@ def forest_plot(
     methods = list(methods or result.methods)
     rows = [result.get(term, m) for m in methods]
     studies = list(rows[0].studies)
+    notes = [textwrap.fill(str(e), 110, subsequent_indent="    ") for e in result.exclusions_for(term)]
+    note_lines = sum(n.count("\n") + 1 for n in notes) + 1 if notes else 0
+    own_figure = ax is None
     if ax is None:
         from matplotlib.figure import Figure
 
-        height = 1.2 + 0.35 * (len(studies) + len(rows)) + 0.25 * len(result.exclusions_for(term))
-        fig = Figure(figsize=(7.5, max(2.5, height)), layout="constrained")
+        rows_height = 0.35 * (len(studies) + len(rows) + 2)
+        notes_height = 0.16 * note_lines
+        height = 0.9 + rows_height + notes_height
+        fig = Figure(figsize=(8.0, height))
+        fig.subplots_adjust(left=0.2, right=0.97, top=1 - 0.45 / height, bottom=(0.5 + notes_height) / height)
         ax = fig.add_subplot()
     figure = ax.get_figure(root=True)
     from matplotlib.figure import Figure as _Figure
@@ -78,8 +85,9 @@ def forest_plot(
     ax.set_ylim(y + 0.5, len(studies) + len(rows) + 1.5)
     ax.set_xlabel(f"{term}: estimate (95% CI)")
     ax.set_title(f"{result.formula or 'lmer'} — {term}" if result.formula else term, fontsize=10)
-    notes = [str(e) for e in result.exclusions_for(term)]
-    if notes:
+    if notes and own_figure:
+        figure.text(0.01, 0.01, "Not pooled:\n" + "\n".join(notes), va="bottom", fontsize=7, gid="exclusions")
+    elif notes:
         ax.annotate(
             "Not pooled:\n" + "\n".join(notes),
             xy=(0, 0),
@@ -110,7 +118,7 @@ def save_forest_plots(
             if fmt not in ("png", "svg", "pdf"):
                 raise ValueError(f"unsupported plot format {fmt!r}: use png, svg or pdf")
             path = out / f"forest_{_slug(term)}.{fmt}"
-            figure.savefig(path, format=fmt, dpi=dpi, metadata=_metadata(fmt))
+            figure.savefig(path, format=fmt, dpi=dpi, metadata=_metadata(fmt), bbox_inches="tight")
             written.append(path)
     return written
 

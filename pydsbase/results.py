@@ -680,10 +680,10 @@ def _text_table(rows: Sequence[Pooled]) -> str:
     """The pooled estimates as a fixed-width table (6 significant digits; the frame has every bit)."""
     width = max([len("term"), *(len(r.term) for r in rows)])
     columns = ("estimate", "se", "ci_lb", "ci_ub", "p", "tau2", "I2", "k")
-    header = f"{'term':<{width}}  {'method':<6}" + "".join(f"{c:>12}" for c in columns)
+    header = f"{'term':<{width}}  {'method':<6}" + "".join(f" {c:>12}" for c in columns)
     lines = [header]
     for r in rows:
-        cells = "".join(f"{getattr(r, c):>12.6g}" if c != "k" else f"{r.k:>12d}" for c in columns)
+        cells = "".join(f" {getattr(r, c):>12.6g}" if c != "k" else f" {r.k:>12d}" for c in columns)
         lines.append(f"{r.term:<{width}}  {r.method:<6}{cells}")
     return "\n".join(lines)
 
