@@ -1,0 +1,241 @@
+"""The study image and the docker launcher, against a real Docker engine.
+
+Builds the image from the repository's Dockerfile (layer cache on), stands three CLUSTER_INT studies
+up as containers once for the module, runs golden cases through them and checks isolation for real.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = [pytest.mark.needs_docker, pytest.mark.needs_r, pytest.mark.slow]
+
+IMAGE = "pydsbase-study:test"
+SERVERS = ("cluster.int1", "cluster.int2", "cluster.int3")
+GOLDEN_CASES = ("int_bmi_ri", "int_bmi_ri_ml")
+
+
+def _docker_ps_labelled() -> list[str]:
+    """``docker ps -a --filter label=pydsbase`` through the CLI when present, else the SDK."""
+    if shutil.which("docker"):
+        out = subprocess.run(["docker", "ps", "-a", "-q", "--filter", "label=pydsbase"],
+                             capture_output=True, text=True, check=True).stdout
+        return out.split()
+    import docker
+
+    client = docker.from_env()
+    try:
+        return [c.id for c in client.containers.list(all=True, filters={"label": "pydsbase"})]
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="module")
+def image() -> str:
+    from pydsbase.studies import build_image
+
+    started = time.monotonic()
+    build_image(IMAGE)
+    print(f"image {IMAGE} built in {time.monotonic() - started:.1f} s")
+    return IMAGE
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("studies")
+    root.chmod(0o755)
+    result = {}
+    for i, server in enumerate(SERVERS, start=1):
+        folder = root / server
+        folder.mkdir()
+        folder.chmod(0o755)
+        target = folder / f"CLUSTER_INT{i}.csv"
+        shutil.copyfile(data_dir / "CLUSTER" / f"CLUSTER_INT{i}.csv", target)
+        target.chmod(0o644)
+        result[server] = folder
+    return result
+
+
+@pytest.fixture(scope="module")
+def federation(image: str, folders: dict[str, Path]) -> Iterator[Any]:
+    from pydsbase.studies import studies_up
+
+    started = time.monotonic()
+    with studies_up(folders, engine="docker", image=image, memory="768m", cpus=1.0) as fed:
+        print(f"three study containers healthy in {time.monotonic() - started:.1f} s")
+        yield fed
+    assert _docker_ps_labelled() == []
+
+
+@contextlib.contextmanager
+def _session(logins: list[Any]) -> Iterator[Any]:
+    from pydsbase.session import Session
+
+    session = Session(logins)
+    session.open()
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+# -- the image --------------------------------------------------------------------------------------
+
+
+def test_image_runs_unprivileged_with_a_health_check(image: str) -> None:
+    import docker
+
+    client = docker.from_env()
+    try:
+        config = client.images.get(image).attrs["Config"]
+    finally:
+        client.close()
+    assert config["User"] == "study"
+    assert config["Healthcheck"]["Test"][0] == "CMD" and "/v1/health" in config["Healthcheck"]["Test"][-1]
+    assert config["Entrypoint"][:3] == ["python", "-m", "r_server"]
+    assert config["Entrypoint"][3:] == ["--tables", "/data", "--host", "0.0.0.0", "--port", "8080",
+                                        "--users", "/run/pydsbase/users.json"]
+
+
+def test_containers_are_confined(federation: Any) -> None:
+    engine = federation.engine_handle()
+    for name, study in federation.studies.items():
+        container = engine.container(name)
+        container.reload()
+        host = container.attrs["HostConfig"]
+        assert container.labels["pydsbase"] == "1" and container.labels["pydsbase.study"] == name
+        (binding,) = container.attrs["NetworkSettings"]["Ports"]["8080/tcp"]
+        assert binding["HostIp"] == "127.0.0.1" and study.url == f"http://127.0.0.1:{binding['HostPort']}"
+        mounts = {m["Destination"]: m for m in container.attrs["Mounts"]}
+        assert set(mounts) == {"/data", "/run/pydsbase/users.json"}
+        assert mounts["/data"]["Source"] == str(study.folder) and mounts["/data"]["RW"] is False
+        assert mounts["/run/pydsbase/users.json"]["RW"] is False
+        assert host["ReadonlyRootfs"] is True and host["CapDrop"] == ["ALL"]
+        assert host["Memory"] == 768 * 2**20 and host["NanoCpus"] == 10**9 and host["PidsLimit"] == 256
+        assert all(u["Soft"] <= 20000 and u["Hard"] <= 20000 for u in host["Ulimits"])
+        assert container.attrs["State"]["Health"]["Status"] in ("starting", "healthy")
+        uid = container.exec_run(["id", "-u"]).output.decode().strip()
+        assert uid == "10001"
+        # The study sees its own table only.
+        listing = container.exec_run(["ls", "/data"]).output.decode().split()
+        assert listing == [next(iter(p.name for p in study.folder.iterdir()))]
+
+
+# -- golden cases through the containers -------------------------------------------------------------
+
+
+# The local backend (pydsbase/drivers/local.py) leaves its worker's stdout pipe open when a session
+# closes (a ResourceWarning raised from the garbage collector); that is reported to its owner and is not
+# what this test checks.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.parametrize("case_id", GOLDEN_CASES)
+def test_golden_cases_identical_to_local_backend_and_golden(federation: Any, golden_dir: Path, data_dir: Path,
+                                                           case_id: str) -> None:
+    from pydsbase.conformance import runner
+    from pydsbase.conformance.compare import compare
+
+    runner.register_backend("docker-module", lambda case, root: contextlib.nullcontext(federation.logins))
+    case = runner.read_case(golden_dir / f"{case_id}.json")
+    assert tuple(study.server for study in case.studies) == SERVERS
+    ours = runner.run_case(case, data_dir.parent.parent, "docker-module")
+    local = runner.run_case(case, data_dir.parent.parent, "local")
+    assert ours["outcome"] == "returned", ours["error"]
+    assert ours["result"] == local["result"]  # identical nodes: doubles bit for bit
+    golden = json.loads((golden_dir / f"{case_id}.json").read_text())
+    comparison = compare(golden, ours)
+    assert comparison.ok, comparison.failures[:5]
+    # The per-study lmerSLMADS2 values, not only the pooled ones: study 2's fixed effects.
+    ours_study2 = ours["result"]["data"]["output.summary"]["data"]["study2"]["data"]["coefficients"]
+    golden_study2 = golden["result"]["data"]["output.summary"]["data"]["study2"]["data"]["coefficients"]
+    assert ours_study2 == golden_study2
+
+
+# -- isolation ---------------------------------------------------------------------------------------
+
+
+def test_a_token_opens_its_own_study_only(federation: Any) -> None:
+    from pydsbase.drivers.http import HTTPConnection
+    from pydsbase.errors import StudyCallError
+
+    login1 = federation.logins[0]
+    own = HTTPConnection(login1)
+    try:
+        assert own.list_tables() == ["CLUSTER_INT1"]
+    finally:
+        own.disconnect()
+    for other in federation.logins[1:]:
+        with pytest.raises(StudyCallError) as refused:
+            HTTPConnection(login1.model_copy(update={"url": other.url}))
+        assert refused.value.kind == "auth"
+
+
+def test_another_studys_table_is_refused(federation: Any) -> None:
+    from pydsbase.errors import SessionCallError
+
+    with _session(federation.logins[:1]) as session:
+        with pytest.raises(SessionCallError, match="CLUSTER_INT2"):
+            session.assign_table("X", table="CLUSTER_INT2")
+        session.assign_table("D", table="CLUSTER_INT1")
+        assert session.ls() == {SERVERS[0]: ["D"]}
+
+
+def _probe(host: str, port: int) -> str:
+    """Python source that prints ``connected`` or ``refused <error>`` for one TCP connection attempt."""
+    return ("import socket\n"
+            "try:\n"
+            f"    socket.create_connection(({host!r}, {port}), timeout=3).close(); print('connected')\n"
+            "except OSError as e:\n"
+            "    print('refused', type(e).__name__)\n")
+
+
+def _tcp_from(container: Any, host: str, port: int) -> str:
+    return str(container.exec_run(["python", "-c", _probe(host, port)]).output.decode().strip())
+
+
+def test_containers_cannot_reach_each_other(federation: Any) -> None:
+    engine = federation.engine_handle()
+    containers = [engine.container(name) for name in SERVERS]
+    for c in containers:
+        c.reload()
+    addresses = [next(iter(c.attrs["NetworkSettings"]["Networks"].values())) for c in containers]
+    first = containers[0]
+    # The probe works: a container reaches its own server.
+    assert _tcp_from(first, "127.0.0.1", 8080) == "connected"
+    for other, address, study in zip(containers[1:], addresses[1:], list(federation.studies.values())[1:],
+                                     strict=True):
+        assert address["IPAddress"] and address["NetworkID"] != addresses[0]["NetworkID"]
+        # Not directly, ...
+        assert _tcp_from(first, address["IPAddress"], 8080).startswith("refused")
+        # ... nor through the other study's published port on the host.
+        host_port = int(study.url.rsplit(":", 1)[1])
+        assert _tcp_from(first, addresses[0]["Gateway"], host_port).startswith("refused")
+        assert _tcp_from(other, addresses[0]["IPAddress"], 8080).startswith("refused")
+
+
+def test_containers_cannot_reach_the_outside(federation: Any, image: str) -> None:
+    import socket
+
+    import docker
+
+    try:
+        address = socket.gethostbyname("deb.debian.org")
+    except OSError:
+        pytest.skip("this machine cannot resolve deb.debian.org: no outside to compare with")
+    control = docker.from_env()
+    try:
+        reached = control.containers.run(image, entrypoint=["python", "-c", _probe(address, 80)], remove=True)
+    finally:
+        control.close()
+    if reached.decode().strip() != "connected":
+        pytest.skip("a container on the default bridge cannot reach the outside here either")
+    study = federation.engine_handle().container(SERVERS[0])
+    assert _tcp_from(study, address, 80).startswith("refused")
