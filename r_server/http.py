@@ -398,13 +398,24 @@ class StudyServer:
 
 
 class BodyLimit:
-    """Refuses (413) any request whose body exceeds ``limit`` bytes, declared or streamed."""
+    """Refuses (413) any request whose body exceeds ``limit`` bytes, declared or streamed.
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    The rest of an oversized body is read and dropped (up to ``drain`` bytes) before answering, so a
+    client still sending gets the 413 rather than a reset connection; beyond that the server closes.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int, drain: int = 16 * 1024 * 1024) -> None:
         self.app = app
         self.limit = limit
+        self.drain = max(drain, limit)
 
-    async def _refuse(self, send: Send) -> None:
+    async def _refuse(self, receive: Receive, send: Send, received: int, more: bool) -> None:
+        while more and received <= self.drain:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            received += len(message.get("body", b""))
+            more = message.get("more_body", False)
         body = json.dumps(_error_body("too_large", f"request body exceeds {self.limit} bytes")).encode()
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"),
@@ -422,7 +433,7 @@ class BodyLimit:
                 except ValueError:
                     declared = self.limit + 1
                 if declared > self.limit or declared < 0:
-                    await self._refuse(send)
+                    await self._refuse(receive, send, 0, declared <= self.drain)
                     return
         body = bytearray()
         more = True
@@ -431,10 +442,10 @@ class BodyLimit:
             if message["type"] == "http.disconnect":
                 return
             body += message.get("body", b"")
-            if len(body) > self.limit:
-                await self._refuse(send)
-                return
             more = message.get("more_body", False)
+            if len(body) > self.limit:
+                await self._refuse(receive, send, len(body), more)
+                return
         delivered = False
 
         async def replay() -> Message:
@@ -467,6 +478,37 @@ def _client_address(request: Request) -> str:
     return request.client.host if request.client is not None else "unknown"
 
 
+def _state(request: Request) -> StudyServer:
+    server: StudyServer | None = getattr(request.app.state, "study_server", None)
+    if server is None:
+        raise HTTPFault("unavailable", "the study is starting")
+    return server
+
+
+def _operation(request: Request) -> str:
+    return request.url.path.rsplit("/", 1)[-1][:40]
+
+
+def _current_login(request: Request, server: Annotated[StudyServer, Depends(_state)]) -> LoginSession:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip() or len(token) > 1024:
+        message = "missing bearer token: log in first"
+        server.refuse(_operation(request), AuthError.kind, message)
+        raise AuthError(message)
+    try:
+        login = server.auth.resolve(token.strip())
+    except AuthError as exc:
+        server.refuse(_operation(request), exc.kind, exc.message)
+        raise
+    request.state.user = login.user  # for the audit line of a request refused later on
+    return login
+
+
+Server = Annotated[StudyServer, Depends(_state)]
+Login = Annotated[LoginSession, Depends(_current_login)]
+
+
 def create_app(
     settings: HTTPSettings,
     runtime_factory: Callable[[], Runtime],
@@ -474,13 +516,12 @@ def create_app(
     audit: AuditSink | None = None,
 ) -> FastAPI:
     """The ASGI app. The runtime is built by ``runtime_factory`` on the R thread when the app starts."""
-    holder: dict[str, StudyServer] = {}
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         worker = RWorker(runtime_factory, name=f"r-{settings.study}")
         server = StudyServer(settings, worker, auth, audit)
-        holder["server"] = server
+        app.state.study_server = server
         # Warm up: start R and load the study's packages before the first analyst call.
         worker.submit(lambda rt: rt.info()).add_done_callback(_log_warm_up)
 
@@ -519,9 +560,9 @@ def create_app(
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         message = _validation_message(exc)
-        server = holder.get("server")
+        server = getattr(request.app.state, "study_server", None)
         if server is not None:
-            server.refuse(request.url.path.rsplit("/", 1)[-1][:40], "bad_request", message)
+            server.refuse(_operation(request), "bad_request", message, user=getattr(request.state, "user", None))
         return _error_response("bad_request", message)
 
     @app.exception_handler(StarletteHTTPException)
@@ -535,28 +576,6 @@ def create_app(
     async def _internal(request: Request, exc: Exception) -> JSONResponse:
         log.error("internal error on %s", request.url.path, exc_info=exc)
         return _error_response("internal", "internal error")
-
-    def state() -> StudyServer:
-        server = holder.get("server")
-        if server is None:
-            raise HTTPFault("unavailable", "the study is starting")
-        return server
-
-    def current_login(request: Request, server: Annotated[StudyServer, Depends(state)]) -> LoginSession:
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip() or len(token) > 1024:
-            message = "missing bearer token: log in first"
-            server.refuse(request.url.path.rsplit("/", 1)[-1][:40], AuthError.kind, message)
-            raise AuthError(message)
-        try:
-            return server.auth.resolve(token.strip())
-        except AuthError as exc:
-            server.refuse(request.url.path.rsplit("/", 1)[-1][:40], exc.kind, exc.message)
-            raise
-
-    Server = Annotated[StudyServer, Depends(state)]
-    Login = Annotated[LoginSession, Depends(current_login)]
 
     def pending(command: Command) -> JSONResponse:
         return JSONResponse({"command": command.cid, "status": "pending"}, status_code=202)

@@ -1,0 +1,521 @@
+"""The HTTP study server and HTTPDriver, over real loopback HTTP, with a stand-in runtime (no R).
+
+The stand-in has StudyRuntime's API and audits its calls like it; each server runs uvicorn in a
+thread of this process on a free port. Tests with the real runtime are in test_http_process.py.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from datashield.api import DSLoginBuilder
+from datashield.interface import DSError
+
+from pydsbase.drivers.http import HTTPConnection
+from pydsbase.errors import SessionCallError, StudyCallError
+from pydsbase.rvalue import RAtomic, from_node
+from pydsbase.session import Session
+from r_server.audit import AuditLog
+from r_server.auth import Authenticator, hash_password, new_token, parse_users, token_digest
+from r_server.errors import CallRejected, RCallError, SessionError
+from r_server.http import HTTPSettings, create_app
+
+PASSWORDS = {"alice": "alice-secret-1", "bob": "bob-secret-22"}
+ALICE_TOKEN = new_token()
+# Cheapest accepted scrypt cost: these tests check the protocol, test_http_auth.py the cost.
+USERS = parse_users({"users": [
+    {"name": "alice", "password_hash": hash_password(PASSWORDS["alice"], n=2**12),
+     "token_sha256": [token_digest(ALICE_TOKEN)]},
+    {"name": "bob", "password_hash": hash_password(PASSWORDS["bob"], n=2**12)},
+]})
+COLUMNS = ["idPatient", "BMI", "trtGrp", "Male", "idDoctor"]
+
+
+def _dbl(values: list[Any]) -> dict[str, Any]:
+    return {"type": "double", "class": ["numeric"], "length": len(values), "data": values}
+
+
+class FakeRuntime:
+    """StudyRuntime's API over a dict; records the thread of every call."""
+
+    def __init__(self, name: str, audit: AuditLog) -> None:
+        self.name = name
+        self.audit = audit
+        self.sessions: dict[str, dict[str, Any]] = {}
+        self.threads: set[int] = set()
+        self.closed: list[str] = []
+
+    def _call(self, sid: str | None, operation: str, function: str | None, symbol: str | None, run: Any) -> Any:
+        self.threads.add(threading.get_ident())
+        user = None
+        start = time.perf_counter()
+        try:
+            if sid is not None:
+                if sid not in self.sessions:
+                    raise SessionError("unknown session")
+                user = self.sessions[sid]["__user__"]
+            value = run()
+        except (CallRejected, RCallError, SessionError) as exc:
+            self.audit.record(user=user, session=sid, operation=operation, function=function, symbol=symbol,
+                              outcome=exc.kind, duration_ms=(time.perf_counter() - start) * 1e3,
+                              message=exc.message)
+            raise
+        self.audit.record(user=user, session=sid, operation=operation, function=function, symbol=symbol,
+                          duration_ms=(time.perf_counter() - start) * 1e3)
+        return value
+
+    def list_tables(self) -> list[str]:
+        return self._call(None, "list_tables", None, None, lambda: ["CLUSTER_INT1"])
+
+    def table_variables(self, table: str) -> list[str]:
+        def run() -> list[str]:
+            if table != "CLUSTER_INT1":
+                raise CallRejected(f"no such table: {table}")
+            return COLUMNS
+        return self._call(None, "table_variables", None, None, run)
+
+    def open_session(self, user: str) -> str:
+        self.threads.add(threading.get_ident())
+        sid = uuid.uuid4().hex
+        self.sessions[sid] = {"__user__": user}
+        return sid
+
+    def close_session(self, sid: str) -> None:
+        self.sessions.pop(sid, None)
+        self.closed.append(sid)
+
+    def assign_table(self, sid: str, symbol: str, table: str, variables: list[str] | None = None) -> None:
+        def run() -> None:
+            if table != "CLUSTER_INT1":
+                raise CallRejected(f"no such table: {table}")
+            self.sessions[sid][symbol] = [c for c in COLUMNS if variables is None or c in variables]
+        self._call(sid, "assign_table", None, symbol, run)
+
+    def assign_expr(self, sid: str, symbol: str, expr: str) -> None:
+        def run() -> None:
+            if expr.startswith("system"):
+                raise CallRejected("function 'system' is not allowed")
+            self.sessions[sid][symbol] = expr
+        self._call(sid, "assign_expr", expr.split("(")[0], symbol, run)
+
+    def aggregate(self, sid: str, expr: str) -> Any:
+        def run() -> Any:
+            env = self.sessions[sid]
+            if expr.startswith("colnamesDS("):
+                name = expr[len('colnamesDS("'):-2]
+                if name not in env:
+                    raise RCallError(f"object '{name}' not found")
+                return {"type": "character", "class": ["character"], "length": len(env[name]),
+                        "data": env[name]}
+            if expr.startswith("sleep("):
+                time.sleep(float(expr[6:-1]))
+                return _dbl([float(expr[6:-1])])
+            if expr == "doubles()":
+                return _dbl([0.1, 1 / 3, 1e-300, 5e-324, -0.0, "NaN", "NA", "Inf", 2.0**53 + 1])
+            if expr.startswith("big("):
+                return {"type": "character", "class": ["character"], "length": 1,
+                        "data": ["x" * int(expr[4:-1])]}
+            if expr == "crash()":
+                raise KeyError("secret internal detail")
+            raise CallRejected(f"function '{expr.split('(')[0]}' is not allowed")
+        return self._call(sid, "aggregate", expr.split("(")[0], None, run)
+
+    def list_symbols(self, sid: str) -> list[str]:
+        return self._call(sid, "list_symbols", None, None,
+                          lambda: sorted(k for k in self.sessions[sid] if k != "__user__"))
+
+    def rm_symbol(self, sid: str, symbol: str) -> None:
+        self._call(sid, "rm_symbol", None, symbol, lambda: self.sessions[sid].pop(symbol, None))
+
+    def list_methods(self, kind: str) -> list[str]:
+        return ["colnamesDS", "lmerSLMADS2"] if kind == "aggregate" else ["dataFrameDS"]
+
+    def info(self) -> dict[str, Any]:
+        return {"study": self.name, "r_version": "fake"}
+
+
+class ThreadServer:
+    """uvicorn serving one app in a thread of this process, on a free loopback port."""
+
+    def __init__(self, name: str, **settings: Any) -> None:
+        self.audit = AuditLog()
+        self.runtime = FakeRuntime(name, self.audit)
+        self.auth = Authenticator(
+            USERS,
+            idle_timeout=settings.pop("idle_timeout", 60.0),
+            user_failures=settings.pop("user_failures", 3),
+            address_failures=settings.pop("address_failures", 50),
+            failure_window=settings.pop("failure_window", 60.0),
+        )
+        self.settings = HTTPSettings(study=name, **settings)
+        app = create_app(self.settings, lambda: self.runtime, self.auth, self.audit)
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self.port = self._sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="error", access_log=False))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self._sock]}, daemon=True)
+        self.clients: list[httpx.Client] = []
+
+    def __enter__(self) -> ThreadServer:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("test server did not start")
+            time.sleep(0.01)
+        while httpx.get(self.url + "/v1/health").status_code != 200:
+            if time.monotonic() > deadline:
+                raise RuntimeError("test server is not healthy")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for client in self.clients:
+            client.close()
+        self.server.should_exit = True
+        self.thread.join(20)
+        self._sock.close()
+
+    def client(self) -> httpx.Client:
+        client = httpx.Client(base_url=self.url + "/v1")
+        self.clients.append(client)
+        return client
+
+    def login(self, user: str = "alice") -> httpx.Client:
+        client = self.client()
+        reply = client.post("/login", json={"user": user, "password": PASSWORDS[user]})
+        assert reply.status_code == 200, reply.text
+        client.headers["Authorization"] = f"Bearer {reply.json()['token']}"
+        return client
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ThreadServer]:
+    with ThreadServer("study1", sweep_interval=3600) as srv:
+        yield srv
+
+
+@contextmanager
+def session_on(*servers: ThreadServer, user: str = "alice", **kwargs: Any) -> Iterator[Session]:
+    builder = DSLoginBuilder()
+    for i, srv in enumerate(servers):
+        builder.add(f"study{i + 1}", url=srv.url, user=user, password=PASSWORDS[user], driver="pydsbase.HTTPDriver")
+    session = Session(builder.build(), **kwargs)
+    session.open()
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+def _error(reply: httpx.Response) -> dict[str, Any]:
+    body = reply.json()
+    assert set(body) >= {"error"}, body
+    return dict(body["error"])
+
+
+def _wait_done(client: httpx.Client, command: str, wait: float = 10.0) -> httpx.Response:
+    reply = client.get(f"/commands/{command}", params={"wait": wait})
+    assert reply.status_code != 202, "command still running"
+    return reply
+
+
+# -- the driver and session -------------------------------------------------------------------------
+
+
+def test_driver_round_trip_through_session(server: ThreadServer) -> None:
+    with session_on(server) as session:
+        session.assign_table("D", table="CLUSTER_INT1", variables=["BMI", "trtGrp"])
+        answer = session.aggregate('colnamesDS("D")')
+        assert list(answer) == ["study1"]
+        value = answer["study1"]
+        assert isinstance(value, RAtomic) and value.type == "character"
+        assert value.data == ["BMI", "trtGrp"]
+        assert session.ls() == {"study1": ["D"]}
+        session.rm("D")
+        assert session.ls() == {"study1": []}
+        conn = session.conns[0]
+        assert conn.list_tables() == ["CLUSTER_INT1"]
+        assert conn.list_table_variables("CLUSTER_INT1") == COLUMNS
+        assert conn.list_methods("aggregate") == ["colnamesDS", "lmerSLMADS2"]
+        assert conn.info()["study"] == "study1"
+
+
+def test_doubles_travel_bit_exact(server: ThreadServer) -> None:
+    with session_on(server) as session:
+        value = session.aggregate("doubles()")["study1"]
+    assert isinstance(value, RAtomic)
+    got = value.data
+    expected = [0.1, 1 / 3, 1e-300, 5e-324, -0.0]
+    assert [struct.pack("<d", x) for x in got[:5]] == [struct.pack("<d", x) for x in expected]
+    assert got[5] != got[5]  # NaN
+    assert repr(got[6]) == "NA"
+    assert got[7] == float("inf") and got[8] == 2.0**53
+
+
+def test_study_errors_surface_in_fetch_with_r_message(server: ThreadServer) -> None:
+    with session_on(server) as session:
+        conn = session.conns[0]
+        result = conn.aggregate('colnamesDS("nothere")')
+        assert result.wait(10)
+        assert result.is_completed() is True
+        with pytest.raises(DSError) as caught:
+            result.fetch()
+        assert str(caught.value) == "object 'nothere' not found"
+        assert isinstance(caught.value, StudyCallError) and caught.value.kind == "r_error"
+        rejected = conn.assign_expr("x", "system('touch /tmp/pwned')")
+        with pytest.raises(StudyCallError) as caught:
+            rejected.fetch(10)
+        assert caught.value.kind == "rejected" and str(caught.value) == "function 'system' is not allowed"
+        with pytest.raises(SessionCallError) as failed:
+            session.aggregate("crash()")
+        err = failed.value.errors["study1"]
+        assert isinstance(err, StudyCallError)
+        assert (err.kind, str(err)) == ("internal", "internal error")
+        assert "secret" not in str(failed.value)
+
+
+def test_is_completed_never_raises_when_the_server_is_gone() -> None:
+    with ThreadServer("gone", sweep_interval=3600) as srv:
+        builder = DSLoginBuilder().add("s", url=srv.url, user="alice", password=PASSWORDS["alice"],
+                                       driver="pydsbase.HTTPDriver")
+        conn = HTTPConnection(builder.build()[0])
+        result = conn.aggregate("sleep(0.3)")
+    assert result.is_completed() is True  # the outcome is "unreachable", found without raising
+    with pytest.raises(StudyCallError) as caught:
+        result.fetch()
+    assert caught.value.kind == "unavailable"
+    conn.disconnect()  # never raises either
+
+
+def test_token_login(server: ThreadServer) -> None:
+    builder = DSLoginBuilder().add("s", url=server.url, token=ALICE_TOKEN, driver="pydsbase.HTTPDriver")
+    conn = HTTPConnection(builder.build()[0])
+    try:
+        assert conn.user == "alice"
+        assert conn.list_tables() == ["CLUSTER_INT1"]
+    finally:
+        conn.disconnect()
+    reply = server.client().post("/login", json={"token": new_token()})
+    assert reply.status_code == 401 and _error(reply)["kind"] == "auth"
+
+
+def test_fan_out_runs_studies_concurrently() -> None:
+    with ThreadServer("a", sweep_interval=3600) as a, ThreadServer("b", sweep_interval=3600) as b, \
+            ThreadServer("c", sweep_interval=3600) as c, session_on(a, b, c) as session:
+        start = time.perf_counter()
+        answer = session.aggregate("sleep(0.6)")
+        elapsed = time.perf_counter() - start
+    assert list(answer) == ["study1", "study2", "study3"]
+    assert [v.data for v in answer.values()] == [[0.6]] * 3
+    assert elapsed < 1.5, f"three 0.6 s calls took {elapsed:.2f} s: not run in parallel"
+
+
+def test_long_poll_returns_when_done_not_at_the_deadline(server: ThreadServer) -> None:
+    client = server.login()
+    sid = client.post("/sessions").json()["session"]
+    submitted = client.post(f"/sessions/{sid}/aggregate", json={"expr": "sleep(0.3)"})
+    assert submitted.status_code == 202 and submitted.json()["status"] == "pending"
+    command = submitted.json()["command"]
+    assert client.get(f"/commands/{command}").status_code == 202
+    start = time.perf_counter()
+    reply = client.get(f"/commands/{command}", params={"wait": 20})
+    assert time.perf_counter() - start < 5
+    assert reply.status_code == 200
+    assert reply.json() == {"command": command, "status": "done", "value": _dbl([0.3])}
+    # answered once: the command is gone afterwards
+    assert client.get(f"/commands/{command}").status_code == 404
+
+
+def test_r_runs_on_one_thread_off_the_event_loop(server: ThreadServer) -> None:
+    with session_on(server) as session:
+        session.aggregate("sleep(0)")
+        session.assign_table("D", table="CLUSTER_INT1")
+        session.ls()
+    assert len(server.runtime.threads) == 1
+    (r_thread,) = server.runtime.threads
+    assert r_thread not in (threading.get_ident(), server.thread.ident)
+
+
+# -- authentication, isolation, limits ------------------------------------------------------------
+
+
+def test_every_route_but_health_and_login_needs_a_token(server: ThreadServer) -> None:
+    client = server.client()
+    assert client.get("/health").json() == {"status": "ok", "study": "study1"}
+    for method, path in [("GET", "/tables"), ("GET", "/info"), ("GET", "/methods"), ("POST", "/sessions"),
+                         ("POST", "/logout"), ("GET", "/commands/1-abc"), ("GET", "/sessions/x/symbols")]:
+        reply = client.request(method, path)
+        assert reply.status_code == 401, (method, path)
+        assert _error(reply)["kind"] == "auth"
+        reply = client.request(method, path, headers={"Authorization": f"Bearer {new_token()}"})
+        assert reply.status_code == 401 and _error(reply)["message"] == "not logged in, or the login has expired"
+
+
+def test_wrong_password_and_unknown_user_are_refused_alike() -> None:
+    with ThreadServer("s", sweep_interval=3600) as srv:
+        client = srv.client()
+        wrong = client.post("/login", json={"user": "alice", "password": "not-her-password"})
+        unknown = client.post("/login", json={"user": "mallory", "password": "whatever-it-is"})
+        assert wrong.status_code == unknown.status_code == 401
+        assert _error(wrong) == _error(unknown) == {"kind": "auth", "message": "invalid credentials"}
+        outcomes = [(r["operation"], r["user"], r["outcome"]) for r in srv.audit.records]
+        assert outcomes == [("login", "alice", "auth"), ("login", "mallory", "auth")]
+
+
+def test_failed_logins_are_rate_limited() -> None:
+    with ThreadServer("s", sweep_interval=3600, user_failures=3, failure_window=1.5) as srv:
+        client = srv.client()
+        codes = [client.post("/login", json={"user": "alice", "password": f"guess-{i}-xx"}).status_code
+                 for i in range(5)]
+        assert codes == [401, 401, 401, 429, 429]
+        limited = client.post("/login", json={"user": "alice", "password": PASSWORDS["alice"]})
+        assert limited.status_code == 429  # even the right password, while locked
+        assert _error(limited)["kind"] == "rate_limited"
+        assert 1 <= int(limited.headers["retry-after"]) <= 3
+        # another user is not locked out by alice's failures
+        assert client.post("/login", json={"user": "bob", "password": PASSWORDS["bob"]}).status_code == 200
+        time.sleep(1.6)
+        assert client.post("/login", json={"user": "alice", "password": PASSWORDS["alice"]}).status_code == 200
+        assert [r["outcome"] for r in srv.audit.records if r["user"] == "alice"] == (
+            ["auth"] * 3 + ["rate_limited"] * 3 + ["ok"])
+
+
+def test_users_cannot_reach_each_others_sessions_or_commands(server: ThreadServer) -> None:
+    alice, bob = server.login("alice"), server.login("bob")
+    sid = alice.post("/sessions").json()["session"]
+    assert alice.post(f"/sessions/{sid}/assign-table", json={"symbol": "D", "table": "CLUSTER_INT1"}
+                      ).status_code == 202
+    command = alice.post(f"/sessions/{sid}/aggregate", json={"expr": 'colnamesDS("D")'}).json()["command"]
+    before = len(server.audit.records)
+    for method, path, body in [
+        ("GET", f"/sessions/{sid}/symbols", None),
+        ("POST", f"/sessions/{sid}/aggregate", {"expr": 'colnamesDS("D")'}),
+        ("POST", f"/sessions/{sid}/assign", {"symbol": "y", "expr": "D$BMI"}),
+        ("DELETE", f"/sessions/{sid}/symbols/D", None),
+        ("DELETE", f"/sessions/{sid}", None),
+    ]:
+        reply = bob.request(method, path, json=body)
+        assert reply.status_code == 404, (method, path)
+        assert _error(reply) == {"kind": "session", "message": "unknown or expired session"}
+    stolen = bob.get(f"/commands/{command}", params={"wait": 5})
+    assert stolen.status_code == 404 and _error(stolen)["kind"] == "not_found"
+    refusals = server.audit.records[before:]
+    assert [(r["user"], r["outcome"]) for r in refusals] == [("bob", "session")] * 5 + [("bob", "not_found")]
+    # alice's session and answer are intact
+    assert _wait_done(alice, command).json()["value"]["data"] == COLUMNS
+    assert alice.get(f"/sessions/{sid}/symbols").json() == ["D"]
+
+
+@pytest.mark.parametrize(
+    ("body", "kind"),
+    [
+        (b"{not json", "bad_request"),
+        (b"[]", "bad_request"),
+        (b'{"expr": 42}', "bad_request"),
+        (b'{"expr": "x", "extra": 1}', "bad_request"),
+        (b'{"expr": ""}', "bad_request"),
+        (json.dumps({"expr": "x" * (300 * 1024)}).encode(), "bad_request"),
+        (json.dumps({"expr": "x" * (2 * 1024 * 1024)}).encode(), "too_large"),
+    ],
+    ids=["not-json", "array", "wrong-type", "extra-field", "empty", "expr-too-long", "body-too-large"],
+)
+def test_malformed_and_oversized_requests_are_4xx(server: ThreadServer, body: bytes, kind: str) -> None:
+    client = server.login()
+    sid = client.post("/sessions").json()["session"]
+    reply = client.post(f"/sessions/{sid}/aggregate", content=body, headers={"Content-Type": "application/json"})
+    assert 400 <= reply.status_code < 500
+    assert _error(reply)["kind"] == kind
+    assert "Traceback" not in reply.text
+
+
+def test_streamed_oversized_body_is_refused(server: ThreadServer) -> None:
+    client = server.login()
+
+    def chunks() -> Iterator[bytes]:
+        for _ in range(40):
+            yield b"x" * 65536
+
+    reply = client.post("/login", content=chunks())
+    assert reply.status_code == 413 and _error(reply)["kind"] == "too_large"
+
+
+def test_unknown_routes_and_bad_queries_are_typed_errors(server: ThreadServer) -> None:
+    client = server.login()
+    reply = client.get("/nowhere")
+    assert reply.status_code == 404 and _error(reply)["kind"] == "not_found"
+    reply = client.put("/tables")
+    assert reply.status_code == 405 and _error(reply)["kind"] == "method_not_allowed"
+    reply = client.get("/methods", params={"kind": "system"})
+    assert reply.status_code == 400 and _error(reply)["kind"] == "bad_request"
+    reply = client.get("/commands/1-abc", params={"wait": "-1"})
+    assert reply.status_code == 400
+
+
+def test_oversized_answer_is_refused() -> None:
+    with ThreadServer("s", sweep_interval=3600, max_response_bytes=10_000) as srv, session_on(srv) as session:
+        assert session.aggregate("big(9000)")["study1"].data == ["x" * 9000]
+        with pytest.raises(SessionCallError) as failed:
+            session.aggregate("big(20000)")
+    err = failed.value.errors["study1"]
+    assert isinstance(err, StudyCallError) and err.kind == "too_large"
+
+
+def test_idle_sessions_and_logins_expire() -> None:
+    with ThreadServer("s", idle_timeout=0.4, sweep_interval=0.1) as srv:
+        client = srv.login()
+        sid = client.post("/sessions").json()["session"]
+        for _ in range(4):  # in use: stays alive past the timeout
+            time.sleep(0.2)
+            assert client.get(f"/sessions/{sid}").status_code == 200
+        time.sleep(0.9)
+        assert sid in srv.runtime.closed and sid not in srv.runtime.sessions
+        reply = client.get(f"/sessions/{sid}")
+        assert reply.status_code == 401  # the login itself expired too
+
+
+def test_logout_closes_the_logins_sessions(server: ThreadServer) -> None:
+    client = server.login()
+    sid = client.post("/sessions").json()["session"]
+    assert client.post("/logout").status_code == 200
+    assert sid in server.runtime.closed
+    assert client.get("/tables").status_code == 401
+
+
+def test_audit_has_one_line_per_call_rejected_ones_included(server: ThreadServer) -> None:
+    client = server.login("bob")
+    sid = client.post("/sessions").json()["session"]
+    before = len(server.audit.records)
+    commands = [
+        client.post(f"/sessions/{sid}/assign-table", json={"symbol": "D", "table": "CLUSTER_INT1"}),
+        client.post(f"/sessions/{sid}/aggregate", json={"expr": 'colnamesDS("D")'}),
+        client.post(f"/sessions/{sid}/aggregate", json={"expr": "system2('ls')"}),
+        client.post(f"/sessions/{sid}/assign", json={"symbol": "E", "expr": "system('id')"}),
+        client.post(f"/sessions/{sid}/aggregate", json={"expr": 'colnamesDS("zz")'}),
+    ]
+    statuses = [_wait_done(client, c.json()["command"]).status_code for c in commands]
+    assert statuses == [200, 200, 400, 400, 422]
+    client.post(f"/sessions/{sid}/aggregate", content=b"{bad")
+    lines = server.audit.records[before:]
+    assert [(r["user"], r["operation"], r["function"], r["symbol"], r["outcome"]) for r in lines] == [
+        ("bob", "assign_table", None, "D", "ok"),
+        ("bob", "aggregate", "colnamesDS", None, "ok"),
+        ("bob", "aggregate", "system2", None, "rejected"),
+        ("bob", "assign_expr", "system", "E", "rejected"),
+        ("bob", "aggregate", "colnamesDS", None, "r_error"),
+        ("bob", "aggregate", None, None, "bad_request"),
+    ]
+    assert all(set(r) >= {"time", "duration_ms"} for r in lines)
