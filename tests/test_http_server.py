@@ -24,7 +24,7 @@ from datashield.interface import DSError
 
 from pydsbase.drivers.http import HTTPConnection
 from pydsbase.errors import SessionCallError, StudyCallError
-from pydsbase.rvalue import RAtomic, from_node
+from pydsbase.rvalue import RAtomic
 from pydsbase.session import Session
 from r_server.audit import AuditLog
 from r_server.auth import Authenticator, hash_password, new_token, parse_users, token_digest
