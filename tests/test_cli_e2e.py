@@ -21,12 +21,7 @@ from pydsbase.rvalue import RAtomic, RList, from_node, loads
 
 FORMULA = "BMI ~ trtGrp + Male + (1|idDoctor)"
 
-pytestmark = [
-    pytest.mark.needs_r,
-    pytest.mark.slow,
-    # the local driver leaves its worker pipes to the garbage collector (reported to its owner)
-    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
-]
+pytestmark = [pytest.mark.needs_r, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
