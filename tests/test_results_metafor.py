@@ -113,19 +113,19 @@ def as_double(text: str) -> float:
 def test_extended_statistics_are_metafors(golden_dir: Path, tmp_path: Path) -> None:
     built = cases(golden_dir)
     rows: list[tuple[str, str, list[float], list[float]]] = []
-    index: dict[str, tuple[str, str]] = {}
+    index: dict[str, tuple[str, int]] = {}
     for case, result in built.items():
-        for i, row in enumerate(result.pooled):
+        for position, row in enumerate(result.pooled):
             key = f"r{len(index)}"
-            index[key] = (case, str(i))
+            index[key] = (case, position)
             fits = [result.study(s) for s in row.studies]
             rows.append(
                 (key, row.method, [f.estimates[row.term] for f in fits], [f.std_errors[row.term] for f in fits])
             )
     answers = metafor(rows, tmp_path)
     assert len(answers) == len(rows) == sum(len(r.pooled) for r in built.values())
-    for key, (case, i) in index.items():
-        row = built[case].pooled[int(i)]
+    for key, (case, position) in index.items():
+        row = built[case].pooled[position]
         r_values = answers[(key, row.method)]
         assert int(r_values[-1]) == row.k
         for ours, r_name, text in zip(OURS, R_FIELDS, r_values[:-1], strict=True):
