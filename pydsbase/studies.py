@@ -320,6 +320,10 @@ class StudiesUp:
     Inside the ``with`` block: ``studies`` (name -> ``Study``), ``logins`` (``DSLoginInfo`` list for
     ``pydsbase.Session`` / ``datashield.DSSession``, driver ``pydsbase.HTTPDriver``) and, with
     ``config_out``, a YAML file in the ``datashield`` package's config format (``DSConfig``).
+
+    ``build``: None (default) builds the image from the source checkout when there is one, so the
+    containers run the code at hand (a layer-cache hit when it is unchanged), else only when the image
+    is missing; True always builds; False never does.
     """
 
     def __init__(
@@ -328,7 +332,7 @@ class StudiesUp:
         engine: Engine = "docker",
         *,
         image: str = DEFAULT_IMAGE,
-        build: bool = False,
+        build: bool | None = None,
         config_out: str | os.PathLike[str] | None = None,
         memory: str = "1g",
         cpus: float = 1.0,
@@ -378,7 +382,7 @@ class StudiesUp:
         self._workdir = Path(tempfile.mkdtemp(prefix=f"pydsbase-studies-{self.run_id}-"))
         self._workdir.chmod(0o755)
         if self.engine == "docker":
-            if self.build or not _image_exists(self.image):
+            if self.build or (self.build is None and (_in_checkout() or not _image_exists(self.image))):
                 build_image(self.image)
             self._engine = _DockerEngine(self.run_id, self.image, self.memory, self.cpus, self.pids)
         else:
@@ -432,6 +436,11 @@ def write_config(path: Path, logins: Sequence[DSLoginInfo]) -> None:
 
 
 # -- the image --------------------------------------------------------------------------------------
+
+
+def _in_checkout() -> bool:
+    """Whether pydsbase runs from a source checkout (with the Dockerfile the image is built from)."""
+    return (REPO / "Dockerfile").is_file() and (REPO / "r_server").is_dir()
 
 
 def _image_exists(tag: str) -> bool:
@@ -505,7 +514,9 @@ def register_cli(subparsers: Any) -> None:
     up.add_argument("--engine", choices=["docker", "process"], default="docker")
     up.add_argument("--config-out", type=Path, help="write the logins as a datashield config YAML file")
     up.add_argument("--image", default=DEFAULT_IMAGE)
-    up.add_argument("--build", action="store_true", help="(re)build the image first (layer cache on)")
+    up.add_argument("--build", choices=["auto", "always", "never"], default="auto",
+                    help="build the image first: auto = from a source checkout (a layer-cache hit when the"
+                         " code is unchanged) or when the image is missing")
     up.add_argument("--memory", default="1g")
     up.add_argument("--cpus", type=float, default=1.0)
     up.set_defaults(handler=_cli_up)
@@ -525,7 +536,8 @@ def _cli_up(opts: argparse.Namespace) -> int:
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        with studies_up(dict(opts.study), opts.engine, image=opts.image, build=opts.build,
+        with studies_up(dict(opts.study), opts.engine, image=opts.image,
+                        build={"auto": None, "always": True, "never": False}[opts.build],
                         config_out=opts.config_out, memory=opts.memory, cpus=opts.cpus) as federation:
             for login in federation.logins:
                 print(json.dumps(login.model_dump(exclude_none=True)), flush=True)
@@ -538,6 +550,8 @@ def _cli_up(opts: argparse.Namespace) -> int:
     except (StudyLaunchError, ValueError) as exc:
         print(f"pydsbase studies up: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # while starting: everything started is already removed
+        return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
     return 0
