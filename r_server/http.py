@@ -40,8 +40,10 @@ import json
 import logging
 import queue
 import secrets
+import signal
 import threading
 import time
+import warnings
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Protocol
@@ -141,6 +143,9 @@ class RWorker:
             threading.stack_size(previous)
 
     def _run(self) -> None:
+        # R is started on this thread on purpose (it must be used from the thread that started it);
+        # the SIGINT handler it takes over is given back by ``restore_signal_handlers``.
+        warnings.filterwarnings("ignore", message="R is not initialized by the main thread")
         try:
             runtime = self._factory()
         except BaseException as exc:  # the study cannot start: every call fails, health says so
@@ -290,6 +295,8 @@ class StudyServer:
         self.clock = clock
         self.sessions: dict[str, RSession] = {}
         self.commands: dict[str, Command] = {}
+        self.warmed = False  # R started and the study answered once: healthy
+        self.warm_failed = False
         self._ids = itertools.count(1)
 
     # audit of what the HTTP layer refuses (the runtime audits every call it runs or rejects)
@@ -469,9 +476,25 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "invalid request: " + "; ".join(parts)
 
 
-def _log_warm_up(future: concurrent.futures.Future[Any]) -> None:
-    if future.exception() is not None:
-        log.error("warm-up failed: %s", future.exception())
+def restore_signal_handlers() -> None:
+    """Re-install Python's handlers for the signals embedded R takes over (so Ctrl-C stops the server)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(sig)
+        if handler is not None:
+            signal.signal(sig, handler)
+
+
+async def _warm_up(server: StudyServer) -> None:
+    """Start R and load the study's packages before the first analyst call, then take SIGINT back."""
+    try:
+        await server.run(lambda rt: rt.info())
+        server.warmed = True
+    except Exception as exc:
+        server.warm_failed = True
+        log.error("the study failed to start: %s", exc)
+    restore_signal_handlers()
 
 
 def _client_address(request: Request) -> str:
@@ -522,8 +545,7 @@ def create_app(
         worker = RWorker(runtime_factory, name=f"r-{settings.study}")
         server = StudyServer(settings, worker, auth, audit)
         app.state.study_server = server
-        # Warm up: start R and load the study's packages before the first analyst call.
-        worker.submit(lambda rt: rt.info()).add_done_callback(_log_warm_up)
+        warm_up = asyncio.create_task(_warm_up(server))
 
         async def sweeper() -> None:
             while True:
@@ -538,6 +560,7 @@ def create_app(
             yield
         finally:
             task.cancel()
+            warm_up.cancel()
             for sid in list(server.sessions):
                 await server.close_session(sid)
             await asyncio.get_running_loop().run_in_executor(None, worker.stop)
@@ -583,8 +606,9 @@ def create_app(
     # -- unauthenticated --
     @app.get(f"{API}/health")
     async def health(server: Server) -> JSONResponse:
-        if not server.worker.alive():
-            status = "failed" if server.worker.failed is not None else "starting"
+        if not (server.warmed and server.worker.alive()):
+            failed = server.worker.failed is not None or server.warm_failed
+            status = "failed" if failed else "starting"
             return JSONResponse({"status": status, "study": settings.study}, status_code=503)
         return JSONResponse({"status": "ok", "study": settings.study})
 
