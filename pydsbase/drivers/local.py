@@ -112,14 +112,17 @@ class _StudyProcess:
         return _unwrap(self.name, self.submit(op, **args), None)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                assert self.proc.stdin is not None
+        """End the study process (closing its input asks it to exit) and release every pipe."""
+        try:
+            if self.proc.stdin is not None:
                 self.proc.stdin.close()
-                self.proc.wait(timeout=10)
-            except (OSError, subprocess.TimeoutExpired):
-                self.proc.kill()
-                self.proc.wait()
+            self.proc.wait(timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
+            self.proc.wait()
+        self._reader.join(timeout=5)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
 
 
 def _unwrap(study: str, pending: _Pending, timeout: float | None) -> Any:
