@@ -124,8 +124,9 @@ class RBridge:
                 return rlist(kind=s("null"))
             case ct.Bool(value=v):
                 return rlist(kind=s("literal"), value=ri.BoolSexpVector([v]))
-            case ct.Num(value=v):
-                return rlist(kind=s("literal"), value=ri.FloatSexpVector([v]))
+            case ct.Num(text=text):
+                # R reads the literal's text itself (R_strtod, like R's parser): no Python rounding.
+                return rlist(kind=s("number"), text=s(text))
             case ct.Str(value=v):
                 return rlist(kind=s("literal"), value=s(v))
             case ct.Sym(name=n):

@@ -51,7 +51,7 @@
   if (length(parts) < 1L || !all(grepl(.ds_name_re, parts)) || endsWith(text, "$")) {
     stop(sprintf("'%s' is not the name of an object", text), call. = FALSE)
   }
-  value <- get(parts[[1L]], envir = env)
+  value <- get(parts[[1L]], envir = env, inherits = FALSE)  # the session only, never base R
   for (part in parts[-1L]) value <- do.call(`$`, list(value, part))
   value
 }

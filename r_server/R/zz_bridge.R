@@ -26,12 +26,25 @@
 
 .ds_arith <- list("+" = `+`, "-" = `-`, "*" = `*`, "/" = `/`, "^" = `^`)
 
-# The value of an expression node in a session: literals, names, X$y, arithmetic.
+# A numeric literal from its text, read by R's own number reader (R_strtod, as R's parser reads a
+# literal), so "0.1" or "1e-320" are the same double here as in dsBase. The text was checked by
+# the grammar (digits, one '.', an exponent, an optional leading '-'); anything else is refused.
+.ds_number_text_re <- "^-?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?$"
+.ds_number <- function(text) {
+  if (!is.character(text) || length(text) != 1L || !grepl(.ds_number_text_re, text)) {
+    stop("malformed number literal", call. = FALSE)
+  }
+  as.numeric(text)
+}
+
+# The value of an expression node in a session: literals, names, X$y, arithmetic. Names are looked
+# up in the session only (inherits = FALSE): nothing of globalenv, base R or attached packages.
 .ds_value <- function(node, env) {
   switch(node$kind,
     null = NULL,
     literal = node$value,
-    sym = get(node$name, envir = env),
+    number = .ds_number(node$text),
+    sym = get(node$name, envir = env, inherits = FALSE),
     dollar = do.call(`$`, list(.ds_value(node$obj, env), node$name)),
     paren = .ds_value(node$inner, env),
     unary = {
@@ -52,6 +65,7 @@
 .ds_lang <- function(node) {
   switch(node$kind,
     literal = node$value,
+    number = .ds_number(node$text),
     sym = as.name(node$name),
     dollar = as.call(list(as.name("$"), .ds_lang(node$obj), as.name(node$name))),
     paren = as.call(list(as.name("("), .ds_lang(node$inner))),
