@@ -14,8 +14,6 @@ from R's memory.
 
 from __future__ import annotations
 
-import math
-import struct
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -25,12 +23,11 @@ from typing import Any
 
 from pydsbase import rvalue
 from r_server import calltree as ct
+from r_server import rserial
 from r_server.errors import RCallError
 
 R_DIR = Path(__file__).resolve().parent / "R"
 
-_NA_REAL_PAYLOAD = 1954
-_INT_NA = -(2**31)
 
 
 @dataclass(frozen=True)
@@ -216,7 +213,7 @@ class RBridge:
         """The JSON node of an R value (golden README encoding)."""
         with self._r() as ri:
             desc = self._guarded(self._fn(".ds_describe_box")(ri.ListSexpVector([value.sexp])))
-            return rvalue.to_node(self._model(desc))
+            return rvalue.to_node(_model(self._description(desc)))
 
     def methods(self, kind: str) -> list[str]:
         """The server functions of ``kind`` ("aggregate" or "assign") our R side will run."""
@@ -239,104 +236,98 @@ class RBridge:
         vec.do_slot_assign("names", ri.StrSexpVector(list(settings)))
         return vec
 
-    def _model(self, desc: Any) -> rvalue.RValue | None:
+    def _description(self, desc: Any) -> Any:
+        """The description, serialized in R and read in one pass (see :mod:`r_server.rserial`)."""
         ri = self._ri
-        if desc is ri.NULL or desc.typeof == ri.RTYPES.NILSXP:
-            return None
-        d = dict(zip(desc.names, desc, strict=True))
-        rtype = _strings(d["type"])[0]
-        r_class = _strings(d["class"])
-        attributes = self._attributes(d["attributes"])
-        if rtype in ("language", "symbol"):
-            has_env = d["has_environment"]
-            return rvalue.RLanguage(
-                _strings(d["deparsed"]),
-                r_class=r_class,
-                type=rtype,
-                has_environment=None if has_env is ri.NULL or has_env.typeof == ri.RTYPES.NILSXP else _logical(has_env),
-                attributes=attributes,
-            )
-        if rtype == "list":
-            names = None if _is_null(ri, d["names"]) else _strings_na(d["names"], na="")
-            items = [self._model(e) for e in d["elements"]]
-            return rvalue.RList(items, names=names, r_class=r_class, attributes=attributes)
-        s4 = None
-        if not _is_null(ri, d["s4"]):
-            s4d = dict(zip(d["s4"].names, d["s4"], strict=True))
-            s4 = {
-                "s4_class": _strings(s4d["s4_class"])[0],
-                "s4_package": _strings(s4d["s4_package"])[0],
-                "converted_with": _strings(s4d["converted_with"])[0],
-                "s4_slot_names": _strings(s4d["s4_slot_names"]),
-                "s4_factors_names": [] if _is_null(ri, s4d["s4_factors_names"]) else _strings(s4d["s4_factors_names"]),
-            }
-        dimnames = None
-        if not _is_null(ri, d["dimnames"]):
-            dimnames = [None if _is_null(ri, dn) else _strings_na(dn) for dn in d["dimnames"]]
-        return rvalue.RAtomic(
-            rtype,
-            _atomic_data(ri, rtype, d["data"]),
-            r_class=r_class,
-            names=None if _is_null(ri, d["names"]) else _strings_na(d["names"]),
-            dim=None if _is_null(ri, d["dim"]) else [int(v) for v in d["dim"]],
-            dimnames=dimnames,
-            dimnames_names=None if _is_null(ri, d["dimnames_names"]) else _strings_na(d["dimnames_names"], na=""),
-            attributes=attributes,
-            s4=s4,
+        raw = ri.baseenv["serialize"](desc, ri.NULL, xdr=ri.BoolSexpVector([False]), version=ri.IntSexpVector([2]))
+        from rpy2.rinterface_lib import conversion, openrlib
+
+        data = bytes(openrlib.ffi.buffer(openrlib.rlib.RAW(raw.__sexp__._cdata), len(raw)))
+        return rserial.unserialize(
+            data,
+            latin1=conversion._R_ENC_PY[openrlib.rlib.CE_LATIN1],
+            native=conversion._R_ENC_PY[openrlib.rlib.CE_NATIVE],
         )
 
-    def _attributes(self, attrs: Any) -> dict[str, rvalue.RValue]:
-        if _is_null(self._ri, attrs) or len(attrs) == 0:
-            return {}
-        out: dict[str, rvalue.RValue] = {}
-        for name, value in zip(attrs.names, attrs, strict=True):
-            model = self._model(value)
-            if model is not None:
-                out[name] = model
+
+def _model(desc: rserial.RVector | None) -> rvalue.RValue | None:
+    """The model of a ``.ds_describe`` description (as read by :func:`r_server.rserial.unserialize`)."""
+    if desc is None:
+        return None
+    d = dict(zip(desc.names or [], desc.values, strict=True))
+    rtype = d["type"].values[0]
+    r_class = list(d["class"].values)
+    attributes = _attributes(d["attributes"])
+    if rtype in ("language", "symbol"):
+        has_env = d["has_environment"]
+        return rvalue.RLanguage(
+            list(d["deparsed"].values),
+            r_class=r_class,
+            type=rtype,
+            has_environment=None if has_env is None else _first_true(has_env),
+            attributes=attributes,
+        )
+    if rtype == "list":
+        names = None if d["names"] is None else _na_as(d["names"], "")
+        items = [_model(e) for e in d["elements"].values]
+        return rvalue.RList(items, names=names, r_class=r_class, attributes=attributes)
+    s4 = None
+    if d["s4"] is not None:
+        s4d = dict(zip(d["s4"].names or [], d["s4"].values, strict=True))
+        s4 = {
+            "s4_class": s4d["s4_class"].values[0],
+            "s4_package": s4d["s4_package"].values[0],
+            "converted_with": s4d["converted_with"].values[0],
+            "s4_slot_names": list(s4d["s4_slot_names"].values),
+            "s4_factors_names": [] if s4d["s4_factors_names"] is None else list(s4d["s4_factors_names"].values),
+        }
+    if rtype not in ("character", "double", "integer", "logical"):
+        raise RCallError(f"cannot encode an R vector of type {rtype}")
+    dimnames = None
+    if d["dimnames"] is not None:
+        dimnames = [None if dn is None else list(dn.values) for dn in d["dimnames"].values]
+    return rvalue.RAtomic(
+        rtype,
+        list(d["data"].values),
+        r_class=r_class,
+        names=None if d["names"] is None else list(d["names"].values),
+        dim=None if d["dim"] is None else [int(v) for v in d["dim"].values],
+        dimnames=dimnames,
+        dimnames_names=None if d["dimnames_names"] is None else _na_as(d["dimnames_names"], ""),
+        attributes=attributes,
+        s4=s4,
+    )
+
+
+def _attributes(attrs: rserial.RVector | None) -> dict[str, rvalue.RValue]:
+    out: dict[str, rvalue.RValue] = {}
+    if attrs is None:
         return out
+    for name, value in zip(attrs.names or [], attrs.values, strict=True):
+        model = _model(value)
+        if model is not None:
+            out[name] = model
+    return out
+
+
+def _na_as(vector: rserial.RVector, na: Any) -> list[Any]:
+    return [na if v is rvalue.NA else v for v in vector.values]
+
+
+def _first_true(vector: rserial.RVector) -> bool:
+    return bool(vector.values) and vector.values[0] is True
 
 
 # -- helpers ---------------------------------------------------------------------------------------
-
-
-def _is_null(ri: Any, sexp: Any) -> bool:
-    return sexp is ri.NULL or sexp.typeof == ri.RTYPES.NILSXP
 
 
 def _strings(sexp: Any) -> list[Any]:
     return list(sexp)
 
 
-def _strings_na(sexp: Any, na: Any = rvalue.NA) -> list[Any]:
-    import rpy2.rinterface as ri
-
-    return [na if v is ri.NA_Character else str(v) for v in sexp]
-
-
 def _logical(sexp: Any) -> bool:
     values = list(sexp)
     return bool(values) and values[0] is True
-
-
-def _atomic_data(ri: Any, rtype: str, sexp: Any) -> list[Any]:
-    if rtype == "character":
-        return _strings_na(sexp)
-    if rtype == "double":
-        # Elements come through as C doubles (bits kept, NaN payloads included); rpy2's
-        # memoryview is avoided (it mis-counts references to None in rpy2 3.5.17).
-        out: list[Any] = []
-        for value in sexp:
-            if math.isnan(value):
-                (bits,) = struct.unpack("<Q", struct.pack("<d", value))
-                out.append(rvalue.NA if (bits & 0xFFFFFFFF) == _NA_REAL_PAYLOAD else math.nan)
-            else:
-                out.append(value)
-        return out
-    if rtype == "integer":
-        return [rvalue.NA if v is ri.NA_Integer or v == _INT_NA else int(v) for v in sexp]
-    if rtype == "logical":
-        return [rvalue.NA if v is ri.NA_Logical or v is None or v == _INT_NA else bool(v) for v in sexp]
-    raise RCallError(f"cannot encode an R vector of type {rtype}")
 
 
 _DEFAULT: RBridge | None = None
