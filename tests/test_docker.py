@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,17 +23,14 @@ SERVERS = ("cluster.int1", "cluster.int2", "cluster.int3")
 GOLDEN_CASES = ("int_bmi_ri", "int_bmi_ri_ml")
 
 
-def _docker_ps_labelled() -> list[str]:
-    """``docker ps -a --filter label=pydsbase`` through the CLI when present, else the SDK."""
-    if shutil.which("docker"):
-        out = subprocess.run(["docker", "ps", "-a", "-q", "--filter", "label=pydsbase"],
-                             capture_output=True, text=True, check=True).stdout
-        return out.split()
+def _labelled(run_id: str) -> list[str]:
+    """The launch's containers: label ``pydsbase`` and its ``pydsbase.run`` (other test runs may share the engine)."""
     import docker
 
     client = docker.from_env()
     try:
-        return [c.id for c in client.containers.list(all=True, filters={"label": "pydsbase"})]
+        filters = {"label": ["pydsbase", f"pydsbase.run={run_id}"]}
+        return [c.id for c in client.containers.list(all=True, filters=filters)]
     finally:
         client.close()
 
@@ -72,8 +68,10 @@ def federation(image: str, folders: dict[str, Path]) -> Iterator[Any]:
     started = time.monotonic()
     with studies_up(folders, engine="docker", image=image, memory="768m", cpus=1.0) as fed:
         print(f"three study containers healthy in {time.monotonic() - started:.1f} s")
+        run_id = fed.run_id
+        assert len(_labelled(run_id)) == 3
         yield fed
-    assert _docker_ps_labelled() == []
+    assert _labelled(run_id) == []
 
 
 @contextlib.contextmanager

@@ -1,7 +1,8 @@
 """After an exception inside ``studies_up`` no pydsbase container or network is left (real engine).
 
-A module of its own so that no other federation is up while it runs: ``docker ps -a --filter
-label=pydsbase`` must be empty before, hold the study while inside, and be empty again after.
+``docker ps -a --filter label=pydsbase`` (narrowed to the launch's own ``pydsbase.run`` label, so
+that another test run on the same engine does not interfere) holds the study while inside and is empty
+after; its network is gone too.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ pytestmark = [pytest.mark.needs_docker, pytest.mark.slow]
 IMAGE = "pydsbase-study:test"
 
 
-def _docker_ps_labelled() -> list[str]:
-    out = subprocess.run(["docker", "ps", "-a", "-q", "--filter", "label=pydsbase"],
-                         capture_output=True, text=True, check=True).stdout
-    return out.split()
+def _docker_ps_labelled(run_id: str) -> list[str]:
+    out = subprocess.run(["docker", "ps", "-a", "-q", "--filter", "label=pydsbase",
+                          "--filter", f"label=pydsbase.run={run_id}"], capture_output=True, text=True, check=True)
+    return out.stdout.split()
 
 
 @pytest.mark.skipif(shutil.which("docker") is None, reason="the docker CLI is not installed")
@@ -36,13 +37,12 @@ def test_exception_inside_studies_up_leaves_nothing(tmp_path: Path, data_dir: Pa
     for path in (tmp_path, folder):
         path.chmod(0o755)
     (folder / "CLUSTER_INT1.csv").chmod(0o644)
-    assert _docker_ps_labelled() == []
     with pytest.raises(RuntimeError, match="inside"), studies_up({"s1": folder}, engine="docker",
                                                                   image=IMAGE) as fed:
-        assert len(_docker_ps_labelled()) == 1
         run_id = fed.run_id
+        assert len(_docker_ps_labelled(run_id)) == 1
         raise RuntimeError("inside")
-    assert _docker_ps_labelled() == []
+    assert _docker_ps_labelled(run_id) == []
     client = docker.from_env()
     try:
         assert client.networks.list(filters={"label": f"pydsbase.run={run_id}"}) == []
