@@ -56,6 +56,7 @@
   # glm (model.frame) finds offset.to.use / weights.to.use in the formula's environment, the
   # session, exactly as in dsBase.
   formula2use.glm <- lme4::nobars(formula2use)
+  .ds_check_formula_variables(formula2use.glm, dataDF, env)  # session and data only (security)
   mod.glm.ds <- stats::glm(formula2use.glm, family = "gaussian", x = TRUE,
                            offset = offset.to.use, weights = weights.to.use, data = dataDF)
   X.mat <- mod.glm.ds$x

@@ -85,6 +85,30 @@
   f
 }
 
+# The variables of a formula's expression: root symbols, skipping a call's function position and the
+# field name after `$` (D$BMI gives "D"; log(age) gives "age").
+.ds_formula_roots <- function(expr) {
+  if (is.name(expr)) return(as.character(expr))
+  if (!is.call(expr)) return(character(0))
+  head <- expr[[1L]]
+  args <- as.list(expr)[-1L]
+  if (identical(head, as.name("$"))) args <- args[1L]
+  unique(unlist(lapply(args, .ds_formula_roots), use.names = FALSE))
+}
+
+# A formula may use as variables only columns of its data and symbols of the session: nothing of
+# globalenv or base R (pi, letters, system...). Raises R's own message for the first other name,
+# at the point where model.frame would look it up.
+.ds_check_formula_variables <- function(formula, data, env) {
+  columns <- if (is.data.frame(data)) colnames(data) else character(0)
+  for (name in .ds_formula_roots(formula)) {
+    if (!(name %in% columns) && !exists(name, envir = env, inherits = FALSE)) {
+      stop(sprintf("object '%s' not found", name), call. = FALSE)
+    }
+  }
+  invisible()
+}
+
 # Run an allowed server function of `kind` on argument nodes in a session.
 .ds_invoke <- function(kind, name, args, session, settings) {
   .ds_guard({
