@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import secrets
@@ -37,7 +38,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -126,8 +127,8 @@ def _check_studies(studies: Mapping[str, str | os.PathLike[str]]) -> dict[str, P
     return checked
 
 
-def _wait_healthy(url: str, alive: Any, timeout: float) -> None:
-    """Poll ``GET /v1/health`` until 200; ``alive()`` returns None while the server runs, else why not."""
+def _wait_healthy(url: str, study: str, alive: Callable[[], str | None], timeout: float) -> None:
+    """Poll ``GET /v1/health`` until it answers 200 for ``study``; ``alive()`` is None while the server runs."""
     deadline = time.monotonic() + timeout
     last = "no answer yet"
     with httpx.Client(timeout=2.0) as client:
@@ -138,6 +139,9 @@ def _wait_healthy(url: str, alive: Any, timeout: float) -> None:
             try:
                 response = client.get(f"{url}/v1/health")
                 if response.status_code == 200:
+                    answered = response.json().get("study")
+                    if answered != study:  # another server holds the port
+                        raise StudyLaunchError(f"{url} answers for study {answered!r}")
                     return
                 last = f"HTTP {response.status_code}: {response.text[:200]}"
                 if 400 <= response.status_code < 500:  # a refusal, not a server still starting
@@ -401,7 +405,7 @@ class StudiesUp:
         engine = self._engine
         for name, (url, credentials) in pending.items():
             try:
-                _wait_healthy(url, lambda n=name: engine.why_dead(n), self.health_timeout)
+                _wait_healthy(url, name, functools.partial(engine.why_dead, name), self.health_timeout)
             except StudyLaunchError as exc:
                 raise StudyLaunchError(f"study {name}: {exc}") from None
             self.studies[name] = Study(name, self.folders[name], url, credentials.user,
