@@ -1,0 +1,121 @@
+"""Benchmark 1: ``ds_lmer_slma`` end to end (local and HTTP studies) against the same fits in plain R.
+
+Plain R: one warm ``Rscript`` with the three tables already read by ``read.csv``; timed is
+``system.time`` around ``lme4::lmer`` + ``summary`` in each study, one after the other, and the
+``metafor::rma`` pooling (ML, REML, FE) of every coefficient. pydsbase: ``pydsbase.ds_lmer_slma``
+through a ``pydsbase.Session`` whose study processes are warm and hold the table as ``D``; the studies
+fit concurrently (one process each). Repetitions of R, local and HTTP are interleaved, the order
+rotating each round. Cases: ``small`` = CLUSTER_INT1-3 (~1,000 rows each), ``large`` = the synthetic
+3 x 100,000 rows, 200 doctors (``benchmarks/synth.py``). The betas of every study are checked equal
+to R's, bit for bit.
+
+    python benchmarks/bench_lmer.py [--case small|large|both] [--runs 20] [--no-http]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import tempfile
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import _common as c
+import synth
+
+R_SETUP = """
+suppressMessages({{ library(lme4); library(metafor) }});
+D <- lapply(c({paths}), utils::read.csv, header = TRUE);
+f <- {formula};
+plain <- function() {{
+  co <- lapply(D, function(d) summary(lme4::lmer(f, data = d))$coefficients);
+  b <- sapply(co, function(x) x[, 1]); s <- sapply(co, function(x) x[, 2]);
+  for (p in seq_len(nrow(b))) for (m in c("ML", "REML", "FE")) metafor::rma(yi = b[p, ], sei = s[p, ], method = m);
+  co
+}};
+betas <- paste(sprintf("%a", unlist(lapply(plain(), function(x) x[, 1]))), collapse = " ");
+invisible(plain())
+"""
+
+
+def case_tables(case: str, data_dir: Path) -> tuple[str, list[Path]]:
+    if case == "small":
+        return "CLUSTER_INT", c.CLUSTER_INT
+    return "SYNTH", synth.ensure(data_dir, rows=100_000, studies=3, groups=200)
+
+
+def fit(session: Any) -> Any:
+    import pydsbase
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return pydsbase.ds_lmer_slma(session, formula=c.FORMULA, data_name="D")
+
+
+def betas_of(result: Any) -> list[str]:
+    matrix = result["betamatrix.valid"]
+    return [float(v).hex() for v in matrix.data]
+
+
+def run_case(case: str, runs: int, http: bool, data_dir: Path) -> None:
+    table, csvs = case_tables(case, data_dir)
+    rows = sum(sum(1 for _ in open(p)) - 1 for p in csvs)
+    print(f"\n== case {case}: {len(csvs)} studies, {rows:,} rows in all, {c.FORMULA}")
+    with contextlib.ExitStack() as stack:
+        r = stack.enter_context(c.WarmR())
+        r.run(R_SETUP.format(paths=", ".join(c.r_string(p) for p in csvs), formula=c.FORMULA))
+        r_betas = [float.fromhex(h).hex() for h in r.run("betas").split()]
+        folders = stack.enter_context(c.study_folders([{table: p} for p in csvs]))
+        contenders: dict[str, Callable[[], tuple[float, float]]] = {"plain R": lambda: r.timed("plain()")}
+        local = stack.enter_context(c.open_session(c.local_logins(folders)))
+        sessions = {"pydsbase local": (local, c.study_pids(local))}
+        if http:
+            logins, pids = stack.enter_context(c.http_federation(folders))
+            sessions["pydsbase HTTP"] = (stack.enter_context(c.open_session(logins)), pids)
+        for name, (session, pids) in sessions.items():
+            session.assign_table("D", table=table)
+            result = fit(session)
+            fit(session)
+            same = betas_of(result) == r_betas
+            print(f"{name}: betas of every study identical to plain R's: {'yes' if same else 'NO'}")
+            contenders[name] = lambda s=session, p=pids: c.timed(lambda: fit(s), p)
+        report(contenders, runs)
+
+
+def report(contenders: dict[str, Callable[[], tuple[float, float]]], runs: int) -> None:
+    """Run the contenders ``runs`` times, interleaved; print wall and CPU medians and ratios to the first."""
+    names = list(contenders)
+    wall: dict[str, list[float]] = {name: [] for name in names}
+    cpu: dict[str, list[float]] = {name: [] for name in names}
+    for i in range(runs):
+        for name in names[i % len(names):] + names[:i % len(names)]:
+            w, u = contenders[name]()
+            wall[name].append(w)
+            cpu[name].append(u)
+    base = names[0]
+    print(f"{'':16s} {'wall time':>9s}{'':35s}CPU time (all processes)")
+    for name in names:
+        print(f"{name:16s} {c.spread(wall[name])}   {c.median(cpu[name]) * 1e3:8.1f} ms")
+    for name in names[1:]:
+        ratio = c.median(wall[name]) / c.median(wall[base])
+        paired = c.median([a / b for a, b in zip(wall[name], wall[base], strict=True)])
+        cpu_ratio = c.median(cpu[name]) / c.median(cpu[base])
+        print(f"ratio {name} / {base}: wall {ratio:.2f} (median of per-round ratios {paired:.2f}); CPU {cpu_ratio:.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--case", choices=["small", "large", "both"], default="both")
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--no-http", action="store_true")
+    parser.add_argument("--data-dir", type=Path, default=Path(tempfile.gettempdir()) / "pydsbase-bench-data")
+    opts = parser.parse_args()
+    print(c.machine())
+    for case in (["small", "large"] if opts.case == "both" else [opts.case]):
+        run_case(case, opts.runs, not opts.no_http, opts.data_dir)
+
+
+if __name__ == "__main__":
+    main()
