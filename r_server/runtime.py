@@ -267,5 +267,6 @@ def _check_symbol(symbol: str) -> None:
         or len(symbol) > MAX_SYMBOL_LENGTH
         or not _SYMBOL.match(symbol)
         or symbol in _RESERVED
+        or not grammar.is_syntactic_name(symbol)  # also refuses '...' and '..1'
     ):
         raise CallRejected(f"not a valid symbol name: {str(symbol)[:80]!r}")

@@ -407,6 +407,7 @@ def run_through_r(n_generated: int, seed: int, sample: int) -> dict[str, Any]:
         (bridged if stage == "bridge" else refused).append((mode, text))
     chosen = bridged[:sample] + refused[: max(0, sample - len(bridged))]
     report = FuzzReport(n=len(chosen), seed=seed)
+    outcomes: Counter[str] = Counter()
     with tempfile.TemporaryDirectory() as work:
         canary = Canary(Path(work))
         tables = canary.write_table()
@@ -424,9 +425,9 @@ def run_through_r(n_generated: int, seed: int, sample: int) -> dict[str, Any]:
                     outputs.append(json.dumps(runtime.aggregate(sid, text)))
                 else:
                     runtime.assign_expr(sid, "fz", text)
-                report.stages["answered"] += 1
+                outcomes["answered"] += 1
             except StudyError as exc:
-                report.stages["refused_" + exc.kind] += 1
+                outcomes["refused_" + exc.kind] += 1
                 outputs.append(exc.message)
             except Exception as exc:
                 report.unhandled += 1
@@ -434,8 +435,14 @@ def run_through_r(n_generated: int, seed: int, sample: int) -> dict[str, Any]:
         alive = runtime.aggregate(sid, 'colnamesDS("D")')
         report.seconds = time.perf_counter() - start
         leaked = canary.leaked_in(outputs + [json.dumps(r) for r in runtime.audit.records])
+        canary.close()
     return {
-        **report.as_dict(),
+        "n": len(chosen),
+        "bridged_in_process": len(bridged),
+        "outcomes": dict(outcomes),
+        "unhandled_exceptions": report.unhandled,
+        "examples": report.examples,
+        "seconds": round(report.seconds, 2),
         "r_bridge_calls": bridge.calls,
         "not_allow_listed_executions": len(bridge.violations),
         "canary_file_created": canary.file_created(),
@@ -487,7 +494,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  unhandled exceptions: {report.unhandled}; unclear rejections: {report.unclear}")
         if "through_r" in out:
             r = out["through_r"]
-            print(f"through R: {r['n']} inputs, stages {r['stages']}, R bridge calls {r['r_bridge_calls']}, "
+            print(f"through R: {r['n']} inputs, outcomes {r['outcomes']}, R bridge calls {r['r_bridge_calls']}, "
                   f"not allow-listed {r['not_allow_listed_executions']}, unhandled {r['unhandled_exceptions']}, "
                   f"canary file created {r['canary_file_created']}, secret leaked {r['secret_leaked']}, "
                   f"study answers after {r['study_answers_after']} ({r['seconds']} s)")

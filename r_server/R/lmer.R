@@ -145,6 +145,8 @@
 
 lmerSLMADS2 <- function(formula, offset, weights, dataName, REML = TRUE,
                         control_type, control_value.transmit, optimizer, verbose = 0) {
+  # offset.to.use / weights.to.use leave the session however the call ends (an error included)
+  on.exit(.lmer_tidy(.ds_session()), add = TRUE)
   prep <- .lmer_prepare(formula, offset, weights, dataName, control_type, control_value.transmit, optimizer)
   if (prep$disclosure.risk != 0) {
     outlist <- .lmer_disclosure_outlist(prep$checks)
@@ -175,6 +177,8 @@ lmerSLMADS2 <- function(formula, offset, weights, dataName, REML = TRUE,
 
 lmerSLMADS.assign <- function(formula, offset, weights, dataName, REML = TRUE,
                               control_type, control_value.transmit, optimizer, verbose = 0) {
+  # offset.to.use / weights.to.use leave the session however the call ends (an error included)
+  on.exit(.lmer_tidy(.ds_session()), add = TRUE)
   prep <- .lmer_prepare(formula, offset, weights, dataName, control_type, control_value.transmit, optimizer)
   if (prep$disclosure.risk != 0) {
     outlist <- .lmer_disclosure_outlist(prep$checks)
