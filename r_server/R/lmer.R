@@ -143,6 +143,16 @@
   suppressWarnings(rm(list = c("offset.to.use", "weights.to.use"), envir = env))
 }
 
+# The fields a fitted model's answer may carry (summary.merMod without residuals, plus dsBase's
+# additions), in order: the answer is built from this allow-list, not by deleting what is known.
+.lmer_result_fields <- c("methTitle", "objClass", "devcomp", "isLmer", "useScale", "logLik", "family", "link",
+                         "ngrps", "coefficients", "sigma", "vcov", "varcor", "AICtab", "call", "fitMsgs",
+                         "optinfo", "errorMessage", "disclosure.risk", "iterations", "control.info")
+.lmer_allowed_fields <- function(outlist) {
+  for (name in setdiff(names(outlist), .lmer_result_fields)) outlist[[name]] <- NULL
+  outlist
+}
+
 lmerSLMADS2 <- function(formula, offset, weights, dataName, REML = TRUE,
                         control_type, control_value.transmit, optimizer, verbose = 0) {
   # offset.to.use / weights.to.use leave the session however the call ends (an error included)
@@ -166,6 +176,7 @@ lmerSLMADS2 <- function(formula, offset, weights, dataName, REML = TRUE,
       outlist$disclosure.risk <- prep$disclosure.risk
       outlist$iterations <- iterations
       outlist$control.info <- control.obj
+      outlist <- .lmer_allowed_fields(outlist)
     }
     outlist$Ntotal <- prep$counts$Ntotal
     outlist$Nvalid <- prep$counts$Nvalid
