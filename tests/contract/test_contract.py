@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Federation
+from backends import Federation
 
 import pydsbase
 from pydsbase.errors import SessionCallError, StudyCallError
