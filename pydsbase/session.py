@@ -6,6 +6,8 @@ Differences from the stock session (both work with every pydsbase call):
   completion order;
 - no 100 ms polling floor: results that can be waited on (pydsbase's own) are waited on directly,
   others are polled with a short back-off starting at 1 ms;
+- a call reaches all studies at once: blocking submits (HTTP requests) run on a small thread pool,
+  so the studies' round trips overlap;
 - every call has a timeout (``Session(timeout=...)`` or per call); a late study is an error naming it;
 - a study whose session fails is never dropped silently: the call raises ``SessionCallError`` naming
   every failed study with its message, and ``get_errors()`` holds the per-study errors.
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from datashield.api import DSSession
@@ -38,6 +41,7 @@ class Session(DSSession):
         super().__init__(logins, start_timeout=start_timeout, start_delay=start_delay)
         self.timeout = timeout
         self.errors: dict[str, Exception] = {}
+        self._pool: ThreadPoolExecutor | None = None
 
     # -- sessions -----------------------------------------------------------------------------
 
@@ -105,21 +109,36 @@ class Session(DSSession):
     ) -> dict[str, Any]:
         self.sessions()
         conns = self._selected(conn_names)
+        limit = self.timeout if timeout is None else timeout
+        deadline = None if limit is None else time.monotonic() + limit
+
+        def one(conn: DSConnection) -> Any:
+            return _wait_fetch(conn.get_name(), submit(conn), deadline, limit)
+
+        # Studies whose submit blocks (an HTTP request) are called on threads, so their round trips
+        # overlap; a submit that only writes to a pipe (local studies) is cheaper than a thread.
+        threaded = [c for c in conns if not getattr(c, "submits_without_waiting", False)]
+        futures = {}
+        if len(threaded) > 1:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="pydsbase-session")
+            futures = {c.get_name(): self._pool.submit(one, c) for c in threaded}
         submitted: dict[str, DSResult] = {}
         for conn in conns:
+            if conn.get_name() in futures:
+                continue
             try:
                 submitted[conn.get_name()] = submit(conn)
             except Exception as exc:
                 self.errors[conn.get_name()] = exc
-        limit = self.timeout if timeout is None else timeout
-        deadline = None if limit is None else time.monotonic() + limit
         results: dict[str, Any] = {}
         for conn in conns:
             name = conn.get_name()
-            if name not in submitted:
-                continue
             try:
-                results[name] = _wait_fetch(name, submitted[name], deadline, limit)
+                if name in futures:
+                    results[name] = futures[name].result()
+                elif name in submitted:
+                    results[name] = _wait_fetch(name, submitted[name], deadline, limit)
             except Exception as exc:
                 self.errors[name] = exc
         if self.errors:
@@ -189,6 +208,14 @@ class Session(DSSession):
         if not self.conns:
             self.open()
         return self
+
+    def close(self, save: str | None = None, conn_names: list[str] | None = None) -> None:
+        try:
+            super().close(save=save, conn_names=conn_names)
+        finally:
+            if self._pool is not None and not self.conns:
+                self._pool.shutdown(wait=False)
+                self._pool = None
 
     def __exit__(self, *exc: object) -> None:
         self.close()

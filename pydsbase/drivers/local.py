@@ -178,6 +178,8 @@ class _LocalRSession(RSession):
 
 
 class LocalConnection(DSConnection):
+    submits_without_waiting = True  # a submit only writes a line to the pipe: the session needs no thread
+
     def __init__(self, info: DSLoginInfo) -> None:
         self.name = info.name
         self.user = info.user or "token-user"
