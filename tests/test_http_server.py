@@ -519,3 +519,30 @@ def test_audit_has_one_line_per_call_rejected_ones_included(server: ThreadServer
         ("bob", "aggregate", None, None, "bad_request"),
     ]
     assert all(set(r) >= {"time", "duration_ms"} for r in lines)
+
+
+def test_malformed_answers_are_reported_by_fetch_not_raised_by_is_completed() -> None:
+    answers = iter([b"[1, 2]", b"not json", b'{"command": "c", "status": "done"}'])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path == "/v1/login":
+            return httpx.Response(200, json={"token": "t", "user": "alice"})
+        if path == "/v1/sessions":
+            return httpx.Response(201, json={"session": "s"})
+        if path.endswith("/aggregate"):
+            return httpx.Response(202, json={"command": "c", "status": "pending"})
+        if path.startswith("/v1/commands/"):
+            return httpx.Response(200, content=next(answers))
+        return httpx.Response(200, json={"status": "ok"})
+
+    info = DSLoginBuilder().add("odd", url="http://study.invalid:1", user="alice", password="alice-secret-1",
+                                driver="pydsbase.HTTPDriver").build()[0]
+    conn = HTTPConnection(info, transport=httpx.MockTransport(handler))
+    for _ in range(3):
+        result = conn.aggregate("anything()")
+        assert result.is_completed() is True
+        with pytest.raises(StudyCallError) as caught:
+            result.fetch()
+        assert (caught.value.study, caught.value.kind) == ("odd", "http")
+    conn.disconnect()

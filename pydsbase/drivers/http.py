@@ -216,7 +216,7 @@ class HTTPConnection(DSConnection):
             if self._session is not None:
                 self.send("DELETE", f"/sessions/{self._sid()}")
             self.send("POST", "/logout")
-        except StudyCallError:
+        except Exception:  # disconnecting is best effort: the server expires what it cannot be told
             pass
         finally:
             self._session = None
@@ -249,14 +249,15 @@ class HTTPResult(DSResult):
             if response.status_code == 202:
                 return False
             if response.status_code == 200:
-                self._outcome = (True, response.json().get("value"))
+                self._outcome = (True, response.json()["value"])
             else:
                 self._outcome = (False, _error_of(self._conn.name, response))
         except StudyCallError as exc:
             self._outcome = (False, exc)
-        except ValueError:
-            self._outcome = (False, StudyCallError(self._conn.name, "the study server sent a malformed answer",
-                                                   kind="http"))
+        except Exception as exc:  # a malformed answer, or anything else: a failure to report, not to raise
+            failure = StudyCallError(self._conn.name, "the study server sent a malformed answer", kind="http")
+            failure.__cause__ = exc
+            self._outcome = (False, failure)
         return True
 
     def is_completed(self) -> bool:
