@@ -71,16 +71,33 @@ class _Moves:
 
     def formula(self) -> str:
         y = self.rng.choice(("BMI", "age", "BMI", "sub_ind", "trt"))
-        terms = self.rng.sample(("age", "trt", "male", "factoryyylabelzzz", "logyyyBMIzzz", "factoryyyidzzz",
-                                 "BMI", "sub_ind", "Iyyyageppp10zzz"), self.rng.randint(1, 3))
+        terms = self.rng.sample(
+            (
+                "age",
+                "trt",
+                "male",
+                "factoryyylabelzzz",
+                "logyyyBMIzzz",
+                "factoryyyidzzz",
+                "BMI",
+                "sub_ind",
+                "Iyyyageppp10zzz",
+            ),
+            self.rng.randint(1, 3),
+        )
         ranef = self.rng.choice(("yyy1xxxgrpzzz", "yyy1xxxidzzz", "yyy1xxxlabelzzz", "yyy1+agexxxgrpzzz"))
         return f"{y}~{'+'.join(t for t in terms if t != y)}+{ranef}".replace("~+", "~")
 
     def aggregate(self) -> str:
         d = self.rng.choice(("D", "D", "S", "CC"))
         choices = [
-            lambda: LMER.format(f=self.formula(), o=self.rng.choice(("NULL", '"ones"')), w="NULL", d=d,
-                                reml=self.rng.choice(("TRUE", "FALSE"))),
+            lambda: LMER.format(
+                f=self.formula(),
+                o=self.rng.choice(("NULL", '"ones"')),
+                w="NULL",
+                d=d,
+                reml=self.rng.choice(("TRUE", "FALSE")),
+            ),
             lambda: f'colnamesDS("{d}")',
             lambda: f'classDS("{d}${self.col()}")',
             lambda: f"isNaDS({d}${self.col()})",
@@ -89,19 +106,27 @@ class _Moves:
             lambda: f'messageDS("{self.rng.choice(("D", "S", "ind"))}")',
             lambda: f'exists("{self.rng.choice(("D", "S", "BMI"))}")',
             lambda: "listDisclosureSettingsDS()",
-            lambda: f'dataFrameSubsetDS1("D", "D${self.col()}", "{self.threshold()}", {self.rng.randint(1, 6)}, '
-            f"NULL, NULL, {self.rng.choice(('TRUE', 'FALSE'))})",
+            lambda: (
+                f'dataFrameSubsetDS1("D", "D${self.col()}", "{self.threshold()}", {self.rng.randint(1, 6)}, '
+                f"NULL, NULL, {self.rng.choice(('TRUE', 'FALSE'))})"
+            ),
         ]
         return self.rng.choice(choices)()
 
     def assign(self) -> tuple[str, str]:
         choices = [
-            lambda: ("S", f'dataFrameSubsetDS2("D", "D${self.col()}", "{self.threshold()}", '
-                     f"{self.rng.randint(1, 6)}, NULL, NULL, FALSE)"),
+            lambda: (
+                "S",
+                f'dataFrameSubsetDS2("D", "D${self.col()}", "{self.threshold()}", '
+                f"{self.rng.randint(1, 6)}, NULL, NULL, FALSE)",
+            ),
             lambda: ("ind", f'BooleDS("D${self.col()}", "{self.threshold()}", {self.rng.randint(1, 6)}, "0", TRUE)'),
             lambda: ("CC", f'completeCasesDS("{self.rng.choice(("D", "S"))}")'),
-            lambda: ("S", f'dataFrameDS("D$BMI,D$age,ind", NULL, FALSE, TRUE, "BMI,age,sub_ind", TRUE, '
-                     f"{self.rng.choice(('TRUE', 'FALSE'))})"),
+            lambda: (
+                "S",
+                f'dataFrameDS("D$BMI,D$age,ind", NULL, FALSE, TRUE, "BMI,age,sub_ind", TRUE, '
+                f"{self.rng.choice(('TRUE', 'FALSE'))})",
+            ),
             lambda: ("ones", "D$age/D$age"),
         ]
         return self.rng.choice(choices)()

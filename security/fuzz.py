@@ -458,9 +458,7 @@ def run_in_process_inputs(gen: Generator, n: int) -> list[tuple[str, str, str]]:
     out: list[tuple[str, str, str]] = []
     report = FuzzReport(n=n, seed=0)
     with tempfile.TemporaryDirectory() as tables:
-        runtime = StudyRuntime(
-            "fuzz", tables, audit=_CountingAudit(), bridge=cast(RBridge, RecordingBridge())
-        )
+        runtime = StudyRuntime("fuzz", tables, audit=_CountingAudit(), bridge=cast(RBridge, RecordingBridge()))
         sid = runtime.open_session("fuzzer")
         for _ in range(n):
             _, mode, text = gen.one()
@@ -494,10 +492,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  unhandled exceptions: {report.unhandled}; unclear rejections: {report.unclear}")
         if "through_r" in out:
             r = out["through_r"]
-            print(f"through R: {r['n']} inputs, outcomes {r['outcomes']}, R bridge calls {r['r_bridge_calls']}, "
-                  f"not allow-listed {r['not_allow_listed_executions']}, unhandled {r['unhandled_exceptions']}, "
-                  f"canary file created {r['canary_file_created']}, secret leaked {r['secret_leaked']}, "
-                  f"study answers after {r['study_answers_after']} ({r['seconds']} s)")
+            print(
+                f"through R: {r['n']} inputs, outcomes {r['outcomes']}, R bridge calls {r['r_bridge_calls']}, "
+                f"not allow-listed {r['not_allow_listed_executions']}, unhandled {r['unhandled_exceptions']}, "
+                f"canary file created {r['canary_file_created']}, secret leaked {r['secret_leaked']}, "
+                f"study answers after {r['study_answers_after']} ({r['seconds']} s)"
+            )
         for key, items in report.examples.items():
             print(f"  examples of {key}:")
             for item in items:

@@ -92,9 +92,12 @@ _values = st.one_of(
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.sampled_from(sorted(AGGREGATE_FUNCTIONS) + sorted(ASSIGN_FUNCTIONS) + ["system", "get"]),
-       st.lists(st.tuples(st.one_of(st.none(), st.sampled_from(["x", "formula", "dataName", "envir"])), _values),
-                max_size=10))
+@given(
+    st.sampled_from(sorted(AGGREGATE_FUNCTIONS) + sorted(ASSIGN_FUNCTIONS) + ["system", "get"]),
+    st.lists(
+        st.tuples(st.one_of(st.none(), st.sampled_from(["x", "formula", "dataName", "envir"])), _values), max_size=10
+    ),
+)
 def test_any_call_of_any_function_is_bound_or_refused(func: str, args: list[tuple[str | None, str]]) -> None:
     from r_server.functions import check_call
 

@@ -49,7 +49,7 @@ def test_corpus_size_and_categories() -> None:
 
 
 @pytest.fixture()
-def canary(tmp_path: Path):  # type: ignore[no-untyped-def]
+def canary(tmp_path: Path):
     c = Canary(tmp_path)
     yield c
     c.close()
