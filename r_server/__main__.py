@@ -24,7 +24,12 @@ flag                   environment                 meaning
 ``--login-failures``   ``PYDSBASE_LOGIN_FAILURES`` failed logins per user per window before 429 (5)
 ``--login-window``     ``PYDSBASE_LOGIN_WINDOW``   that window in seconds (60); per address: 4x failures
 ``--log-level``        ``PYDSBASE_LOG_LEVEL``      server log level (warning)
+``--tls-cert``         ``PYDSBASE_TLS_CERT``       serve HTTPS with this certificate (PEM) ...
+``--tls-key``          ``PYDSBASE_TLS_KEY``        ... and this private key (PEM); else plain HTTP
 =====================  ==========================  =====================================================
+
+Plain HTTP is meant for loopback, a private container network or behind a TLS-terminating proxy:
+passwords and tokens travel in requests, so anything else should use ``--tls-cert``/``--tls-key``.
 
 Users file (JSON, never plaintext passwords; unknown fields are refused)::
 
@@ -115,6 +120,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--max-response", type=int, default=int(_env("PYDSBASE_MAX_RESPONSE", 32 * 1024 * 1024)))
     add("--login-failures", type=int, default=int(_env("PYDSBASE_LOGIN_FAILURES", 5)))
     add("--login-window", type=float, default=float(_env("PYDSBASE_LOGIN_WINDOW", 60)))
+    add("--tls-cert", type=Path, default=_env("PYDSBASE_TLS_CERT"))
+    add("--tls-key", type=Path, default=_env("PYDSBASE_TLS_KEY"))
     add("--log-level", default=_env("PYDSBASE_LOG_LEVEL", "warning"),
         choices=["critical", "error", "warning", "info", "debug"])
     opts = parser.parse_args(argv)
@@ -127,6 +134,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("--port must be in 1..65535")
     if opts.idle_timeout <= 0 or opts.max_request <= 0 or opts.max_response <= 0:
         parser.error("timeouts and size limits must be positive")
+    if (opts.tls_cert is None) != (opts.tls_key is None):
+        parser.error("--tls-cert and --tls-key go together")
     if opts.login_failures < 1 or opts.login_window <= 0:
         parser.error("--login-failures must be >= 1 and --login-window > 0")
     return opts
@@ -222,6 +231,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         server_header=False,
         limit_concurrency=256,
         timeout_keep_alive=30,
+        ssl_certfile=str(opts.tls_cert) if opts.tls_cert is not None else None,
+        ssl_keyfile=str(opts.tls_key) if opts.tls_key is not None else None,
     )
 
 
