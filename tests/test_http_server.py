@@ -546,3 +546,20 @@ def test_malformed_answers_are_reported_by_fetch_not_raised_by_is_completed() ->
             result.fetch()
         assert (caught.value.study, caught.value.kind) == ("odd", "http")
     conn.disconnect()
+
+
+def test_the_stock_datashield_session_works_too(server: ThreadServer) -> None:
+    from datashield.api import DSSession
+
+    builder = DSLoginBuilder().add("study1", url=server.url, user="bob", password=PASSWORDS["bob"],
+                                   driver="pydsbase.HTTPDriver")
+    session = DSSession(builder.build())
+    session.open()
+    try:
+        session.assign_table("D", table="CLUSTER_INT1", variables=["BMI"])
+        assert session.aggregate('colnamesDS("D")')["study1"].data == ["BMI"]
+        assert session.ls() == {"study1": ["D"]}
+        with pytest.raises(DSError):
+            session.aggregate('colnamesDS("nothere")')
+    finally:
+        session.close()
