@@ -475,13 +475,13 @@ def test_oversized_answer_is_refused() -> None:
 
 
 def test_idle_sessions_and_logins_expire() -> None:
-    with ThreadServer("s", idle_timeout=0.4, sweep_interval=0.1) as srv:
+    with ThreadServer("s", idle_timeout=1.0, sweep_interval=0.1) as srv:
         client = srv.login()
         sid = client.post("/sessions").json()["session"]
-        for _ in range(4):  # in use: stays alive past the timeout
-            time.sleep(0.2)
+        for _ in range(5):  # in use: stays alive past the timeout
+            time.sleep(0.3)
             assert client.get(f"/sessions/{sid}").status_code == 200
-        time.sleep(0.9)
+        time.sleep(2.0)
         assert sid in srv.runtime.closed and sid not in srv.runtime.sessions
         reply = client.get(f"/sessions/{sid}")
         assert reply.status_code == 401  # the login itself expired too
