@@ -67,21 +67,16 @@ if ! $SUDO docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
         echo "== bootstrapping $BASE_IMAGE (debootstrap --variant=minbase)"
         root=$(mktemp -d)
         trap '$SUDO rm -rf "$root"' EXIT
-        $SUDO debootstrap --variant=minbase bookworm "$root" http://deb.debian.org/debian >/dev/null
+        # The image uses the same Debian mirror as this machine: its deb822 sources file is copied in.
+        host_sources=/etc/apt/sources.list.d/debian.sources
+        if [ ! -s "$host_sources" ]; then
+            echo "no $host_sources on this machine: cannot tell which Debian mirror to bootstrap from" >&2
+            exit 1
+        fi
+        mirror=$(awk '/^URIs:/ {print $2; exit}' "$host_sources")
+        $SUDO debootstrap --variant=minbase bookworm "$root" "$mirror" >/dev/null
         $SUDO rm -f "$root/etc/apt/sources.list"
-        $SUDO tee "$root/etc/apt/sources.list.d/debian.sources" >/dev/null <<'SRC'
-Types: deb
-URIs: http://deb.debian.org/debian
-Suites: bookworm bookworm-updates
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-
-Types: deb
-URIs: http://deb.debian.org/debian-security
-Suites: bookworm-security
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-SRC
+        $SUDO cp "$host_sources" "$root/etc/apt/sources.list.d/debian.sources"
         certs=$(mktemp -d)
         extra_host_certificates "$certs"
         $SUDO mkdir -p "$root/usr/local/share/ca-certificates"

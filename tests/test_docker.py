@@ -131,10 +131,6 @@ def test_containers_are_confined(federation: Any) -> None:
 # -- golden cases through the containers -------------------------------------------------------------
 
 
-# The local backend (pydsbase/drivers/local.py) leaves its worker's stdout pipe open when a session
-# closes (a ResourceWarning raised from the garbage collector); that is reported to its owner and is not
-# what this test checks.
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 @pytest.mark.parametrize("case_id", GOLDEN_CASES)
 def test_golden_cases_identical_to_local_backend_and_golden(federation: Any, golden_dir: Path, data_dir: Path,
                                                            case_id: str) -> None:
@@ -219,21 +215,13 @@ def test_containers_cannot_reach_each_other(federation: Any) -> None:
         assert _tcp_from(other, addresses[0]["IPAddress"], 8080).startswith("refused")
 
 
-def test_containers_cannot_reach_the_outside(federation: Any, image: str) -> None:
-    import socket
-
-    import docker
-
-    try:
-        address = socket.gethostbyname("deb.debian.org")
-    except OSError:
-        pytest.skip("this machine cannot resolve deb.debian.org: no outside to compare with")
-    control = docker.from_env()
-    try:
-        reached = control.containers.run(image, entrypoint=["python", "-c", _probe(address, 80)], remove=True)
-    finally:
-        control.close()
-    if reached.decode().strip() != "connected":
-        pytest.skip("a container on the default bridge cannot reach the outside here either")
-    study = federation.engine_handle().container(SERVERS[0])
-    assert _tcp_from(study, address, 80).startswith("refused")
+def test_study_networks_have_no_route_out(federation: Any) -> None:
+    """Outbound traffic is off by the network's own settings (no probe leaves this machine)."""
+    engine = federation.engine_handle()
+    for name in federation.studies:
+        container = engine.container(name)
+        container.reload()
+        (net_name,) = container.attrs["NetworkSettings"]["Networks"]
+        options = engine._client.networks.get(net_name).attrs["Options"]
+        assert options["com.docker.network.bridge.enable_icc"] == "false"
+        assert options["com.docker.network.bridge.enable_ip_masquerade"] == "false"
