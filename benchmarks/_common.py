@@ -48,8 +48,12 @@ class WarmR:
             raise SystemExit("Rscript not found: the benchmarks compare with plain R")
         self._dir = Path(tempfile.mkdtemp(prefix="pydsbase-bench-r-"))
         (self._dir / "loop.R").write_text(_R_LOOP)
+        # its own session, as an R user's terminal: with Linux's autogroup scheduling the plain R process
+        # gets one group's CPU share, like the client and its local studies together (HTTP study
+        # servers are started in sessions of their own by the launcher)
         self.proc = subprocess.Popen([rscript, "--vanilla", str(self._dir / "loop.R")], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                                     start_new_session=True)
 
     def run(self, code: str) -> str:
         """Evaluate one line of R in the process's global environment; its value, formatted."""
@@ -218,6 +222,10 @@ def machine() -> str:
     r_version = (answer.stdout + answer.stderr).strip()
     cores = os.cpu_count()
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores
+    try:
+        autogroup = Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() == "1"
+    except OSError:
+        autogroup = False
     return (f"machine: {cores} cores ({usable} usable by this process), load average {load} (shared with other"
-            f" users: ratios measured in the same run are the claims); Python {platform.python_version()};"
-            f" {r_version}")
+            f" users: ratios measured in the same run are the claims); autogroup scheduling"
+            f" {'on' if autogroup else 'off'}; Python {platform.python_version()}; {r_version}")
