@@ -58,6 +58,7 @@ def _studies_up(folders: Mapping[str, Path], engine: Any) -> Iterator[list[DSLog
 
 register_backend("local", _local, marks=(pytest.mark.needs_r,))
 register_backend("http", lambda folders: _studies_up(folders, "process"), marks=(pytest.mark.needs_r,))
+register_backend("docker", lambda folders: _studies_up(folders, "docker"), marks=(pytest.mark.needs_docker,))
 
 
 # -- the federation every contract test gets ------------------------------------------------------
