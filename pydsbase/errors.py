@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from datashield.interface import DSError
 
 __all__ = ["DSError", "RError", "SessionCallError", "StudyCallError"]
@@ -29,10 +31,15 @@ class StudyCallError(DSError):
 
 
 class SessionCallError(DSError):
-    """Some studies failed a call; ``errors`` maps each failed study to its error. Names the studies."""
+    """Some studies failed a call; ``errors`` maps each failed study to its error. Names the studies.
 
-    def __init__(self, operation: str, errors: dict[str, Exception]) -> None:
+    ``results`` holds the answers of the studies that did not fail (study -> value), intact.
+    """
+
+    def __init__(self, operation: str, errors: dict[str, Exception],
+                 results: dict[str, Any] | None = None) -> None:
         detail = "; ".join(f"{name}: {err}" for name, err in errors.items())
         super().__init__(f"{operation} failed in {len(errors)} stud{'y' if len(errors) == 1 else 'ies'}: {detail}")
         self.operation = operation
         self.errors = dict(errors)
+        self.results = dict(results or {})

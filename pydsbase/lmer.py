@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, TypeVar
 
 from pydsbase import console, dsi, rops
 from pydsbase.errors import RError
@@ -21,6 +21,7 @@ from pydsbase.rvalue import NA, RAtomic, RList, RValue, r_character, r_double
 __all__ = ["POOLED_COLUMNS", "ds_lmer_slma", "glm_checks", "is_defined"]
 
 POOLED_COLUMNS = ["pooled.ML", "se.ML", "pooled.REML", "se.REML", "pooled.FE", "se.FE"]
+_T = TypeVar("_T")
 _OPTIMIZER_ERROR = "ERROR: the only optimizer currently available for lmer is 'nloptwrap', please respecify"
 _CONTROL_ERROR = (
     "ERROR: if control_type is non-null, you must specify a valid control_value eg control_value<-1.0e-7"
@@ -44,6 +45,7 @@ def ds_lmer_slma(
     assign: bool = False,
     newobj: str | None = None,
     datasources: Sequence[str] | None = None,
+    on_study_failure: Literal["raise", "exclude"] = "raise",
 ) -> RList:
     """Fit ``lme4::lmer`` in every study and pool each coefficient (metafor ML, REML, FE).
 
@@ -52,8 +54,87 @@ def ds_lmer_slma(
     ``SLMA.pooled.ests.matrix``, ``Convergence.error.message``); the ``output.summary`` list when
     ``combine_with_metafor`` is False or no study is valid; ``list(errorMessage=...)`` for the
     argument errors ds.lmerSLMA returns rather than raises.
+
+    ``on_study_failure``: when a study fails a call (its server is gone, times out, or R fails
+    there), ``"raise"`` (the default) raises as dsBaseClient does (``DataSHIELDErrors`` naming every
+    failed study). ``"exclude"`` goes on with the other studies and returns exactly what
+    ``datasources=<the surviving studies>`` would return (so ``study1``... number the survivors),
+    with two attributes outside the R-compatible list: ``failed.studies`` (character, named by
+    study: each failed study's error; empty when none failed) and ``datasources`` (the surviving
+    studies, in order). Answers the survivors already gave are used as they are, not asked again.
+    It raises when every study failed; argument errors (a missing ``data_name``...) always raise.
     """
-    names = dsi.datasource_names(session, datasources)
+    if on_study_failure not in ("raise", "exclude"):
+        raise ValueError(f"on_study_failure is 'raise' or 'exclude', not {on_study_failure!r}")
+    federation = _Federation(session, dsi.datasource_names(session, datasources), on_study_failure == "exclude")
+    result = _lmer_slma(
+        federation, formula, offset, weights, combine_with_metafor, data_name, checks, reml, control_type,
+        control_value, optimizer, verbose, notify_of_progress, assign, newobj,
+    )
+    if federation.exclude:
+        failed = federation.failed
+        result.attributes["failed.studies"] = r_character(list(failed.values()), names=list(failed))
+        result.attributes["datasources"] = r_character(federation.names)
+    return result
+
+
+class _Federation:
+    """The studies a call still goes to; with ``exclude``, a study that fails a call is dropped and named."""
+
+    def __init__(self, session: Any, names: list[str], exclude: bool) -> None:
+        self.session = session
+        self.names = names
+        self.exclude = exclude
+        self.failed: dict[str, str] = {}
+
+    def _drop(self, exc: dsi.DataSHIELDErrors) -> None:
+        """Record the failed studies of ``exc``; re-raise it when it names none of ours or leaves none."""
+        gone = [name for name in self.names if name in exc.datashield_errors]
+        if not self.exclude or not gone or len(gone) == len(self.names):
+            raise exc
+        for name in gone:
+            self.failed[name] = "; ".join(exc.datashield_errors[name])
+        self.names = [name for name in self.names if name not in gone]
+
+    def run(self, call: Callable[[list[str]], _T]) -> _T:
+        """``call(names)``, again on the survivors after each study failure (at most once per study)."""
+        for _ in range(len(self.names)):
+            try:
+                return call(list(self.names))
+            except dsi.DataSHIELDErrors as exc:
+                self._drop(exc)
+        return call(list(self.names))
+
+    def aggregate(self, expr: str) -> list[RValue | None]:
+        """``dsi.aggregate`` on the studies; after failures, the survivors' answers as they came back."""
+        try:
+            return dsi.aggregate(self.session, expr, self.names)
+        except dsi.DataSHIELDErrors as exc:
+            self._drop(exc)
+            partial = getattr(exc.__cause__, "results", None)
+            if isinstance(partial, dict) and all(name in partial for name in self.names):
+                return [partial[name] for name in self.names]
+            return self.run(lambda names: dsi.aggregate(self.session, expr, names))
+
+
+def _lmer_slma(
+    federation: _Federation,
+    formula: str | None,
+    offset: str | None,
+    weights: str | None,
+    combine_with_metafor: bool,
+    data_name: str | None,
+    checks: bool,
+    reml: bool,
+    control_type: str | None,
+    control_value: str | float | None,
+    optimizer: str | None,
+    verbose: float,
+    notify_of_progress: bool,
+    assign: bool,
+    newobj: str | None,
+) -> RList:
+    session = federation.session
     if formula is None:
         raise RError(" Please provide a valid regression formula!")
     if re.search("offset", formula, re.IGNORECASE) or re.search("weights", formula, re.IGNORECASE):
@@ -65,10 +146,10 @@ def ds_lmer_slma(
         )
     normalized_text(formula)  # stats::as.formula: R's parse errors
     if data_name is not None:
-        is_defined(session, names, data_name)
+        federation.run(lambda names: is_defined(session, names, data_name))
     if checks:
         console.message(" -- Verifying the variables in the model")
-        glm_checks(session, names, formula, data_name, offset, weights)
+        federation.run(lambda names: glm_checks(session, names, formula, data_name, offset, weights))
     encoded = encoded_formula_text(formula)
 
     if control_type is not None and control_value is None:
@@ -83,8 +164,9 @@ def ds_lmer_slma(
         newobj = "new.lmer.obj" if newobj is None else newobj
         if notify_of_progress:
             console.cat(cat_text("\n\nSAVING SERVERSIDE lmerMod OBJECT AS: <", newobj, ">\n\n"))
-        dsi.assign(session, newobj, deparse_call("lmerSLMADS.assign", *args, raw=(0,)), names)
-    summaries = dsi.aggregate(session, deparse_call("lmerSLMADS2", *args, raw=(0,)), names)
+        assign_expr = deparse_call("lmerSLMADS.assign", *args, raw=(0,))
+        federation.run(lambda names: dsi.assign(session, newobj, assign_expr, names))
+    summaries = federation.aggregate(deparse_call("lmerSLMADS2", *args, raw=(0,)))
     return _combine(summaries, combine_with_metafor, notify_of_progress)
 
 

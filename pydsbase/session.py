@@ -142,7 +142,7 @@ class Session(DSSession):
             except Exception as exc:
                 self.errors[name] = exc
         if self.errors:
-            raise SessionCallError(operation, self.errors)
+            raise SessionCallError(operation, self.errors, results)
         return results
 
     def aggregate(

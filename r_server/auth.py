@@ -324,6 +324,11 @@ class Authenticator:
     def _expired(self, session: LoginSession, now: float) -> bool:
         return now - session.last_used > self.idle_timeout or now - session.created > self.max_lifetime
 
+    def login_count(self) -> int:
+        """How many logins are live (expired ones included until the next ``expire``)."""
+        with self._lock:
+            return len(self._sessions)
+
     def logout(self, digest: str) -> LoginSession | None:
         with self._lock:
             return self._sessions.pop(digest, None)

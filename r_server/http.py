@@ -9,7 +9,7 @@ token; every other request carries ``Authorization: Bearer <token>`` from ``logi
 ``POST /v1/logout``                         ends the login and closes its R sessions
 ``GET  /v1/tables``                         table names; ``/v1/tables/{table}/variables`` its columns
 ``GET  /v1/methods?kind=aggregate``         allowed server functions (``kind=assign`` too)
-``GET  /v1/info``                           study, R and package versions
+``GET  /v1/info``                           study, R and package versions; ``load``: counts only
 ``POST /v1/sessions``                       opens an R session -> ``{"session": sid}``
 ``GET|DELETE /v1/sessions/{sid}``           keeps alive / closes it
 ``POST /v1/sessions/{sid}/assign-table``    ``{"symbol", "table", "variables"}`` -> command
@@ -395,6 +395,17 @@ class StudyServer:
         for cid in stale:
             del self.commands[cid]
 
+    async def load(self) -> dict[str, int]:
+        """Counts of what the server holds (no names, ids or data): for operators and leak tests."""
+        counts = {
+            "logins": self.auth.login_count(),
+            "sessions": len(self.sessions),
+            "commands": len(self.commands),
+            "running": sum(1 for c in self.commands.values() if c.finished is None),
+        }
+        resources = await self.run(lambda rt: getattr(rt, "resources", dict)())
+        return {**counts, **{str(k): int(v) for k, v in dict(resources).items()}}
+
     async def logout(self, login: LoginSession) -> None:
         self.auth.logout(login.digest)
         for sid in [s.sid for s in self.sessions.values() if s.login == login.digest]:
@@ -656,7 +667,9 @@ def create_app(
 
     @app.get(f"{API}/info")
     async def info(login: Login, server: Server) -> JSONResponse:
-        return JSONResponse(dict(await server.run(lambda rt: rt.info())))
+        answer = dict(await server.run(lambda rt: rt.info()))
+        answer["load"] = await server.load()
+        return JSONResponse(answer)
 
     @app.post(f"{API}/sessions")
     async def open_session(login: Login, server: Server) -> JSONResponse:

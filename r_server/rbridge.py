@@ -220,6 +220,15 @@ class RBridge:
         with self._r() as ri:
             return _strings(self._fn(".ds_methods")(ri.StrSexpVector([kind])))
 
+    def held_objects(self) -> int:
+        """How many R objects Python keeps alive (tables, session environments, values in flight)."""
+        if self._ri is None:
+            return 0
+        from rpy2.rinterface_lib import _rinterface_capi
+
+        with self._lock:
+            return len(_rinterface_capi._R_PRESERVED)
+
     def versions(self) -> dict[str, str]:
         with self._r():
             out = self._fn(".ds_versions")()

@@ -261,6 +261,13 @@ class StudyRuntime:
             return {"study": self.name, **self._bridge.versions()}
 
 
+    def resources(self) -> dict[str, int]:
+        """Counts only (no names, no data): open R sessions, cached tables, R objects held by Python."""
+        with self._lock:
+            sessions, tables = len(self._sessions), len(self._tables)
+        return {"r_sessions": sessions, "tables_cached": tables, "r_objects": self._bridge.held_objects()}
+
+
 def _check_symbol(symbol: str) -> None:
     if (
         not isinstance(symbol, str)

@@ -25,6 +25,11 @@ __all__ = ["HTTPConnection", "HTTPDriver", "HTTPResult"]
 _POLL_SLICE = 30.0  # longest single long-poll; the server caps it too
 _CONNECT_TIMEOUT = 10.0
 _CALL_TIMEOUT = 120.0  # synchronous calls (login, ls, rm, info, ...)
+_POLL_GRACE = 15.0  # a long-poll may answer this much later than its wait before it counts as unanswered
+STALE_LOGIN_MESSAGE = (
+    "the study server no longer knows this login (it was restarted, or the login expired): "
+    "log in again with a new session"
+)
 
 
 def api_base(url: str) -> str:
@@ -84,10 +89,16 @@ class HTTPConnection(DSConnection):
             raise StudyCallError(self.name, f"cannot reach the study server at {self.url}: {exc}",
                                  kind="unavailable") from exc
 
+    def failure(self, response: httpx.Response) -> StudyCallError:
+        """The error of a 4xx/5xx answer; a 401 once logged in means the server forgot the login."""
+        if response.status_code == 401 and "Authorization" in self._client.headers:
+            return StudyCallError(self.name, STALE_LOGIN_MESSAGE, kind="session")
+        return _error_of(self.name, response)
+
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self.send(method, path, **kwargs)
         if response.status_code >= 400:
-            raise _error_of(self.name, response)
+            raise self.failure(response)
         try:
             return response.json()
         except ValueError as exc:
@@ -238,20 +249,24 @@ class HTTPResult(DSResult):
         self._outcome: tuple[bool, Any] | None = None  # (ok, node) or (False, error)
 
     def _poll(self, wait: float) -> bool:
-        """Ask the server once, waiting up to ``wait`` s; record the outcome when there is one."""
+        """Ask the server once, waiting up to ``wait`` s; record the outcome when there is one.
+
+        The request itself gives up ``_POLL_GRACE`` s after ``wait``, so a hung server (stopped, or
+        its event loop blocked) cannot hold a caller past its deadline by more than that.
+        """
         if self._outcome is not None:
             return True
         try:
             response = self._conn.send(
                 "GET", f"/commands/{_segment(self.command)}", params={"wait": f"{wait:.3f}"},
-                timeout=httpx.Timeout(wait + _CALL_TIMEOUT, connect=_CONNECT_TIMEOUT),
+                timeout=httpx.Timeout(wait + _POLL_GRACE, connect=_CONNECT_TIMEOUT),
             )
             if response.status_code == 202:
                 return False
             if response.status_code == 200:
                 self._outcome = (True, response.json()["value"])
             else:
-                self._outcome = (False, _error_of(self._conn.name, response))
+                self._outcome = (False, self._conn.failure(response))
         except StudyCallError as exc:
             self._outcome = (False, exc)
         except Exception as exc:  # a malformed answer, or anything else: a failure to report, not to raise
