@@ -15,8 +15,9 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
-from datashield.interface import DSConnection, DSDriver, DSLoginInfo, DSResult, RSession
+from datashield.interface import DSDriver, DSLoginInfo, DSResult
 
+from pydsbase.drivers.base import ReadySession, StudyConnection
 from pydsbase.errors import StudyCallError
 from pydsbase.rvalue import RValue, from_node
 
@@ -52,7 +53,7 @@ def _error_of(study: str, response: httpx.Response) -> StudyCallError:
     return StudyCallError(study, message, kind=kind)
 
 
-class HTTPConnection(DSConnection):
+class HTTPConnection(StudyConnection):
     def __init__(self, info: DSLoginInfo, transport: httpx.BaseTransport | None = None) -> None:
         self.name = info.name
         self.url = info.url
@@ -63,7 +64,7 @@ class HTTPConnection(DSConnection):
             headers={"User-Agent": "pydsbase-http"},
             transport=transport,
         )
-        self._session: _HTTPRSession | None = None
+        self._session: ReadySession | None = None
         try:
             if info.token is not None and info.user is None:
                 body: dict[str, str] = {"token": info.token}
@@ -104,49 +105,18 @@ class HTTPConnection(DSConnection):
         except ValueError as exc:
             raise StudyCallError(self.name, "the study server sent a malformed answer", kind="http") from exc
 
-    def get_name(self) -> str:
-        return self.name
-
     # -- content ----------------------------------------------------------------------------------
 
     def list_tables(self) -> list[str]:
         return list(self.request("GET", "/tables"))
 
-    def has_table(self, name: str) -> bool:
-        return name in self.list_tables()
-
     def list_table_variables(self, table: str) -> list[str]:
         return list(self.request("GET", f"/tables/{_segment(table)}/variables"))
 
-    def list_taxonomies(self) -> list[Any]:
-        return []
-
-    def search_variables(self, query: str) -> dict[str, Any]:
-        return {}
-
-    def list_resources(self) -> list[str]:
-        return []
-
-    def has_resource(self, name: str) -> bool:
-        return False
-
     # -- session ----------------------------------------------------------------------------------
 
-    def has_session(self) -> bool:
-        return self._session is not None
-
-    def start_session(self, asynchronous: bool = True) -> RSession:
-        if self._session is None:
-            self._session = _HTTPRSession(str(self.request("POST", "/sessions")["session"]))
-        return self._session
-
-    def is_session_started(self) -> bool:
-        return self._session is not None
-
-    def get_session(self) -> RSession:
-        if self._session is None:
-            raise StudyCallError(self.name, "no session: call start_session() first", kind="session")
-        return self._session
+    def _open_session(self) -> str:
+        return str(self.request("POST", "/sessions")["session"])
 
     def _sid(self) -> str:
         return _segment(self.start_session().sid)
@@ -170,9 +140,6 @@ class HTTPConnection(DSConnection):
         body = {"symbol": symbol, "table": table, "variables": list(variables) if variables is not None else None}
         return self._submit("assign-table", body, decode=False)
 
-    def assign_resource(self, symbol: str, resource: str, asynchronous: bool = True) -> DSResult:
-        raise StudyCallError(self.name, "resources are not supported by pydsbase studies", kind="rejected")
-
     def assign_expr(self, symbol: str, expr: str, asynchronous: bool = True) -> HTTPResult:
         return self._submit("assign", {"symbol": symbol, "expr": expr}, decode=False)
 
@@ -189,30 +156,8 @@ class HTTPConnection(DSConnection):
 
     # -- configuration ----------------------------------------------------------------------------
 
-    def list_profiles(self) -> list[str]:
-        return ["default"]
-
     def list_methods(self, type: str = "aggregate") -> list[str]:
         return list(self.request("GET", "/methods", params={"kind": type}))
-
-    def list_packages(self) -> list[str]:
-        return ["pydsbase"]
-
-    def list_workspaces(self) -> list[str]:
-        return []
-
-    def save_workspace(self, name: str) -> list[str]:
-        raise StudyCallError(self.name, "workspaces are not supported by pydsbase studies", kind="rejected")
-
-    def restore_workspace(self, name: str) -> list[str]:
-        raise StudyCallError(self.name, "workspaces are not supported by pydsbase studies", kind="rejected")
-
-    def rm_workspace(self, name: str) -> list[str]:
-        return []
-
-    def is_async(self) -> dict[str, bool]:
-        return {"aggregate": True, "assign_table": True, "assign_resource": False, "assign_expr": True,
-                "session": False}
 
     def keep_alive(self) -> None:
         if self._session is not None:
@@ -296,29 +241,6 @@ class HTTPResult(DSResult):
         if not ok:
             raise value
         return from_node(value) if self._decode else None
-
-
-class _HTTPRSession(RSession):
-    def __init__(self, sid: str) -> None:
-        self.sid = sid
-
-    def is_started(self) -> bool:
-        return True
-
-    def is_ready(self) -> bool:
-        return True
-
-    def is_pending(self) -> bool:
-        return False
-
-    def is_failed(self) -> bool:
-        return False
-
-    def is_terminated(self) -> bool:
-        return False
-
-    def get_last_message(self) -> str:
-        return "ready"
 
 
 class HTTPDriver(DSDriver):

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from datashield.interface import DSConnection, DSDriver, DSLoginInfo, DSResult, RSession
+from datashield.interface import DSDriver, DSLoginInfo, DSResult
 
+from pydsbase.drivers.base import ReadySession, StudyConnection
 from pydsbase.errors import StudyCallError
 from pydsbase.rvalue import RValue, from_node
 
@@ -154,88 +155,32 @@ class LocalResult(DSResult):
         return from_node(value) if self._decode else None
 
 
-class _LocalRSession(RSession):
-    def __init__(self, sid: str) -> None:
-        self.sid = sid
-
-    def is_started(self) -> bool:
-        return True
-
-    def is_ready(self) -> bool:
-        return True
-
-    def is_pending(self) -> bool:
-        return False
-
-    def is_failed(self) -> bool:
-        return False
-
-    def is_terminated(self) -> bool:
-        return False
-
-    def get_last_message(self) -> str:
-        return "ready"
-
-
-class LocalConnection(DSConnection):
+class LocalConnection(StudyConnection):
     submits_without_waiting = True  # a submit only writes a line to the pipe: the session needs no thread
 
     def __init__(self, info: DSLoginInfo) -> None:
         self.name = info.name
         self.user = info.user or "token-user"
         self._process = _StudyProcess(info.name, folder_of(info.url))
-        self._session: _LocalRSession | None = None
+        self._session: ReadySession | None = None
 
     @property
     def pid(self) -> int:
         return self._process.proc.pid
 
-    def get_name(self) -> str:
-        return self.name
-
     # content
     def list_tables(self) -> list[str]:
         return list(self._process.call("list_tables"))
 
-    def has_table(self, name: str) -> bool:
-        return name in self.list_tables()
-
     def list_table_variables(self, table: str) -> list[str]:
         return list(self._process.call("table_variables", table=table))
 
-    def list_taxonomies(self) -> list[Any]:
-        return []
-
-    def search_variables(self, query: str) -> dict[str, Any]:
-        return {}
-
-    def list_resources(self) -> list[str]:
-        return []
-
-    def has_resource(self, name: str) -> bool:
-        return False
-
     # session
-    def has_session(self) -> bool:
-        return self._session is not None
-
-    def start_session(self, asynchronous: bool = True) -> RSession:
-        if self._session is None:
-            self._session = _LocalRSession(self._process.call("open_session", user=self.user))
-        return self._session
-
-    def is_session_started(self) -> bool:
-        return self._session is not None
-
-    def get_session(self) -> RSession:
-        if self._session is None:
-            raise StudyCallError(self.name, "no session: call start_session() first", kind="session")
-        return self._session
+    def _open_session(self) -> str:
+        return str(self._process.call("open_session", user=self.user))
 
     def _sid(self) -> str:
-        session = self.start_session()
-        assert isinstance(session, _LocalRSession)
-        return session.sid
+        return self.start_session().sid
 
     # assign / aggregate
     def assign_table(
@@ -253,9 +198,6 @@ class LocalConnection(DSConnection):
         )
         return LocalResult(self.name, pending, decode=False)
 
-    def assign_resource(self, symbol: str, resource: str, asynchronous: bool = True) -> DSResult:
-        raise StudyCallError(self.name, "resources are not supported by pydsbase studies", kind="rejected")
-
     def assign_expr(self, symbol: str, expr: str, asynchronous: bool = True) -> LocalResult:
         pending = self._process.submit("assign_expr", sid=self._sid(), symbol=symbol, expr_text=expr)
         return LocalResult(self.name, pending, decode=False)
@@ -271,30 +213,8 @@ class LocalConnection(DSConnection):
         self._process.call("rm_symbol", sid=self._sid(), symbol=name)
 
     # configuration
-    def list_profiles(self) -> list[str]:
-        return ["default"]
-
     def list_methods(self, type: str = "aggregate") -> list[str]:
         return list(self._process.call("list_methods", kind=type))
-
-    def list_packages(self) -> list[str]:
-        return ["pydsbase"]
-
-    def list_workspaces(self) -> list[str]:
-        return []
-
-    def save_workspace(self, name: str) -> list[str]:
-        raise StudyCallError(self.name, "workspaces are not supported by pydsbase studies", kind="rejected")
-
-    def restore_workspace(self, name: str) -> list[str]:
-        raise StudyCallError(self.name, "workspaces are not supported by pydsbase studies", kind="rejected")
-
-    def rm_workspace(self, name: str) -> list[str]:
-        return []
-
-    def is_async(self) -> dict[str, bool]:
-        return {"aggregate": True, "assign_table": True, "assign_resource": False, "assign_expr": True,
-                "session": False}
 
     def keep_alive(self) -> None:
         pass
