@@ -19,6 +19,7 @@ import yaml
 from datashield.interface import DSConnection, DSDriver, DSLoginInfo, DSResult, RSession
 
 from pydsbase.cli import main, register_cli, run_lmer
+from pydsbase.drivers.base import ReadySession
 from pydsbase.rvalue import RAtomic, RList, RValue, from_node, loads
 
 GOLDEN = (
@@ -42,26 +43,6 @@ class _Done(DSResult):
         return self.value
 
 
-class _Session(RSession):
-    def is_started(self) -> bool:
-        return True
-
-    def is_ready(self) -> bool:
-        return True
-
-    def is_pending(self) -> bool:
-        return False
-
-    def is_failed(self) -> bool:
-        return False
-
-    def is_terminated(self) -> bool:
-        return False
-
-    def get_last_message(self) -> str:
-        return ""
-
-
 class GoldenConnection(DSConnection):
     """golden://CASE/STUDY[?drop=TERM]: answers lmerSLMADS2 with that study's golden summary."""
 
@@ -78,13 +59,13 @@ class GoldenConnection(DSConnection):
         return True
 
     def start_session(self, asynchronous: bool = True) -> RSession:
-        return _Session()
+        return ReadySession("fake")
 
     def is_session_started(self) -> bool:
         return True
 
     def get_session(self) -> RSession:
-        return _Session()
+        return ReadySession("fake")
 
     def assign_table(self, symbol: str, table: str, *args: Any, **kwargs: Any) -> DSResult:
         CALLS.append((self.name, "assign_table", (symbol, table, args[0] if args else None)))

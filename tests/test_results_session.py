@@ -16,6 +16,7 @@ from datashield.interface import DSConnection, DSDriver, DSLoginInfo, DSResult, 
 from test_cli import CALLS, GOLDEN, LMER_CALL
 
 import pydsbase
+from pydsbase.drivers.base import ReadySession
 from pydsbase.errors import StudyCallError
 from pydsbase.progress import StudyProgress, aggregate_per_study, study_progress
 from pydsbase.results import lmer_call_text
@@ -109,26 +110,6 @@ class _Later(DSResult):
         return self.value
 
 
-class _S(RSession):
-    def is_started(self) -> bool:
-        return True
-
-    def is_ready(self) -> bool:
-        return True
-
-    def is_pending(self) -> bool:
-        return False
-
-    def is_failed(self) -> bool:
-        return False
-
-    def is_terminated(self) -> bool:
-        return False
-
-    def get_last_message(self) -> str:
-        return ""
-
-
 class ScriptedConnection(DSConnection):
     """scripted://DELAY/VALUE: answers after DELAY seconds with VALUE ('fail' raises, 'refuse' at submit)."""
 
@@ -144,13 +125,13 @@ class ScriptedConnection(DSConnection):
         return True
 
     def start_session(self, asynchronous: bool = True) -> RSession:
-        return _S()
+        return ReadySession("fake")
 
     def is_session_started(self) -> bool:
         return True
 
     def get_session(self) -> RSession:
-        return _S()
+        return ReadySession("fake")
 
     def aggregate(self, expr: str, asynchronous: bool = True) -> DSResult:
         if self.behaviour == "refuse":
