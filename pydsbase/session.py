@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from datashield.api import DSSession
@@ -136,7 +137,7 @@ class Session(DSSession):
             name = conn.get_name()
             try:
                 if name in futures:
-                    results[name] = futures[name].result()
+                    results[name] = _future_result(name, futures[name], deadline, limit)
                 elif name in submitted:
                     results[name] = _wait_fetch(name, submitted[name], deadline, limit)
             except Exception as exc:
@@ -219,6 +220,21 @@ class Session(DSSession):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+_LATE_GRACE = 1.0  # a study's thread may report its own timeout this long after the deadline
+
+
+def _future_result(name: str, future: Future[Any], deadline: float | None, limit: float | None) -> Any:
+    """A threaded study call's value; a study whose request hangs (a stopped server) times out on time.
+
+    The request's own thread stays blocked until its transport timeout; only the caller moves on.
+    """
+    remaining = None if deadline is None else max(0.0, deadline - time.monotonic()) + _LATE_GRACE
+    try:
+        return future.result(timeout=remaining)
+    except FutureTimeout:
+        raise StudyCallError(name, f"no answer within {limit:g} s", kind="timeout") from None
 
 
 def _wait_fetch(name: str, result: DSResult, deadline: float | None, limit: float | None) -> Any:

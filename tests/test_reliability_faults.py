@@ -1,0 +1,332 @@
+"""Faults on the HTTP backend with real ``python -m r_server`` processes on loopback (issue 8, part 1).
+
+Three studies; study2 serves a 200,000-row synthetic table so its fit takes seconds and can be
+killed while it runs ("mid-fit" is observed, not guessed: the analyst's own R session reports a
+running command for half a second). Studies 1 and 3 serve CLUSTER_INT1 and CLUSTER_INT3.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import reliability_harness as h  # noqa: E402
+import synth  # noqa: E402
+
+import pydsbase  # noqa: E402
+from pydsbase.drivers.http import STALE_LOGIN_MESSAGE  # noqa: E402
+from pydsbase.dsi import DataSHIELDErrors  # noqa: E402
+from pydsbase.errors import SessionCallError, StudyCallError  # noqa: E402
+from pydsbase.rvalue import RList, to_node  # noqa: E402
+
+pytestmark = [pytest.mark.needs_r, pytest.mark.slow]
+
+LMER = 'lmerSLMADS2(BMI ~ trtGrp + Male + yyy1xxxidDoctorzzz, NULL, NULL, "D", TRUE, NULL, NULL, NULL, 0)'
+KILL_TO_ERROR_LIMIT = 5.0  # seconds from SIGKILL to the per-study error (a reset connection is immediate)
+
+
+@pytest.fixture(scope="module")
+def fed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[h.Federation]:
+    big = synth.write_study(tmp_path_factory.mktemp("big") / "BIG.csv", rows=200_000, groups=200, seed=8)
+    with h.Federation(3, analysts=2, csvs={1: big}) as federation:
+        yield federation
+
+
+def _nodes(values: dict[str, Any]) -> dict[str, Any]:
+    return {name: to_node(value) for name, value in values.items()}
+
+
+def _strip(result: RList) -> RList:
+    """The R-compatible list without the attributes ``on_study_failure="exclude"`` adds."""
+    return dataclasses.replace(result, attributes={})
+
+
+def _wait_running(conn: Any, seconds: float = 0.5, timeout: float = 120.0) -> None:
+    """Until ``conn``'s R session has had a command running for ``seconds`` (event-loop only: no R)."""
+    sid = conn.get_session().sid
+    since: float | None = None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        running = conn.request("GET", f"/sessions/{sid}")["running"]
+        now = time.monotonic()
+        since = (since or now) if running else None
+        if since is not None and now - since >= seconds:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the fit never ran")
+
+
+def _in_thread(call: Callable[[], Any]) -> tuple[threading.Thread, dict[str, Any]]:
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = call()
+        except BaseException as exc:  # handed to the test thread
+            outcome["error"] = exc
+        outcome["at"] = time.monotonic()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+def _kill_mid_fit(fed: h.Federation, session: Any, call: Callable[[], Any]) -> tuple[dict[str, Any], float]:
+    """Run ``call`` in a thread, SIGKILL study2 while its fit runs; the outcome and kill -> outcome seconds."""
+    thread, outcome = _in_thread(call)
+    _wait_running(session.conns[1])
+    killed = time.monotonic()
+    fed.servers[1].kill()
+    thread.join(120)
+    assert not thread.is_alive(), "the call did not return after the kill"
+    return outcome, outcome["at"] - killed
+
+
+def test_sigkill_mid_fit(fed: h.Federation) -> None:
+    # references before any fault: the raw per-study answers and the pooled fit of studies 1 and 3
+    with h.open_session(fed.logins(1), timeout=120) as session:
+        raw = _nodes(session.aggregate(LMER))
+        survivors = h.fit(session, datasources=["study1", "study3"])
+
+    # 1. a raw aggregate: study2's error is clear and quick, studies 1 and 3 answered intact
+    with h.open_session(fed.logins(1), timeout=120) as session:
+        outcome, seconds = _kill_mid_fit(fed, session, lambda: session.aggregate(LMER))
+    failure = outcome["error"]
+    assert isinstance(failure, SessionCallError) and list(failure.errors) == ["study2"]
+    err = failure.errors["study2"]
+    assert isinstance(err, StudyCallError) and err.study == "study2" and err.kind == "unavailable"
+    assert str(err).startswith(f"cannot reach the study server at {fed.servers[1].url}")
+    assert seconds < KILL_TO_ERROR_LIMIT
+    assert _nodes(failure.results) == {"study1": raw["study1"], "study3": raw["study3"]}
+
+    # 2. ds_lmer_slma (default): raises as dsBaseClient does, naming study2 only
+    fed.servers[1].restart()
+    with h.open_session(fed.logins(1), timeout=120) as session:
+        outcome, seconds = _kill_mid_fit(fed, session, lambda: h.fit(session))
+    failure = outcome["error"]
+    assert isinstance(failure, DataSHIELDErrors) and seconds < KILL_TO_ERROR_LIMIT
+    assert str(failure) == "There are some DataSHIELD errors, list them with datashield.errors()"
+    assert list(failure.datashield_errors) == ["study2"]
+    assert failure.datashield_errors["study2"][0].startswith("cannot reach the study server")
+
+    # 3. ds_lmer_slma(on_study_failure="exclude"): the survivors' pooled fit, study2 named with its error
+    fed.servers[1].restart()
+    with h.open_session(fed.logins(1), timeout=120) as session:
+        outcome, seconds = _kill_mid_fit(fed, session, lambda: h.fit(session, on_study_failure="exclude"))
+        assert seconds < KILL_TO_ERROR_LIMIT
+        result = outcome["value"]
+        assert _strip(result) == survivors  # every element bit for bit, study1/study2 = studies 1 and 3
+        failed = result.attributes["failed.studies"]
+        assert failed.names == ["study2"] and failed.data[0].startswith("cannot reach the study server")
+        assert result.attributes["datasources"].data == ["study1", "study3"]
+        # with study2 still down, "exclude" keeps answering and "raise" keeps raising
+        again = h.fit(session, on_study_failure="exclude")
+        assert _strip(again) == survivors and again.attributes["failed.studies"].names == ["study2"]
+        with pytest.raises(DataSHIELDErrors) as raised:
+            h.fit(session)
+        assert list(raised.value.datashield_errors) == ["study2"]
+    fed.servers[1].restart()
+
+
+def test_exclude_without_failures_equals_raise_and_says_so(fed: h.Federation) -> None:
+    with h.open_session(fed.logins(1), timeout=120) as session:
+        plain = h.fit(session)
+        excluding = h.fit(session, on_study_failure="exclude")
+        with pytest.raises(ValueError, match="on_study_failure"):
+            h.fit(session, on_study_failure="skip")
+    assert _strip(excluding) == plain
+    assert excluding.attributes["failed.studies"].data == []
+    assert excluding.attributes["datasources"].data == ["study1", "study2", "study3"]
+
+
+def test_every_study_failing_still_raises_with_exclude(fed: h.Federation) -> None:
+    with h.open_session(fed.logins(1), timeout=120) as session, pytest.raises(DataSHIELDErrors) as raised:
+        pydsbase.ds_lmer_slma(session, formula=h.FORMULA, data_name="D", offset="nothere",
+                              on_study_failure="exclude")
+    assert list(raised.value.datashield_errors) == ["study1", "study2", "study3"]
+
+
+def test_restarted_server_gives_stale_session_error_and_fresh_login_works(fed: h.Federation) -> None:
+    with h.open_session(fed.logins(1), timeout=120) as session:
+        before = _nodes(session.aggregate('colnamesDS("D")'))
+        fed.servers[2].restart()
+        with pytest.raises(SessionCallError) as stale:
+            session.aggregate('colnamesDS("D")')
+        err = stale.value.errors["study3"]
+        assert list(stale.value.errors) == ["study3"]
+        assert isinstance(err, StudyCallError) and (err.kind, str(err)) == ("session", STALE_LOGIN_MESSAGE)
+        assert _nodes(stale.value.results) == {k: before[k] for k in ("study1", "study2")}
+    with h.open_session(fed.logins(1), timeout=120) as fresh:
+        assert _nodes(fresh.aggregate('colnamesDS("D")')) == before
+
+
+def test_r_error_inside_a_fit_leaves_the_server_serving(fed: h.Federation) -> None:
+    with h.open_session(fed.logins(1), timeout=120) as session:
+        expected = h.fit(session, datasources=["study1"])
+        for _ in range(3):
+            with pytest.raises(DataSHIELDErrors) as raised:
+                pydsbase.ds_lmer_slma(session, formula=h.FORMULA, data_name="D", offset="Male",
+                                      datasources=["study1"])
+            assert raised.value.datashield_errors == {"study1": ["object 'Male' not found"]}
+            assert h.fit(session, datasources=["study1"]) == expected
+    counts = fed.counts(0)
+    assert counts["running"] == 0 and counts["sessions"] == 0
+
+
+def _raw(url: str, payload: bytes, half_close: bool = False, read_timeout: float = 10.0) -> bytes:
+    """Send raw bytes to the server; what it answers (b"" when it only closes)."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=read_timeout) as sock:
+        sock.sendall(payload)
+        if half_close:
+            sock.shutdown(socket.SHUT_WR)
+        chunks = []
+        try:
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        except (ConnectionResetError, TimeoutError):
+            pass
+    return b"".join(chunks)
+
+
+def _status(answer: bytes) -> int:
+    return int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/1.1 ") else 0
+
+
+def _client(fed: h.Federation, study: int) -> httpx.Client:
+    server = fed.servers[study]
+    client = httpx.Client(base_url=server.url + "/v1", timeout=60)
+    token = client.post("/login", json={"token": h.token_for("analyst2", fed.run)}).json()["token"]
+    client.headers["Authorization"] = f"Bearer {token}"
+    return client
+
+
+def test_malformed_truncated_and_oversized_requests_get_4xx(fed: h.Federation) -> None:
+    server = fed.servers[0]
+    client = _client(fed, 0)
+    try:
+        sid = client.post("/sessions").json()["session"]
+        aggregate = f"/sessions/{sid}/aggregate"
+        cases = {
+            "not JSON": b"colnamesDS(D)",
+            "truncated JSON": b'{"expr": "colnamesDS(\\"D\\")',
+            "wrong type": b'{"expr": 1}',
+            "extra field": b'{"expr": "x", "more": 2}',
+            "array": b'["colnamesDS(D)"]',
+            "empty": b"",
+            "not UTF-8": b'{"expr": "\xff\xfe"}',
+        }
+        for label, body in cases.items():
+            reply = client.post(aggregate, content=body, headers={"content-type": "application/json"})
+            assert 400 <= reply.status_code < 500, label
+            assert reply.json()["error"]["kind"] in ("bad_request", "rejected"), label
+        assert client.post(aggregate, json={"expr": "x" * 2_000_000}).status_code == 413
+
+        def chunks() -> Iterator[bytes]:  # no Content-Length: the limit applies to what streams in
+            for _ in range(40):
+                yield b"x" * 65536
+
+        assert client.post(aggregate, content=chunks()).status_code == 413
+        assert client.get("/commands/nothere").status_code == 404
+        assert client.get("/commands/x", params={"wait": "soon"}).status_code == 400
+        assert client.put("/tables").status_code == 405
+        assert 400 <= client.get("/" + "a" * 60_000).status_code < 500
+        assert 400 <= client.get("/tables", headers={"X-Big": "b" * 200_000}).status_code < 500
+        # a body shorter than its Content-Length, the client half-closing: refused or dropped, never served
+        head = f"POST /v1{aggregate} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        head += f"Authorization: {client.headers['Authorization']}\r\nContent-Length: 1000\r\n\r\n"
+        answer = _raw(server.url, head.encode() + b'{"expr": "colnam', half_close=True)
+        assert answer == b"" or 400 <= _status(answer) < 500
+        assert 400 <= _status(_raw(server.url, b"HELLO THERE\r\n\r\n")) < 500
+        negative = b"GET /v1/health HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n"
+        assert 400 <= _status(_raw(server.url, negative)) < 500
+        assert "Traceback" not in server.log()
+        # and the server still serves: a fit on the same login
+        with h.open_session(fed.logins(2)[:1], timeout=120) as session:
+            assert h.fit(session)["num.valid.studies"].data == [1.0]
+    finally:
+        client.post("/logout")
+        client.close()
+
+
+_KILLED_CLIENT = """
+import sys, httpx
+url, token, expr = sys.argv[1:4]
+c = httpx.Client(base_url=url + "/v1", timeout=120)
+c.headers["Authorization"] = "Bearer " + c.post("/login", json={"token": token}).json()["token"]
+sid = c.post("/sessions").json()["session"]
+done = c.post(f"/sessions/{sid}/assign-table", json={"symbol": "D", "table": "CLUSTER"}).json()["command"]
+c.get(f"/commands/{done}", params={"wait": 100})
+cid = c.post(f"/sessions/{sid}/aggregate", json={"expr": expr}).json()["command"]
+print("submitted", flush=True)
+c.get(f"/commands/{cid}", params={"wait": 100})
+"""
+
+
+def test_clients_that_disconnect_mid_call_leave_no_stuck_worker(fed: h.Federation) -> None:
+    server = fed.servers[1]  # the large table: its fit takes seconds
+    baseline = fed.counts(1)
+    # a client process killed while it long-polls for its fit
+    child = subprocess.Popen([sys.executable, "-c", _KILLED_CLIENT, server.url, h.token_for("analyst2", fed.run),
+                              LMER], stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None and child.stdout.readline().strip() == "submitted"
+    time.sleep(0.3)
+    child.send_signal(signal.SIGKILL)
+    child.wait(10)
+    child.stdout.close()
+    # a client that gives up on its long-poll and drops the connection without logging out
+    quitter = _client(fed, 1)
+    sid = quitter.post("/sessions").json()["session"]
+    table = quitter.post(f"/sessions/{sid}/assign-table", json={"symbol": "D", "table": "CLUSTER"}).json()
+    assert quitter.get(f"/commands/{table['command']}", params={"wait": 100}).status_code == 200
+    cid = quitter.post(f"/sessions/{sid}/aggregate", json={"expr": LMER}).json()["command"]
+    with pytest.raises(httpx.ReadTimeout):
+        quitter.get(f"/commands/{cid}", params={"wait": 100}, timeout=0.3)
+    quitter.close()
+    # a request cut off mid-upload
+    _raw(server.url, b"POST /v1/login HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{\"tok", read_timeout=1)
+    # the worker goes on: another analyst's fit is answered, and nothing is left running
+    with h.open_session(fed.logins(1)[1:2], timeout=120) as session:
+        started = time.monotonic()
+        assert h.fit(session)["num.valid.studies"].data == [1.0]
+        assert time.monotonic() - started < 60
+    counts = fed.counts(1)
+    assert counts["running"] == 0
+    # the two abandoned logins keep their R sessions until their idle timeout (as designed)
+    assert counts["sessions"] == baseline["sessions"] + 2
+    assert counts["r_sessions"] == baseline["r_sessions"] + 2
+
+
+def test_a_stopped_server_times_out_on_time_and_recovers(fed: h.Federation) -> None:
+    with h.open_session(fed.logins(1), timeout=120) as session:
+        expected = _nodes(session.aggregate('colnamesDS("D")'))
+        fed.servers[2].signal(signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            with pytest.raises(SessionCallError) as late:
+                session.aggregate('colnamesDS("D")', timeout=3)
+            seconds = time.monotonic() - started
+        finally:
+            fed.servers[2].signal(signal.SIGCONT)
+        err = late.value.errors["study3"]
+        assert list(late.value.errors) == ["study3"]
+        assert isinstance(err, StudyCallError) and (err.kind, str(err)) == ("timeout", "no answer within 3 s")
+        assert seconds < 3 + 2
+        assert _nodes(late.value.results) == {k: expected[k] for k in ("study1", "study2")}
+        assert _nodes(session.aggregate('colnamesDS("D")')) == expected
