@@ -89,6 +89,8 @@ class _Reader:
             values = [rvalue.NA if v == _NA_INT else v for v in self.ints(n)]
         elif sxp == _LGL:
             values = [rvalue.NA if v == _NA_INT else bool(v) for v in self.ints(n)]
+        elif sxp == _STR:
+            values = self.strings(n)
         else:
             values = [self.item() for _ in range(n)]
         vector = RVector(_TYPES[sxp], values)
@@ -112,6 +114,28 @@ class _Reader:
             if flags & 0xFF != _LIST:
                 raise UnsupportedSerialization("a pairlist ends in something other than NULL")
 
+    def strings(self, n: int) -> list[Any]:
+        """The elements of a character vector (each a CHARSXP item), read in one loop."""
+        data, unpack = self.data, struct.unpack_from
+        out: list[Any] = []
+        pos = self.pos
+        for _ in range(n):
+            flags, length = unpack("<ii", data, pos)
+            pos += 8
+            if flags & 0xFF != _CHAR:
+                raise UnsupportedSerialization("a character vector holds something other than strings")
+            if length == -1:
+                out.append(rvalue.NA)
+                continue
+            raw = data[pos : pos + length]
+            pos += length
+            levels = flags >> 12
+            if levels & _BYTES:
+                raise UnsupportedSerialization("a string of declared bytes has no text encoding")
+            out.append(raw.decode("utf-8" if levels & _UTF8 else self.latin1 if levels & _LATIN1 else self.native))
+        self.pos = pos
+        return out
+
     def charsxp(self, flags: int) -> Any:
         n = self.read_int()
         if n == -1:
@@ -121,8 +145,7 @@ class _Reader:
         levels = flags >> 12
         if levels & _BYTES:
             raise UnsupportedSerialization("a string of declared bytes has no text encoding")
-        return raw.decode(self.latin1 if levels & _LATIN1 and not levels & _UTF8 else
-                          "utf-8" if levels & _UTF8 else self.native)
+        return raw.decode("utf-8" if levels & _UTF8 else self.latin1 if levels & _LATIN1 else self.native)
 
     def ints(self, n: int) -> tuple[int, ...]:
         values = struct.unpack_from(f"<{n}i", self.data, self.pos)
