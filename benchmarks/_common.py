@@ -139,7 +139,7 @@ def http_federation(folders: Mapping[str, Path]) -> Iterator[tuple[list[Any], li
     from pydsbase.studies import studies_up
 
     with studies_up(dict(folders), "process") as federation:
-        children = federation.engine_handle()._children  # type: ignore[union-attr]
+        children = federation.engine_handle()._children
         yield federation.logins, with_descendants([children[name][0].pid for name in folders])
 
 

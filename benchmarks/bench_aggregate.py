@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -46,7 +47,7 @@ def main() -> None:
             session.assign_table("D", table="CLUSTER_INT")
             answer = session.aggregate(CALL)
             assert [v.data for v in answer.values()] == [["data.frame"]] * 3, answer
-            samplers[name] = rate(lambda s=session: s.aggregate(CALL), opts.burst)
+            samplers[name] = rate(functools.partial(session.aggregate, CALL), opts.burst)
         r = stack.enter_context(c.WarmR())
         r.run(f"D <- utils::read.csv({c.r_string(c.CLUSTER_INT[0])})")
         samplers["one R process, one study (pipe)"] = rate(lambda: r.run("class(D)"), opts.burst)

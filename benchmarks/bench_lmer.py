@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import tempfile
 import warnings
 from collections.abc import Callable
@@ -80,7 +81,7 @@ def run_case(case: str, runs: int, http: bool, data_dir: Path) -> None:
             fit(session)
             same = betas_of(result) == r_betas
             print(f"{name}: betas of every study identical to plain R's: {'yes' if same else 'NO'}")
-            contenders[name] = lambda s=session, p=pids: c.timed(lambda: fit(s), p)
+            contenders[name] = functools.partial(c.timed, functools.partial(fit, session), pids)
         report(contenders, runs)
 
 

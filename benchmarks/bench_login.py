@@ -41,11 +41,11 @@ def shared_ssl_context() -> Iterator[None]:
         kwargs.setdefault("verify", context)
         return original(*args, **kwargs)
 
-    http.httpx.Client = client  # type: ignore[misc]
+    http.httpx.Client = client
     try:
         yield
     finally:
-        http.httpx.Client = original  # type: ignore[misc]
+        http.httpx.Client = original
 
 
 def main() -> None:
