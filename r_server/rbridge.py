@@ -14,6 +14,7 @@ from R's memory.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -64,7 +65,15 @@ class RBridge:
         import rpy2.rinterface as ri
         from rpy2.rinterface_lib import callbacks
 
+        loader_path = os.environ.get("LD_LIBRARY_PATH")
         ri.initr_simple()
+        # R's start-up exports its own LD_LIBRARY_PATH (system library folder first). The loader of this
+        # process read the variable long ago, but child processes would inherit it and could load the
+        # system's libpython instead of their own interpreter's: put the variable back as it was.
+        if loader_path is None:
+            os.unsetenv("LD_LIBRARY_PATH")
+        else:
+            os.putenv("LD_LIBRARY_PATH", loader_path)
         self._ri = ri
         self._callbacks = callbacks
         base = ri.baseenv
