@@ -175,7 +175,9 @@ def test_fan_out_keeps_connection_order_and_every_failure(monkeypatch: pytest.Mo
     assert answers == {"a": "a:f()", "c": "c:f()"}
     assert list(errors) == ["b", "d"]
     assert str(errors["b"]) == "object 'x' not found" and str(errors["d"]) == "call rejected"
-    assert finished == ["d!", "b!", "c", "a"]  # the bar ticks as studies finish
+    # The bar ticks once per study as each finishes: the refused one at once, the others as they answer
+    # (their relative order depends on the machine's load, so only the set is checked for them).
+    assert finished[0] == "d!" and sorted(finished[1:]) == ["a", "b!", "c"]
 
 
 def test_fan_out_times_out_naming_the_late_study() -> None:
