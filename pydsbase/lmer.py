@@ -7,9 +7,10 @@ R errors (:class:`pydsbase.errors.RError`, message and class as R's ``stop``).
 
 from __future__ import annotations
 
+import contextlib
 import re
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal, TypeVar
 
 from pydsbase import console, dsi, rops
@@ -46,6 +47,7 @@ def ds_lmer_slma(
     newobj: str | None = None,
     datasources: Sequence[str] | None = None,
     on_study_failure: Literal["raise", "exclude"] = "raise",
+    progress: bool = False,
 ) -> RList:
     """Fit ``lme4::lmer`` in every study and pool each coefficient (metafor ML, REML, FE).
 
@@ -63,10 +65,14 @@ def ds_lmer_slma(
     study: each failed study's error; empty when none failed) and ``datasources`` (the surviving
     studies, in order). Answers the survivors already gave are used as they are, not asked again.
     It raises when every study failed; argument errors (a missing ``data_name``...) always raise.
+
+    ``progress``: a per-study progress bar (tqdm, on stderr) while the studies fit, with a
+    ``pydsbase.Session``; the R-compatible ``notify_of_progress`` text on stdout is unchanged.
     """
     if on_study_failure not in ("raise", "exclude"):
         raise ValueError(f"on_study_failure is 'raise' or 'exclude', not {on_study_failure!r}")
     federation = _Federation(session, dsi.datasource_names(session, datasources), on_study_failure == "exclude")
+    federation.progress = progress
     result = _lmer_slma(
         federation, formula, offset, weights, combine_with_metafor, data_name, checks, reml, control_type,
         control_value, optimizer, verbose, notify_of_progress, assign, newobj,
@@ -86,6 +92,7 @@ class _Federation:
         self.names = names
         self.exclude = exclude
         self.failed: dict[str, str] = {}
+        self.progress = False
 
     def _drop(self, exc: dsi.DataSHIELDErrors) -> None:
         """Record the failed studies of ``exc``; re-raise it when it names none of ours or leaves none."""
@@ -115,6 +122,22 @@ class _Federation:
             if isinstance(partial, dict) and all(name in partial for name in self.names):
                 return [partial[name] for name in self.names]
             return self.run(lambda names: dsi.aggregate(self.session, expr, names))
+
+
+@contextlib.contextmanager
+def _progress_bar(session: Any, names: Sequence[str], enabled: bool) -> Iterator[None]:
+    """Tick a per-study bar as each study answers (sessions with an ``on_study_done`` hook only)."""
+    if not enabled or not hasattr(session, "on_study_done"):
+        yield
+        return
+    from pydsbase.progress import study_progress
+
+    with study_progress(names, desc="lmer") as bar:
+        session.on_study_done = bar.done
+        try:
+            yield
+        finally:
+            session.on_study_done = None
 
 
 def _lmer_slma(
@@ -166,7 +189,8 @@ def _lmer_slma(
             console.cat(cat_text("\n\nSAVING SERVERSIDE lmerMod OBJECT AS: <", newobj, ">\n\n"))
         assign_expr = deparse_call("lmerSLMADS.assign", *args, raw=(0,))
         federation.run(lambda names: dsi.assign(session, newobj, assign_expr, names))
-    summaries = federation.aggregate(deparse_call("lmerSLMADS2", *args, raw=(0,)))
+    with _progress_bar(federation.session, federation.names, federation.progress):
+        summaries = federation.aggregate(deparse_call("lmerSLMADS2", *args, raw=(0,)))
     return _combine(summaries, combine_with_metafor, notify_of_progress)
 
 

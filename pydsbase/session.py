@@ -43,6 +43,8 @@ class Session(DSSession):
         self.timeout = timeout
         self.errors: dict[str, Exception] = {}
         self._pool: ThreadPoolExecutor | None = None
+        # Called as on_study_done(study, failed) when each study's answer to a call is in (progress bars).
+        self.on_study_done: Callable[[str, bool], None] | None = None
 
     # -- sessions -----------------------------------------------------------------------------
 
@@ -142,6 +144,8 @@ class Session(DSSession):
                     results[name] = _wait_fetch(name, submitted[name], deadline, limit)
             except Exception as exc:
                 self.errors[name] = exc
+            if self.on_study_done is not None:
+                self.on_study_done(name, name in self.errors)
         if self.errors:
             raise SessionCallError(operation, self.errors, results)
         return results

@@ -64,3 +64,21 @@ def test_bad_url_is_refused() -> None:
     info = DSLoginBuilder().add("s", url="local://relative/path", user="u", password="p").build()[0]
     with pytest.raises(ValueError, match="local:///absolute/folder"):
         LocalDriver.new_connection(info)
+
+
+def test_lmer_progress_bar_ticks_once_per_study_and_keeps_the_value(
+    two_studies: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pydsbase import ds_lmer_slma
+    from pydsbase.progress import StudyProgress
+
+    ticks: list[tuple[str, bool]] = []
+    monkeypatch.setattr(StudyProgress, "done", lambda self, name, failed=False: ticks.append((name, failed)))
+    with Session(two_studies) as session:
+        session.assign_table("D", tables={"study1": "CLUSTER_INT1", "study2": "CLUSTER_INT2"})
+        formula = "BMI ~ trtGrp + Male + (1|idDoctor)"
+        plain = ds_lmer_slma(session, formula=formula, data_name="D")
+        with_bar = ds_lmer_slma(session, formula=formula, data_name="D", progress=True)
+        assert session.on_study_done is None
+    assert ticks == [("study1", False), ("study2", False)]
+    assert with_bar == plain
