@@ -106,7 +106,7 @@ class Session(DSSession):
     def _fan_out(
         self,
         operation: str,
-        submit: Callable[[DSConnection], DSResult],
+        submit: Callable[[DSConnection, bool], DSResult],
         conn_names: list[str] | None,
         timeout: float | None,
     ) -> dict[str, Any]:
@@ -116,7 +116,8 @@ class Session(DSSession):
         deadline = None if limit is None else time.monotonic() + limit
 
         def one(conn: DSConnection) -> Any:
-            return _wait_fetch(conn.get_name(), submit(conn), deadline, limit)
+            # On its own thread a study may answer synchronously: one round trip instead of two.
+            return _wait_fetch(conn.get_name(), submit(conn, True), deadline, limit)
 
         # Studies whose submit blocks (an HTTP request) are called on threads, so their round trips
         # overlap; a submit that only writes to a pipe (local studies) is cheaper than a thread.
@@ -131,7 +132,7 @@ class Session(DSSession):
             if conn.get_name() in futures:
                 continue
             try:
-                submitted[conn.get_name()] = submit(conn)
+                submitted[conn.get_name()] = submit(conn, False)
             except Exception as exc:
                 self.errors[conn.get_name()] = exc
         results: dict[str, Any] = {}
@@ -157,7 +158,8 @@ class Session(DSSession):
         conn_names: list[str] | None = None,
         timeout: float | None = None,
     ) -> dict[str, Any]:
-        return self._fan_out("aggregate", lambda c: c.aggregate(expr, asynchronous), conn_names, timeout)
+        return self._fan_out("aggregate", lambda c, sync: c.aggregate(expr, asynchronous and not sync),
+                             conn_names, timeout)
 
     def assign_expr(
         self,
@@ -167,7 +169,8 @@ class Session(DSSession):
         conn_names: list[str] | None = None,
         timeout: float | None = None,
     ) -> None:
-        self._fan_out("assign", lambda c: c.assign_expr(symbol, expr, asynchronous), conn_names, timeout)
+        self._fan_out("assign", lambda c, sync: c.assign_expr(symbol, expr, asynchronous and not sync),
+                      conn_names, timeout)
 
     def assign_table(
         self,
@@ -182,11 +185,12 @@ class Session(DSSession):
         conn_names: list[str] | None = None,
         timeout: float | None = None,
     ) -> None:
-        def submit(conn: DSConnection) -> DSResult:
+        def submit(conn: DSConnection, sync: bool) -> DSResult:
             name = (tables or {}).get(conn.get_name(), table)
             if not name:
                 raise ValueError(f"no table given for {conn.get_name()}")
-            return conn.assign_table(symbol, name, variables, missings, identifiers, id_name, asynchronous)
+            return conn.assign_table(symbol, name, variables, missings, identifiers, id_name,
+                                     asynchronous and not sync)
 
         self._fan_out("assign_table", submit, conn_names, timeout)
 

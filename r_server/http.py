@@ -19,7 +19,8 @@ token; every other request carries ``Authorization: Bearer <token>`` from ``logi
 ``GET  /v1/commands/{cid}?wait=S``          a command's outcome, waiting up to S seconds for it
 ==========================================  ==================================================
 
-Commands are asynchronous: submitting answers ``202 {"command": cid, "status": "pending"}`` at once,
+Commands are asynchronous: submitting answers ``202 {"command": cid, "status": "pending"}`` at once
+(or, with ``?wait=S``, the outcome itself when the command finishes within S seconds),
 so a client submits to all its studies before waiting on any. Fetching answers ``202`` while the
 command runs, ``200 {"command", "status": "done", "value": node}`` when it is done (``value`` is the R
 value as a JSON node, doubles written by ``repr``, hence lossless), or the command's error.
@@ -541,6 +542,8 @@ def _current_login(request: Request, server: Annotated[StudyServer, Depends(_sta
 
 Server = Annotated[StudyServer, Depends(_state)]
 Login = Annotated[LoginSession, Depends(_current_login)]
+# How long a request may wait for its command's outcome (submits too: one round trip when it is quick).
+Wait = Annotated[float, Query(ge=0, le=3600)]
 
 
 def create_app(
@@ -613,6 +616,16 @@ def create_app(
 
     def pending(command: Command) -> JSONResponse:
         return JSONResponse({"command": command.cid, "status": "pending"}, status_code=202)
+
+    async def outcome(server: StudyServer, command: Command, wait: float) -> Response:
+        """The command's outcome if it is in within ``wait`` s (then delivered, once), else 202."""
+        if command.body is None and wait > 0:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(command.done_event.wait(), min(wait, settings.max_wait))
+        if command.body is None:
+            return pending(command)
+        server.commands.pop(command.cid, None)  # delivered: a finished command is answered once
+        return Response(command.body, status_code=command.status, media_type="application/json")
 
     # -- unauthenticated --
     @app.get(f"{API}/health")
@@ -688,22 +701,26 @@ def create_app(
         return JSONResponse({"status": "ok"})
 
     @app.post(f"{API}/sessions/{{sid}}/assign-table", status_code=202)
-    async def assign_table(sid: str, body: AssignTableRequest, login: Login, server: Server) -> JSONResponse:
+    async def assign_table(sid: str, body: AssignTableRequest, login: Login, server: Server,
+                           wait: Wait = 0.0) -> Response:
         session = server.session_of(login, sid, "assign_table")
         variables = list(body.variables) if body.variables is not None else None
-        return pending(server.submit(login, session, "assign_table",
-                                     lambda rt: rt.assign_table(sid, body.symbol, body.table, variables)))
+        return await outcome(server, server.submit(login, session, "assign_table",
+                                                   lambda rt: rt.assign_table(sid, body.symbol, body.table,
+                                                                              variables)), wait)
 
     @app.post(f"{API}/sessions/{{sid}}/assign", status_code=202)
-    async def assign(sid: str, body: AssignRequest, login: Login, server: Server) -> JSONResponse:
+    async def assign(sid: str, body: AssignRequest, login: Login, server: Server, wait: Wait = 0.0) -> Response:
         session = server.session_of(login, sid, "assign_expr")
-        return pending(server.submit(login, session, "assign_expr",
-                                     lambda rt: rt.assign_expr(sid, body.symbol, body.expr)))
+        return await outcome(server, server.submit(login, session, "assign_expr",
+                                                   lambda rt: rt.assign_expr(sid, body.symbol, body.expr)), wait)
 
     @app.post(f"{API}/sessions/{{sid}}/aggregate", status_code=202)
-    async def aggregate(sid: str, body: AggregateRequest, login: Login, server: Server) -> JSONResponse:
+    async def aggregate(sid: str, body: AggregateRequest, login: Login, server: Server,
+                        wait: Wait = 0.0) -> Response:
         session = server.session_of(login, sid, "aggregate")
-        return pending(server.submit(login, session, "aggregate", lambda rt: rt.aggregate(sid, body.expr)))
+        return await outcome(server, server.submit(login, session, "aggregate",
+                                                   lambda rt: rt.aggregate(sid, body.expr)), wait)
 
     @app.get(f"{API}/sessions/{{sid}}/symbols")
     async def symbols(sid: str, login: Login, server: Server) -> JSONResponse:
@@ -719,16 +736,8 @@ def create_app(
         return JSONResponse({"status": "ok"})
 
     @app.get(f"{API}/commands/{{cid}}")
-    async def fetch(cid: str, login: Login, server: Server,
-                    wait: Annotated[float, Query(ge=0, le=3600)] = 0.0) -> Response:
-        command = server.command_of(login, cid)
-        if command.body is None and wait > 0:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(command.done_event.wait(), min(wait, settings.max_wait))
-        if command.body is None:
-            return pending(command)
-        del server.commands[cid]  # delivered: a finished command is answered once
-        return Response(command.body, status_code=command.status, media_type="application/json")
+    async def fetch(cid: str, login: Login, server: Server, wait: Wait = 0.0) -> Response:
+        return await outcome(server, server.command_of(login, cid), wait)
 
     return app
 

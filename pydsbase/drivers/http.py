@@ -28,6 +28,7 @@ __all__ = ["HTTPConnection", "HTTPDriver", "HTTPResult"]
 _POLL_SLICE = 30.0  # longest single long-poll; the server caps it too
 _CONNECT_TIMEOUT = 10.0
 _CALL_TIMEOUT = 120.0  # synchronous calls (login, ls, rm, info, ...)
+_SUBMIT_WAIT = 30.0  # a synchronous submit waits this long for its outcome before falling back to polling
 _POLL_GRACE = 15.0  # a long-poll may answer this much later than its wait before it counts as unanswered
 STALE_LOGIN_MESSAGE = (
     "the study server no longer knows this login (it was restarted, or the login expired): "
@@ -132,9 +133,21 @@ class HTTPConnection(StudyConnection):
 
     # -- assign / aggregate -----------------------------------------------------------------------
 
-    def _submit(self, path: str, body: dict[str, Any], decode: bool) -> HTTPResult:
-        answer = self.request("POST", f"/sessions/{self._sid()}/{path}", json=body)
-        return HTTPResult(self, str(answer["command"]), decode)
+    def _submit(self, path: str, body: dict[str, Any], decode: bool, asynchronous: bool) -> HTTPResult:
+        """Submit a command. Synchronous calls wait for the outcome in the same request (one round trip)
+        when the study answers within ``_SUBMIT_WAIT`` s; otherwise the result is polled as usual."""
+        wait = 0.0 if asynchronous else _SUBMIT_WAIT
+        response = self.send("POST", f"/sessions/{self._sid()}/{path}", json=body,
+                             params={"wait": f"{wait:g}"} if wait else None,
+                             timeout=httpx.Timeout(_CALL_TIMEOUT + wait, connect=_CONNECT_TIMEOUT))
+        if response.status_code == 202:
+            try:
+                return HTTPResult(self, str(response.json()["command"]), decode)
+            except (ValueError, KeyError, TypeError) as exc:
+                raise StudyCallError(self.name, "the study server sent a malformed answer", kind="http") from exc
+        result = HTTPResult(self, "", decode)
+        result.record(response)
+        return result
 
     def assign_table(
         self,
@@ -147,13 +160,13 @@ class HTTPConnection(StudyConnection):
         asynchronous: bool = True,
     ) -> HTTPResult:
         body = {"symbol": symbol, "table": table, "variables": list(variables) if variables is not None else None}
-        return self._submit("assign-table", body, decode=False)
+        return self._submit("assign-table", body, decode=False, asynchronous=asynchronous)
 
     def assign_expr(self, symbol: str, expr: str, asynchronous: bool = True) -> HTTPResult:
-        return self._submit("assign", {"symbol": symbol, "expr": expr}, decode=False)
+        return self._submit("assign", {"symbol": symbol, "expr": expr}, decode=False, asynchronous=asynchronous)
 
     def aggregate(self, expr: str, asynchronous: bool = True) -> HTTPResult:
-        return self._submit("aggregate", {"expr": expr}, decode=True)
+        return self._submit("aggregate", {"expr": expr}, decode=True, asynchronous=asynchronous)
 
     # -- symbols ----------------------------------------------------------------------------------
 
@@ -217,10 +230,7 @@ class HTTPResult(DSResult):
             )
             if response.status_code == 202:
                 return False
-            if response.status_code == 200:
-                self._outcome = (True, response.json()["value"])
-            else:
-                self._outcome = (False, self._conn.failure(response))
+            self.record(response)
         except StudyCallError as exc:
             self._outcome = (False, exc)
         except Exception as exc:  # a malformed answer, or anything else: a failure to report, not to raise
@@ -228,6 +238,18 @@ class HTTPResult(DSResult):
             failure.__cause__ = exc
             self._outcome = (False, failure)
         return True
+
+    def record(self, response: httpx.Response) -> None:
+        """Keep the outcome a finished command's response carries (its value, or its error)."""
+        try:
+            if response.status_code == 200:
+                self._outcome = (True, response.json()["value"])
+            else:
+                self._outcome = (False, self._conn.failure(response))
+        except Exception as exc:  # a malformed answer: a failure to report, not to raise
+            failure = StudyCallError(self._conn.name, "the study server sent a malformed answer", kind="http")
+            failure.__cause__ = exc
+            self._outcome = (False, failure)
 
     def is_completed(self) -> bool:
         return self._poll(0.0)
