@@ -71,9 +71,10 @@ class RBridge:
         # process read the variable long ago, but child processes would inherit it and could load the
         # system's libpython instead of their own interpreter's: put the variable back as it was.
         if loader_path is None:
+            os.environ.pop("LD_LIBRARY_PATH", None)
             os.unsetenv("LD_LIBRARY_PATH")
         else:
-            os.putenv("LD_LIBRARY_PATH", loader_path)
+            os.environ["LD_LIBRARY_PATH"] = loader_path
         self._ri = ri
         self._callbacks = callbacks
         base = ri.baseenv
