@@ -42,3 +42,16 @@ def test_refuses_unknown_operations_and_garbage() -> None:
     assert [r["ok"] for r in replies] == [False, False, False]
     assert replies[0]["error"]["message"] == "unknown operation: __init__"
     assert replies[1]["error"] == {"kind": "rejected", "message": "malformed request"}
+
+
+def test_audit_log_keeps_every_line_on_disk_and_a_bounded_tail_in_memory(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from r_server.audit import AuditLog
+
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path, keep=5)
+    for i in range(23):
+        log.record(user="u", session="s", operation="aggregate", function=f"f{i}")
+    lines = [json.loads(line) for line in path.read_text().splitlines()]  # flushed as written
+    assert [entry["function"] for entry in lines] == [f"f{i}" for i in range(23)]
+    assert 5 <= len(log.records) <= 10 and log.records[-1]["function"] == "f22"
+    log.close()
