@@ -298,7 +298,7 @@ They are compared within the README's tolerances instead (test below)."""
 
 def _params() -> list[Any]:
     return [
-        pytest.param(c, marks=pytest.mark.xfail(reason=MACHINE_SENSITIVE[c], strict=False))
+        pytest.param(c, marks=pytest.mark.xfail(reason=MACHINE_SENSITIVE[c], strict=True))
         if c in MACHINE_SENSITIVE
         else c
         for c in _cases()
