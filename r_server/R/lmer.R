@@ -43,10 +43,15 @@
 # TRUE when a vector with exactly two distinct non-missing values has a category smaller than
 # nfilter.tab.
 .lmer_binary_too_small <- function(v, nfilter.tab) {
-  values <- unique(v[stats::complete.cases(v)])
+  # dsBase: a vector with two distinct values fails when the smaller count of table(v) is below
+  # nfilter.tab. table() counts the levels of factor(v), i.e. values by their 15-digit text: two
+  # doubles with the same text make one level holding every non-missing value. Counted here with
+  # match() instead of building the factor (the same counts, without formatting every value).
+  present <- v[stats::complete.cases(v)]
+  values <- unique(present)
   if (length(values) != 2L) return(FALSE)
-  counts <- table(v)
-  min(counts[counts >= 1]) < nfilter.tab
+  if (identical(as.character(values[1L]), as.character(values[2L]))) return(length(present) < nfilter.tab)
+  min(tabulate(match(present, values), nbins = 2L)) < nfilter.tab
 }
 
 # The glm pre-check on lme4::nobars(formula): oversaturation and binary y / X / weights / offset.
