@@ -11,10 +11,13 @@ collected by long-polling. ``is_completed()`` never raises; failures surface in 
 from __future__ import annotations
 
 import functools
+import http.client
+import json
 import ssl
+import threading
 import time
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 from datashield.interface import DSDriver, DSLoginInfo, DSResult
@@ -62,10 +65,68 @@ def _tls_context() -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
+class _FastLane:
+    """The hot path (a synchronous submit) over one kept-alive ``http.client`` connection.
+
+    httpx costs ~0.8 ms of client CPU per request; the standard library's client about a quarter of
+    that. Used only for plain requests to a real server (not when a test injects an httpx transport).
+    """
+
+    def __init__(self, base: str) -> None:
+        parsed = urlsplit(base)
+        self._https = parsed.scheme == "https"
+        self._host = parsed.hostname or ""
+        self._port = parsed.port
+        self._prefix = parsed.path.rstrip("/")
+        self._conn: http.client.HTTPConnection | None = None
+        self._lock = threading.Lock()
+
+    def post(self, path: str, body: bytes, headers: dict[str, str], timeout: float) -> httpx.Response:
+        """POST and return the answer as an ``httpx.Response``; raises ``OSError``/``HTTPException``."""
+        with self._lock:
+            for attempt in (1, 2):
+                conn = self._conn
+                if conn is None:
+                    if self._https:
+                        conn = http.client.HTTPSConnection(self._host, self._port, timeout=timeout,
+                                                           context=_tls_context())
+                    else:
+                        conn = http.client.HTTPConnection(self._host, self._port, timeout=timeout)
+                    self._conn = conn
+                fresh = conn.sock is None
+                try:
+                    conn.timeout = timeout
+                    if conn.sock is not None:
+                        conn.sock.settimeout(timeout)
+                    conn.request("POST", self._prefix + path, body=body, headers=headers)
+                    answer = conn.getresponse()
+                    content = answer.read()
+                    return httpx.Response(answer.status, content=content,
+                                          headers={"content-type": answer.getheader("content-type", "")})
+                except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                    self.close_locked()
+                    if fresh or attempt == 2:  # a kept-alive socket the server closed: retry once
+                        raise
+                except BaseException:
+                    self.close_locked()
+                    raise
+        raise AssertionError("unreachable")
+
+    def close_locked(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def close(self) -> None:
+        with self._lock:
+            self.close_locked()
+
+
 class HTTPConnection(StudyConnection):
     def __init__(self, info: DSLoginInfo, transport: httpx.BaseTransport | None = None) -> None:
         self.name = info.name
         self.url = info.url
+        self._fast = _FastLane(api_base(info.url)) if transport is None else None
         self._client = httpx.Client(
             base_url=api_base(info.url),
             timeout=httpx.Timeout(_CALL_TIMEOUT, connect=_CONNECT_TIMEOUT),
@@ -97,6 +158,19 @@ class HTTPConnection(StudyConnection):
             raise StudyCallError(self.name, f"the study server did not answer in time ({exc})",
                                  kind="timeout") from exc
         except httpx.HTTPError as exc:
+            raise StudyCallError(self.name, f"cannot reach the study server at {self.url}: {exc}",
+                                 kind="unavailable") from exc
+
+    def _fast_submit(self, path: str, body: dict[str, Any], wait: float) -> httpx.Response:
+        assert self._fast is not None
+        headers = {"Content-Type": "application/json", "User-Agent": "pydsbase-http",
+                   "Authorization": self._client.headers["Authorization"]}
+        try:
+            return self._fast.post(path, json.dumps(body).encode("utf-8"), headers, _CALL_TIMEOUT + wait)
+        except TimeoutError as exc:
+            raise StudyCallError(self.name, f"the study server did not answer in time ({exc})",
+                                 kind="timeout") from exc
+        except (OSError, http.client.HTTPException) as exc:
             raise StudyCallError(self.name, f"cannot reach the study server at {self.url}: {exc}",
                                  kind="unavailable") from exc
 
@@ -137,9 +211,12 @@ class HTTPConnection(StudyConnection):
         """Submit a command. Synchronous calls wait for the outcome in the same request (one round trip)
         when the study answers within ``_SUBMIT_WAIT`` s; otherwise the result is polled as usual."""
         wait = 0.0 if asynchronous else _SUBMIT_WAIT
-        response = self.send("POST", f"/sessions/{self._sid()}/{path}", json=body,
-                             params={"wait": f"{wait:g}"} if wait else None,
-                             timeout=httpx.Timeout(_CALL_TIMEOUT + wait, connect=_CONNECT_TIMEOUT))
+        if wait and self._fast is not None:
+            response = self._fast_submit(f"/sessions/{self._sid()}/{path}?wait={wait:g}", body, wait)
+        else:
+            response = self.send("POST", f"/sessions/{self._sid()}/{path}", json=body,
+                                 params={"wait": f"{wait:g}"} if wait else None,
+                                 timeout=httpx.Timeout(_CALL_TIMEOUT + wait, connect=_CONNECT_TIMEOUT))
         if response.status_code == 202:
             try:
                 return HTTPResult(self, str(response.json()["command"]), decode)
@@ -199,6 +276,8 @@ class HTTPConnection(StudyConnection):
         finally:
             self._session = None
             self._client.close()
+            if self._fast is not None:
+                self._fast.close()
 
 
 def _segment(text: str) -> str:
