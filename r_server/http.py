@@ -64,6 +64,7 @@ __all__ = ["HTTPSettings", "RWorker", "Runtime", "create_app"]
 log = logging.getLogger("r_server.http")
 
 API = "/v1"
+MAX_HEADER_BYTES = 16 * 1024  # all request headers together (h11 refused more; httptools sets no limit)
 
 # HTTP status of each error kind; anything not listed is a server fault (500).
 STATUS_OF_KIND = {
@@ -441,11 +442,22 @@ class BodyLimit:
                                 (b"content-length", str(len(body)).encode()), (b"connection", b"close")]})
         await send({"type": "http.response.body", "body": body})
 
+    async def _refuse_headers(self, send: Send) -> None:
+        body = json.dumps(_error_body("too_large", f"request headers exceed {MAX_HEADER_BYTES} bytes")).encode()
+        await send({"type": "http.response.start", "status": 431,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode()), (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        for name, value in scope.get("headers", []):
+        headers = scope.get("headers", [])
+        if sum(len(name) + len(value) for name, value in headers) > MAX_HEADER_BYTES:
+            await self._refuse_headers(send)  # the C parser has no header limit of its own
+            return
+        for name, value in headers:
             if name == b"content-length":
                 try:
                     declared = int(value)
