@@ -569,14 +569,18 @@ class _Parser:
             node = ct.Binary(op, node, self.arith_unary())
         return node
 
-    def arith_unary(self) -> ct.Expr:
+    def _signed(self, again: Callable[[], ct.Expr], inner: Callable[[], ct.Expr]) -> ct.Expr:
+        """A leading ``-``/``+`` applied to ``again()`` (signs nest), else ``inner()``."""
         if self.is_op("-") or self.is_op("+"):
             op = self.advance().text
             self.enter()
-            operand = self.arith_unary()
+            operand = again()
             self.leave()
             return ct.Unary(op, operand)
-        return self.arith_power()
+        return inner()
+
+    def arith_unary(self) -> ct.Expr:
+        return self._signed(self.arith_unary, self.arith_power)
 
     def arith_power(self) -> ct.Expr:
         base = self.arith_primary()
@@ -743,13 +747,7 @@ class _FormulaParser(_Parser):
         return self._binary_loop((":",), self.f_unary)
 
     def f_unary(self) -> ct.Expr:
-        if self.is_op("-") or self.is_op("+"):
-            op = self.advance().text
-            self.enter()
-            operand = self.f_unary()
-            self.leave()
-            return ct.Unary(op, operand)
-        return self.f_power()
+        return self._signed(self.f_unary, self.f_power)
 
     def f_power(self) -> ct.Expr:
         base = self.f_primary()
