@@ -334,7 +334,7 @@ RmaFunction = Callable[[list[float], list[float], str], Any]
 
 def slma_result(
     value: RList,
-    study_names: Sequence[str],
+    study_names: Sequence[str] | None = None,
     *,
     formula: str | None = None,
     methods: Sequence[str] = METHODS,
@@ -346,9 +346,22 @@ def slma_result(
     ``output.summary``-style list (``study1``..``studyN``, as returned with
     ``combine_with_metafor=False``), or any list whose first N elements are the N study summaries.
     ``study_names`` are the server names in the same order. The full list is kept as ``r_value``.
+
+    A value from ``ds_lmer_slma(..., on_study_failure="exclude")`` names its studies itself (attribute
+    ``datasources``, used when ``study_names`` is None) and the studies that failed (attribute
+    ``failed.studies``): each of those is listed as excluded with its error.
     """
+    survivors = value.attributes.get("datasources") if isinstance(value, RList) else None
+    if study_names is None:
+        if not isinstance(survivors, RAtomic):
+            raise ValueError("study_names are needed: the value does not name its studies")
+        study_names = [str(name) for name in survivors.data]
     summaries = study_summaries(value, len(study_names))
     fits = [study_fit(name, summary) for name, summary in zip(study_names, summaries, strict=True)]
+    failed = value.attributes.get("failed.studies")
+    if isinstance(failed, RAtomic) and failed.names:
+        fits += [study_fit(str(name), RuntimeError(str(message)))
+                 for name, message in zip(failed.names, failed.data, strict=True) if name not in study_names]
     return pool(fits, r_value=value, formula=formula, methods=methods, rma=rma)
 
 

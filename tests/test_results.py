@@ -336,3 +336,23 @@ def test_repr_and_html_name_studies_terms_and_reasons(golden_dir: Path) -> None:
     page = result._repr_html_()
     assert "<table" in page and "cluster.int2" in page and "missing coefficient" in page
     assert "BMI ~ trtGrp + Male + (1|idDoctor)" in page
+
+
+def test_studies_that_failed_under_exclude_are_listed_with_their_error(golden_dir: Path) -> None:
+    """A ds_lmer_slma(on_study_failure="exclude") value names its survivors and its failed studies."""
+    import json
+
+    from pydsbase.rvalue import from_node, r_character
+
+    value = from_node(json.loads((golden_dir / "int_two_studies.json").read_text())["result"])
+    assert isinstance(value, RList)
+    value.attributes["failed.studies"] = r_character(["cannot reach the study server"], names=["cluster.int1"])
+    value.attributes["datasources"] = r_character(["cluster.int2", "cluster.int3"])
+    result = slma_result(value)
+    assert [e.study for e in result.exclusions if e.term is None] == ["cluster.int1"]
+    (failure,) = [e for e in result.exclusions if e.study == "cluster.int1"]
+    assert failure.kind == "server_error" and failure.message == "cannot reach the study server"
+    pooled = value["SLMA.pooled.ests.matrix"]
+    assert isinstance(pooled, RAtomic)
+    frame = result.to_frame()
+    assert frame.loc[("(Intercept)", "REML"), "estimate"] == pooled.data[2 * 3]  # pooled.REML, first row
