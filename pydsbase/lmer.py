@@ -177,7 +177,7 @@ def _lmer_slma(
 
     if control_type is not None and control_value is None:
         return RList([r_character([_CONTROL_ERROR])], names=["errorMessage"])
-    control_value_transmit = _as_character(control_value)
+    control_value_transmit = control_value_text(control_value)
     if optimizer is not None and optimizer != "nloptwrap":
         console.cat(cat_text("\n", _OPTIMIZER_ERROR, "\n"))
         return RList([r_character([_OPTIMIZER_ERROR])], names=["errorMessage"])
@@ -194,7 +194,8 @@ def _lmer_slma(
     return _combine(summaries, combine_with_metafor, notify_of_progress)
 
 
-def _as_character(value: Any) -> str | None:
+def control_value_text(value: Any) -> str | None:
+    """``control_value`` as ds.lmerSLMA sends it: through R's as.character (15 significant digits)."""
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, bool):

@@ -542,12 +542,10 @@ def lmer_call_text(
 ) -> str:
     """The ``lmerSLMADS2(...)`` call text ds_lmer_slma sends for these arguments."""
     from pydsbase.formula import encoded_formula_text
-    from pydsbase.rtext import as_character_double, deparse_call
+    from pydsbase.lmer import control_value_text
+    from pydsbase.rtext import deparse_call
 
-    if control_value is None or isinstance(control_value, str):
-        transmit = control_value
-    else:
-        transmit = as_character_double(float(control_value))
+    transmit = control_value_text(control_value)
     args = (encoded_formula_text(formula), offset, weights, data_name, reml, control_type, transmit, optimizer, verbose)
     return deparse_call("lmerSLMADS2", *args, raw=(0,))
 
