@@ -312,10 +312,8 @@ class HTTPResult(DSResult):
             self.record(response)
         except StudyCallError as exc:
             self._outcome = (False, exc)
-        except Exception as exc:  # a malformed answer, or anything else: a failure to report, not to raise
-            failure = StudyCallError(self._conn.name, "the study server sent a malformed answer", kind="http")
-            failure.__cause__ = exc
-            self._outcome = (False, failure)
+        except Exception as exc:  # anything unexpected: a failure to report, not to raise
+            self._malformed(exc)
         return True
 
     def record(self, response: httpx.Response) -> None:
@@ -326,9 +324,12 @@ class HTTPResult(DSResult):
             else:
                 self._outcome = (False, self._conn.failure(response))
         except Exception as exc:  # a malformed answer: a failure to report, not to raise
-            failure = StudyCallError(self._conn.name, "the study server sent a malformed answer", kind="http")
-            failure.__cause__ = exc
-            self._outcome = (False, failure)
+            self._malformed(exc)
+
+    def _malformed(self, cause: Exception) -> None:
+        failure = StudyCallError(self._conn.name, "the study server sent a malformed answer", kind="http")
+        failure.__cause__ = cause
+        self._outcome = (False, failure)
 
     def is_completed(self) -> bool:
         return self._poll(0.0)
