@@ -24,11 +24,10 @@ from typing import Any
 
 from pydsbase import rvalue
 from r_server import calltree as ct
-from r_server import rserial
+from r_server import eigen_cache, rserial
 from r_server.errors import RCallError
 
 R_DIR = Path(__file__).resolve().parent / "R"
-
 
 
 @dataclass(frozen=True)
@@ -56,6 +55,7 @@ class RBridge:
         self._ri: Any = None
         self._env: Any = None
         self.last_output = RCallOutput()
+        self.eigen_cache_sizes: tuple[int, int, int] | None = None
 
     # -- start-up -------------------------------------------------------------------------------
 
@@ -83,6 +83,8 @@ class RBridge:
         for path in sorted(self._r_dir.glob("*.R")):
             base["sys.source"](ri.StrSexpVector([str(path)]), envir=env, **{"keep.source": ri.BoolSexpVector([False])})
         self._env = env
+        # Same doubles on every host: fix the cache sizes Eigen plans lme4's products with.
+        self.eigen_cache_sizes = eigen_cache.pin(_strings(env[".ds_lme4_dll"]())[0], eigen_cache.configured_sizes())
 
     @contextmanager
     def _r(self) -> Iterator[Any]:
@@ -242,7 +244,10 @@ class RBridge:
     def versions(self) -> dict[str, str]:
         with self._r():
             out = self._fn(".ds_versions")()
-            return {name: _strings(v)[0] for name, v in zip(out.names, out, strict=True)}
+            found = {name: _strings(v)[0] for name, v in zip(out.names, out, strict=True)}
+            pinned = self.eigen_cache_sizes
+            found["eigen_cache_sizes"] = "host" if pinned is None else ",".join(map(str, pinned))
+            return found
 
     # -- R description -> model -----------------------------------------------------------------
 

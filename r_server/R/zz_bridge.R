@@ -199,5 +199,7 @@
        platform = R.version$platform)
 }
 
+.ds_lme4_dll <- function() getLoadedDLLs()[["lme4"]][["path"]]
+
 .ds_methods <- function(kind) sort(names(switch(kind, aggregate = .ds_aggregate_functions,
                                                  assign = .ds_assign_functions)))
