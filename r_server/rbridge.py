@@ -24,7 +24,7 @@ from typing import Any
 
 from pydsbase import rvalue
 from r_server import calltree as ct
-from r_server import eigen_cache, rserial
+from r_server import lme4_numerics, rserial
 from r_server.errors import RCallError
 
 R_DIR = Path(__file__).resolve().parent / "R"
@@ -55,7 +55,7 @@ class RBridge:
         self._ri: Any = None
         self._env: Any = None
         self.last_output = RCallOutput()
-        self.eigen_cache_sizes: tuple[int, int, int] | None = None
+        self.pins: lme4_numerics.Pins | None = None
 
     # -- start-up -------------------------------------------------------------------------------
 
@@ -83,8 +83,9 @@ class RBridge:
         for path in sorted(self._r_dir.glob("*.R")):
             base["sys.source"](ri.StrSexpVector([str(path)]), envir=env, **{"keep.source": ri.BoolSexpVector([False])})
         self._env = env
-        # Same doubles on every host: fix the cache sizes Eigen plans lme4's products with.
-        self.eigen_cache_sizes = eigen_cache.pin(_strings(env[".ds_lme4_dll"]())[0], eigen_cache.configured_sizes())
+        # Same doubles on every run and host: see r_server/lme4_numerics.py.
+        lme4_path, libr_path = _strings(env[".ds_native_paths"]())
+        self.pins = lme4_numerics.pin_all(lme4_path, libr_path)
 
     @contextmanager
     def _r(self) -> Iterator[Any]:
@@ -245,8 +246,8 @@ class RBridge:
         with self._r():
             out = self._fn(".ds_versions")()
             found = {name: _strings(v)[0] for name, v in zip(out.names, out, strict=True)}
-            pinned = self.eigen_cache_sizes
-            found["eigen_cache_sizes"] = "host" if pinned is None else ",".join(map(str, pinned))
+            if self.pins is not None:
+                found.update(self.pins.describe())
             return found
 
     # -- R description -> model -----------------------------------------------------------------

@@ -13,7 +13,6 @@ with the tolerances of the golden README for the cases it marks as not bit-repro
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 from collections.abc import Iterator
@@ -205,103 +204,71 @@ def _run_study(case: dict[str, Any], server: str) -> Any:
 
 # -- comparison ------------------------------------------------------------------------------------
 
-_BITWISE = {"rel": 0.0, "abs": 0.0}
 
-
-def _tolerance(path: str) -> dict[str, float] | None:
-    """Tolerances for a NOT bit-reproducible case, from the golden README's observed spread.
-
-    The README saw relative spreads up to 2e-5 in study coefficients, 2.1e-4 in standard errors and
-    "much more" in optimizer internals; near-zero variance components of singular fits move by
-    tiny absolute amounts. None means: compare only the shape (type, class, length, names).
-    """
-    if "/optinfo/" in path or path.endswith("/optinfo") or "/fitMsgs" in path:
-        return None
-    if path.endswith("/coefficients"):
-        return {"rel": 1e-3, "abs": 1e-6}
-    return {"rel": 5e-3, "abs": 1e-4}
-
-
-def _diffs(ours: Any, gold: Any, path: str, tolerant: bool) -> Iterator[str]:
-    if tolerant and "/optinfo" in path:
-        return  # optimizer internals, convergence messages included, vary between runs (README)
+def _diffs(ours: Any, gold: Any, path: str) -> Iterator[str]:
     if gold is None or ours is None:
         if gold is not ours:
             yield f"{path}: {ours!r:.80} != {gold!r:.80}"
         return
     if isinstance(gold, dict) and "type" in gold:
-        tol = _tolerance(path) if tolerant else _BITWISE
         for key in gold:
             if key != "data" and key not in ("attributes",) and ours.get(key) != gold[key]:
-                if tol is None and key not in ("type", "class", "length", "names", "dim"):
-                    continue
                 yield f"{path}.{key}: {ours.get(key)!r:.200} != {gold[key]!r:.200}"
         if set(ours) != set(gold):
             yield f"{path}: keys {sorted(ours)} != {sorted(gold)}"
         yield from (
-            _diffs(ours.get("attributes"), gold.get("attributes"), path + "@", tolerant)
+            _diffs(ours.get("attributes"), gold.get("attributes"), path + "@")
             if (gold.get("attributes") or ours.get("attributes"))
             else iter(())
         )
         if gold["type"] == "list":
-            yield from _diffs(ours.get("data"), gold["data"], path, tolerant)
+            yield from _diffs(ours.get("data"), gold["data"], path)
         elif "data" in gold:
-            yield from _data_diffs(ours.get("data"), gold["data"], gold["type"], path, tol)
+            yield from _data_diffs(ours.get("data"), gold["data"], gold["type"], path)
         return
     if isinstance(gold, dict):
         if not isinstance(ours, dict) or list(ours) != list(gold):
             yield f"{path}: names {list(ours) if isinstance(ours, dict) else ours!r:.200} != {list(gold)!r:.200}"
             return
         for key in gold:
-            yield from _diffs(ours[key], gold[key], f"{path}/{key}", tolerant)
+            yield from _diffs(ours[key], gold[key], f"{path}/{key}")
         return
     if isinstance(gold, list):
         if not isinstance(ours, list) or len(ours) != len(gold):
             yield f"{path}: length differs"
             return
         for i, (a, b) in enumerate(zip(ours, gold, strict=True)):
-            yield from _diffs(a, b, f"{path}[{i}]", tolerant)
+            yield from _diffs(a, b, f"{path}[{i}]")
         return
     yield f"{path}: unexpected {gold!r:.80}"
 
 
-def _data_diffs(ours: Any, gold: list[Any], rtype: str, path: str, tol: dict[str, float] | None) -> Iterator[str]:
+def _data_diffs(ours: Any, gold: list[Any], rtype: str, path: str) -> Iterator[str]:
     if not isinstance(ours, list) or len(ours) != len(gold):
         yield f"{path}: data length {len(ours) if isinstance(ours, list) else ours} != {len(gold)}"
-        return
-    if tol is None:
         return
     for i, (a, b) in enumerate(zip(ours, gold, strict=True)):
         if rtype == "double" and isinstance(b, int):
             b = float(b)  # JSON writes whole doubles without a point
         if rtype == "double" and isinstance(a, float) and isinstance(b, float):
-            if tol is _BITWISE:
-                if a.hex() != b.hex():
-                    yield f"{path}[{i}]: {a.hex()} != {b.hex()}"
-            elif not math.isclose(a, b, rel_tol=tol["rel"], abs_tol=tol["abs"]):
-                yield f"{path}[{i}]: {a!r} != {b!r}"
+            if a.hex() != b.hex():
+                yield f"{path}[{i}]: {a.hex()} != {b.hex()}"
         elif a != b or type(a) is not type(b):
             yield f"{path}[{i}]: {a!r:.200} != {b!r:.200}"
 
 
 # -- the tests -------------------------------------------------------------------------------------
 
-# slo_age_slope_by_doctor and int_bmi_weights_offset_nontrivial once differed here in the last bits:
-# Eigen sized lme4's product blocks from this CPU's 48 KiB L1 cache, the goldens' machine had 32 KiB.
-# Every study process now pins the sizes (r_server/eigen_cache.py), so they are compared bit for bit.
+# Every case is compared bit for bit, optimizer internals included, also the 7 the golden README calls
+# not bit-reproducible: r_server/lme4_numerics.py removes what made lme4 vary between processes and
+# hosts (Eigen's CPU-dependent blocking, CHOLMOD's ordering strategy clobbered by an address).
 
 
 @pytest.mark.needs_r
 @pytest.mark.parametrize("case_id", _cases())
 def test_lmer_slma_server_answers_match_golden(case_id: str) -> None:
-    _check_case(case_id, tolerant=None)
-
-
-def _check_case(case_id: str, tolerant: bool | None) -> None:
     case = _load(case_id)
     servers = case["call"]["effective_arguments"]["datasources"]["servers"]
-    if tolerant is None:
-        tolerant = not case["reproducibility"]["bitwise_identical_in_all_runs"]
     if case["datashield_errors"] is not None:
         expected = case["datashield_errors"]["data"]
         for server in servers:
@@ -313,7 +280,7 @@ def _check_case(case_id: str, tolerant: bool | None) -> None:
     problems: list[str] = []
     for index, server in enumerate(servers, start=1):
         ours = _run_study(case, server)
-        problems += list(_diffs(ours, summary[f"study{index}"], f"study{index}", tolerant))
+        problems += list(_diffs(ours, summary[f"study{index}"], f"study{index}"))
     assert not problems, "\n".join(problems[:30])
 
 

@@ -199,7 +199,8 @@
        platform = R.version$platform)
 }
 
-.ds_lme4_dll <- function() getLoadedDLLs()[["lme4"]][["path"]]
+# lme4's shared object and libR, for r_server/lme4_numerics.py
+.ds_native_paths <- function() c(getLoadedDLLs()[["lme4"]][["path"]], file.path(R.home("lib"), "libR.so"))
 
 .ds_methods <- function(kind) sort(names(switch(kind, aggregate = .ds_aggregate_functions,
                                                  assign = .ds_assign_functions)))
