@@ -1,15 +1,18 @@
-"""ds_lmer_slma on data sets without goldens (CNSIM, DASIM) against plain lme4 + metafor in Rscript.
+"""ds_lmer_slma on data sets without goldens (CNSIM, DASIM) against plain lme4 + metafor.
 
 The golden cases all use CLUSTER data; the held-out ones use other DataSHIELD test data. Here the
-same model is fitted by plain R (utils::read.csv, lme4::lmer, summary, metafor::rma) in one Rscript
-run, and every study's coefficients and standard errors and every pooled number must be the same
-double. These models are well conditioned, so lme4 gives the same doubles in every process.
+same model is fitted by plain R code (utils::read.csv, lme4::lmer, summary, metafor::rma) in one R
+process, and every study's coefficients and standard errors and every pooled number must be the
+same double. That R process is embedded in Python and started like a study's (RBridge), so it has
+the same two lme4 pins (r_server/lme4_numerics.py): a bare Rscript on a CPU whose L1 cache is not
+32 KiB gives other last bits, which is what the pins are for.
 """
 
 from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +22,7 @@ from pydsbase import Session, ds_lmer_slma
 from pydsbase.rvalue import RAtomic, RList
 
 pytestmark = pytest.mark.needs_r
+ROOT = Path(__file__).resolve().parents[1]
 
 MODELS = [
     ("CNSIM", "LAB_TSC ~ LAB_HDL + GENDER + (1|PM_BMI_CATEGORICAL)", True),
@@ -28,7 +32,6 @@ MODELS = [
 
 R_SCRIPT = r"""
 suppressMessages({library(lme4); library(metafor)})
-args <- commandArgs(TRUE)
 formula <- stats::as.formula(args[1]); reml <- as.logical(args[2]); files <- args[-(1:2)]
 betas <- NULL; ses <- NULL
 for (f in files) {
@@ -46,6 +49,18 @@ for (p in seq_len(nrow(betas))) {
   }
   cat("pooled", sprintf("%a", out), "\n")
 }
+"""
+
+
+# Runs R_SCRIPT in an embedded R started like a study process's; `args` as Rscript would give them.
+PLAIN_RUNNER = r"""
+import sys
+import rpy2.rinterface as ri
+from r_server.rbridge import RBridge
+
+RBridge().versions()  # starts R, loads lme4 and applies the pins
+ri.globalenv["args"] = ri.StrSexpVector(sys.argv[2:])
+ri.baseenv["source"](ri.StrSexpVector([sys.argv[1]]))
 """
 
 
@@ -79,8 +94,8 @@ def test_same_doubles_as_plain_lme4_and_metafor(
 
     script = tmp_path / "plain.R"
     script.write_text(R_SCRIPT)
-    out = subprocess.run(["Rscript", str(script), formula, str(reml).upper(), *csvs],
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run([sys.executable, "-c", PLAIN_RUNNER, str(script), formula, str(reml).upper(), *csvs],
+                         capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-2000:]
     lines = [line.split() for line in out.stdout.splitlines() if line.strip()]
     studies = [[_r_hex(x) for x in line[1:]] for line in lines if line[0] == "study"]
