@@ -36,7 +36,7 @@ from __future__ import annotations
 import ctypes
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 CACHE_ENV = "PYDSBASE_EIGEN_CACHE_SIZES"
@@ -63,13 +63,16 @@ class Pins:
 
     eigen_cache_sizes: tuple[int, int, int] | None
     cholmod_nmethods: int | None
+    unavailable: Mapping[str, str] = field(default_factory=dict)  # pin -> why it could not be applied
 
     def describe(self) -> dict[str, str]:
         sizes, nmethods = self.eigen_cache_sizes, self.cholmod_nmethods
-        return {
+        described = {
             "eigen_cache_sizes": "host" if sizes is None else ",".join(map(str, sizes)),
             "cholmod_nmethods": "host" if nmethods is None else str(nmethods),
         }
+        described.update({name: f"unavailable: {why}" for name, why in self.unavailable.items()})
+        return described
 
 
 # -- settings --------------------------------------------------------------------------------------
@@ -192,8 +195,24 @@ def analyze_counts(lme4_path: str) -> tuple[int, int]:
 
 
 def pin_all(lme4_path: str, libr_path: str, environ: Mapping[str, str] | None = None) -> Pins:
-    """Apply both pins as configured; called once per process right after lme4 is loaded."""
-    return Pins(
-        eigen_cache_sizes=pin_cache_sizes(lme4_path, configured_cache_sizes(environ)),
-        cholmod_nmethods=pin_cholmod_nmethods(lme4_path, libr_path, configured_nmethods(environ)),
-    )
+    """Apply both pins as configured; called once per process right after lme4 is loaded.
+
+    A pin this lme4 build does not allow (another build, other symbols) is reported as unavailable
+    when it was not asked for explicitly, and raises when its environment variable asked for it.
+    """
+    env = os.environ if environ is None else environ
+    sizes, nmethods = configured_cache_sizes(env), configured_nmethods(env)
+    unavailable: dict[str, str] = {}
+    try:
+        sizes = pin_cache_sizes(lme4_path, sizes)
+    except NumericsPinError as exc:
+        if CACHE_ENV in env:
+            raise
+        sizes, unavailable["eigen_cache_sizes"] = None, str(exc)
+    try:
+        nmethods = pin_cholmod_nmethods(lme4_path, libr_path, nmethods)
+    except NumericsPinError as exc:
+        if NMETHODS_ENV in env:
+            raise
+        nmethods, unavailable["cholmod_nmethods"] = None, str(exc)
+    return Pins(eigen_cache_sizes=sizes, cholmod_nmethods=nmethods, unavailable=unavailable)

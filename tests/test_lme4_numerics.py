@@ -135,6 +135,17 @@ def test_configured_nmethods() -> None:
             lme4_numerics.configured_nmethods({lme4_numerics.NMETHODS_ENV: bad})
 
 
+def test_pins_a_build_does_not_allow_are_reported_unless_asked_for(tmp_path: Path) -> None:
+    absent = str(tmp_path / "lme4.so")
+    pins = lme4_numerics.pin_all(absent, str(tmp_path / "libR.so"), environ={})
+    assert (pins.eigen_cache_sizes, pins.cholmod_nmethods) == (None, None)
+    described = pins.describe()
+    assert described["eigen_cache_sizes"] == f"unavailable: {absent} is not loaded in this process"
+    assert described["cholmod_nmethods"] == f"unavailable: {absent} is not loaded in this process"
+    with pytest.raises(lme4_numerics.NumericsPinError, match="not loaded"):
+        lme4_numerics.pin_all(absent, str(tmp_path / "libR.so"), environ={lme4_numerics.NMETHODS_ENV: "0"})
+
+
 def test_unloaded_library_is_reported(tmp_path: Path) -> None:
     with pytest.raises(lme4_numerics.NumericsPinError, match="not loaded"):
         lme4_numerics.pin_cache_sizes(str(tmp_path / "absent.so"), lme4_numerics.DEFAULT_CACHE_SIZES)
