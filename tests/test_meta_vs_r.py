@@ -1,9 +1,10 @@
 """pydsbase.meta.rma against metafor::rma run by Rscript in the same test run, compared bit for bit.
 
-One Rscript call fits every case (hex floats in, hex floats out, through files). All fields
-must be identical to the bit except pval and QEp (1e-14 absolute, or 1e-12 relative where R's
-value is at least 1e-300); error messages, warnings and the Fisher scoring iteration count
-(read from metafor's verbose output) must be identical. Per-field difference counts are printed.
+One Rscript call fits every case (hex floats in, hex floats out, through files). Every field
+must be identical to the bit, the p-values included: pval comes from pydsbase._rmath's port of
+R's pnorm and QEp from its port of R's pchisq/pgamma (both checked input by input against R in
+tests/test_rmath_pchisq_vs_r.py). Error messages, warnings and the Fisher scoring iteration count
+(read from metafor's verbose output) must be identical too. Per-field difference counts are printed.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ pytestmark = pytest.mark.needs_r
 
 N_RANDOM = 2000
 FIELDS = ("beta", "se", "zval", "pval", "ci_lb", "ci_ub", "tau2", "se_tau2", "QE", "QEp", "I2", "H2")
-TOLERANT = ("pval", "QEp")
 
 R_SCRIPT = r"""
 args <- commandArgs(trailingOnly = TRUE)
@@ -139,12 +139,9 @@ def _run_r(cases: list[Case], tmp: Path) -> dict[str, tuple[str, list[str], list
     return answers
 
 
-def _same(field: str, ours: float, theirs: float) -> bool:
+def _same(ours: float, theirs: float) -> bool:
     if math.isnan(theirs) or math.isnan(ours):
         return math.isnan(theirs) and math.isnan(ours)
-    if field in TOLERANT:
-        err = abs(ours - theirs)
-        return err <= 1e-14 or (abs(theirs) >= 1e-300 and err <= 1e-12 * abs(theirs))
     return ours.hex() == theirs.hex()
 
 
@@ -153,7 +150,6 @@ def test_rma_matches_metafor_bit_for_bit(tmp_path: Path) -> None:
     answers = _run_r(cases, tmp_path)
     diffs: Counter[str] = Counter()
     seen: Counter[str] = Counter()
-    inexact: Counter[str] = Counter()
     examples: list[str] = []
     n_ok = 0
     for m in METHODS:
@@ -175,10 +171,8 @@ def test_rma_matches_metafor_bit_for_bit(tmp_path: Path) -> None:
                 n_ok += 1
                 res = ours.result
                 for field, text in zip(FIELDS, body, strict=False):
-                    if not _same(field, getattr(res, field), _parse(text)):
+                    if not _same(getattr(res, field), _parse(text)):
                         bad.append(field)
-                    elif field in TOLERANT and not _same("bits", getattr(res, field), _parse(text)):
-                        inexact[field] += 1
                 if res.k != int(body[12]):
                     bad.append("k")
                 if res.iterations != int(body[13]):
@@ -189,8 +183,7 @@ def test_rma_matches_metafor_bit_for_bit(tmp_path: Path) -> None:
     total = len(cases) * len(METHODS)
     print(f"\n{total} rma calls ({len(cases)} inputs x {len(METHODS)} methods), {n_ok} returned results in R")
     for field in (*FIELDS, "k", "iterations", "error", "warnings"):
-        extra = f" ({inexact[field]} within tolerance but not bit-identical)" if field in TOLERANT else ""
-        print(f"  {field:>10}: {diffs[field]} differing{extra}")
+        print(f"  {field:>10}: {diffs[field]} differing")
     for what, count in sorted(seen.items()):
         print(f"  {count:5d} x {what}")
     assert not diffs, "\n".join(examples)
