@@ -142,6 +142,25 @@ def test_assign_with_offset_fails_as_dsbase_does(runtime: StudyRuntime) -> None:
 
 
 @pytest.mark.needs_r
+def test_assign_that_fails_the_disclosure_checks_errors_as_dsbase_does(runtime: StudyRuntime) -> None:
+    # dsBase 6.3.0's lmerSLMADS.assign only sets its result when the checks pass, then returns it
+    # (checked against the real function on CNSIM data): a risky study answers with R's error.
+    sid = runtime.open_session("alice")
+    runtime.assign_table(sid, "D", "CLUSTER.CLUSTER_INT1", VARIABLES)
+    runtime.assign_expr(sid, "rare", 'BooleDS("D$incid_rate", 55, 6, "NA", TRUE)')  # 2 ones: below nfilter.tab
+    runtime.assign_expr(
+        sid, "D2", 'dataFrameDS("D,rare", NULL, FALSE, TRUE, "' + ",".join(VARIABLES) + ',rare", TRUE, FALSE)'
+    )
+    text = 'lmerSLMADS.assign(BMI ~ trtGrp + rare + yyy1xxxidDoctorzzz, NULL, NULL, "D2", TRUE, NULL, NULL, NULL, 0)'
+    with pytest.raises(RCallError) as err:
+        runtime.assign_expr(sid, "fit", text)
+    assert err.value.message == "object 'outlist' not found"
+    assert "fit" not in runtime.list_symbols(sid)
+    answer = rvalue.from_node(runtime.aggregate(sid, text.replace("lmerSLMADS.assign", "lmerSLMADS2")))
+    assert answer["disclosure.risk"].data == [1]  # type: ignore[index,union-attr]
+
+
+@pytest.mark.needs_r
 def test_encoder_is_generic_and_bit_exact(runtime: StudyRuntime) -> None:
     bridge = runtime._bridge
     sid = runtime.open_session("alice")

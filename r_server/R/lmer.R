@@ -197,16 +197,18 @@ lmerSLMADS.assign <- function(formula, offset, weights, dataName, REML = TRUE,
   on.exit(.lmer_tidy(.ds_session()), add = TRUE)
   prep <- .lmer_prepare(formula, offset, weights, dataName, control_type, control_value.transmit, optimizer)
   if (prep$disclosure.risk != 0) {
-    outlist <- .lmer_disclosure_outlist(prep$checks)
-  } else {
-    formula2use <- prep$formula2use
-    dataDF <- prep$dataDF
-    control.obj <- prep$control.obj
-    # dsBase 6.3.0 passes its own offset/weights arguments (the names sent by the client) to lmer,
-    # so an offset or weights makes this fail as it does there.
-    outlist <- lme4::lmer(formula2use, offset = offset, weights = weights, data = dataDF,
-                          REML = REML, verbose = verbose, control = control.obj)
+    # dsBase 6.3.0 sets its result only when the checks pass and then returns it: a study that fails
+    # them answers the assign with R's error for the missing object, and nothing is assigned.
+    stop(simpleError("object 'outlist' not found"))
   }
+  # dsBase 6.3.0 passes its own offset/weights arguments (the names sent by the client) to lmer,
+  # so an offset or weights makes this fail as it does there.
+  # the lmerMod keeps this call: the same variable names as dsBase's
+  formula2use <- prep$formula2use
+  dataDF <- prep$dataDF
+  control.obj <- prep$control.obj
+  outlist <- lme4::lmer(formula2use, offset = offset, weights = weights, data = dataDF,
+                        REML = REML, verbose = verbose, control = control.obj)
   .lmer_tidy(prep$env)
   outlist
 }
