@@ -127,7 +127,7 @@
 }
 
 # Everything lmerSLMADS2 and lmerSLMADS.assign do before the fit. Leaves offset.to.use and
-# weights.to.use in the session (removed by .lmer_tidy()).
+# weights.to.use in the session (the server functions remove them on exit with .lmer_tidy()).
 .lmer_prepare <- function(formula, offset, weights, dataName, control_type, control_value.transmit, optimizer) {
   env <- .ds_session()
   thr <- .ds_thr()
@@ -187,7 +187,6 @@ lmerSLMADS2 <- function(formula, offset, weights, dataName, REML = TRUE,
     outlist$Nvalid <- prep$counts$Nvalid
     outlist$Nmissing <- prep$counts$Nmissing
   }
-  .lmer_tidy(prep$env)
   outlist
 }
 
@@ -209,6 +208,5 @@ lmerSLMADS.assign <- function(formula, offset, weights, dataName, REML = TRUE,
   control.obj <- prep$control.obj
   outlist <- lme4::lmer(formula2use, offset = offset, weights = weights, data = dataDF,
                         REML = REML, verbose = verbose, control = control.obj)
-  .lmer_tidy(prep$env)
   outlist
 }
