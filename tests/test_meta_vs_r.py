@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from rdoubles import parse_r_double, same_double
 
 from pydsbase.meta import METHODS, Outcome, rma_rows
 
@@ -110,14 +111,6 @@ def _hex(x: float) -> str:
     return "NA" if math.isnan(x) else x.hex()
 
 
-def _parse(s: str) -> float:
-    if s in ("NA", "NaN"):
-        return math.nan
-    if s in ("Inf", "-Inf"):
-        return math.inf if s == "Inf" else -math.inf
-    return float.fromhex(s)
-
-
 def _run_r(cases: list[Case], tmp: Path) -> dict[str, tuple[str, list[str], list[str]]]:
     lines = []
     for i, (yi, sei) in enumerate(cases):
@@ -137,12 +130,6 @@ def _run_r(cases: list[Case], tmp: Path) -> dict[str, tuple[str, list[str], list
         answers[cid] = (status, body.replace("\\n", "\n").split(" ") if status == "OK" else [body.replace("\\n", "\n")],
                         wlist)
     return answers
-
-
-def _same(ours: float, theirs: float) -> bool:
-    if math.isnan(theirs) or math.isnan(ours):
-        return math.isnan(theirs) and math.isnan(ours)
-    return ours.hex() == theirs.hex()
 
 
 def test_rma_matches_metafor_bit_for_bit(tmp_path: Path) -> None:
@@ -171,7 +158,7 @@ def test_rma_matches_metafor_bit_for_bit(tmp_path: Path) -> None:
                 n_ok += 1
                 res = ours.result
                 for field, text in zip(FIELDS, body, strict=False):
-                    if not _same(getattr(res, field), _parse(text)):
+                    if not same_double(getattr(res, field), parse_r_double(text)):
                         bad.append(field)
                 if res.k != int(body[12]):
                     bad.append("k")

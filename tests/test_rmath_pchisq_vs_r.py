@@ -17,6 +17,7 @@ import subprocess
 
 import numpy as np
 import pytest
+from rdoubles import parse_r_double, same_double
 
 from pydsbase._rmath import pchisq_upper, pnorm_upper
 
@@ -90,20 +91,6 @@ def _hex(x: float) -> str:
     return "NaN" if math.isnan(x) else ("Inf" if x == math.inf else "-Inf" if x == -math.inf else x.hex())
 
 
-def _parse(s: str) -> float:
-    if s in ("NA", "NaN"):
-        return math.nan
-    if s in ("Inf", "-Inf"):
-        return math.inf if s == "Inf" else -math.inf
-    return float.fromhex(s)
-
-
-def _same(ours: float, theirs: float) -> bool:
-    if math.isnan(ours) or math.isnan(theirs):
-        return math.isnan(ours) and math.isnan(theirs)
-    return ours.hex() == theirs.hex()
-
-
 @pytest.fixture(scope="module")
 def r_answers(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[list[str]], list[list[str]]]:
     tmp = tmp_path_factory.mktemp("rmath")
@@ -125,15 +112,15 @@ def test_pchisq_upper_matches_r_bit_for_bit(r_answers: tuple[list[list[str]], li
     assert len(chi) == len(cases)
     bad: list[str] = []
     for (q, df), (echo, r_val) in zip(cases, chi, strict=True):
-        assert _same(_parse(echo), q), f"R read {echo} for {q.hex()}"
+        assert same_double(parse_r_double(echo), q), f"R read {echo} for {q.hex()}"
         ours = float(pchisq_upper(np.array([q]), df)[0])
-        if not _same(ours, _parse(r_val)):
+        if not same_double(ours, parse_r_double(r_val)):
             bad.append(f"pchisq({q!r}, {df}): ours {_hex(ours)}, R {r_val}")
     # Vectorised call over one df gives the same doubles as the scalar calls.
     qs = np.array([q for q, df in cases if df == 7])
-    want = [_parse(v) for (q, df), (_, v) in zip(cases, chi, strict=True) if df == 7]
-    assert all(_same(float(a), b) for a, b in zip(pchisq_upper(qs, 7), want, strict=True))
-    n_zero = sum(_parse(v) == 0.0 for _, v in chi)
+    want = [parse_r_double(v) for (q, df), (_, v) in zip(cases, chi, strict=True) if df == 7]
+    assert all(same_double(float(a), b) for a, b in zip(pchisq_upper(qs, 7), want, strict=True))
+    n_zero = sum(parse_r_double(v) == 0.0 for _, v in chi)
     print(f"\npchisq: {len(cases)} inputs ({n_zero} underflow to 0 in R), {len(cases) - len(bad)} bit-identical")
     assert not bad, "\n".join(bad[:20])
 
@@ -145,8 +132,8 @@ def test_pnorm_upper_matches_r_bit_for_bit(r_answers: tuple[list[list[str]], lis
     ours = pnorm_upper(np.array(xs))
     bad = []
     for x, mine, (echo, r_val) in zip(xs, ours, norm, strict=True):
-        assert _same(_parse(echo), x), f"R read {echo} for {x.hex()}"
-        if not _same(float(mine), _parse(r_val)):
+        assert same_double(parse_r_double(echo), x), f"R read {echo} for {x.hex()}"
+        if not same_double(float(mine), parse_r_double(r_val)):
             bad.append(f"pnorm({x!r}): ours {_hex(float(mine))}, R {r_val}")
     print(f"\npnorm: {len(xs)} inputs, {len(xs) - len(bad)} bit-identical")
     assert not bad, "\n".join(bad[:20])
