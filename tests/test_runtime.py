@@ -158,6 +158,8 @@ def test_assign_that_fails_the_disclosure_checks_errors_as_dsbase_does(runtime: 
     assert "fit" not in runtime.list_symbols(sid)
     answer = rvalue.from_node(runtime.aggregate(sid, text.replace("lmerSLMADS.assign", "lmerSLMADS2")))
     assert answer["disclosure.risk"].data == [1]  # type: ignore[index,union-attr]
+    # unlike dsBase, neither the error nor the answer leaves the function's working objects behind
+    assert not {"offset.to.use", "weights.to.use"} & set(runtime.list_symbols(sid))
 
 
 @pytest.mark.needs_r
