@@ -24,37 +24,49 @@ def passing_cases() -> list[str]:
     return [line.strip() for line in PASSING.read_text().splitlines() if line.strip() and not line.startswith("#")]
 
 
-@pytest.fixture(scope="module")
-def parity_outputs(golden_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    work = tmp_path_factory.mktemp("parity")
+def run_stripped_cases(golden_dir: Path, case_ids: list[str], work: Path, backend: str = "local") -> dict[str, Path]:
+    """Copy the cases with only the keys the runner may read, run them all in ONE runner invocation
+    with ``backend``, and return the outputs written, by case id."""
     cases, outputs = work / "cases", work / "out"
     cases.mkdir()
-    for golden in sorted(golden_dir.glob("*.json")):
-        raw = json.loads(golden.read_text(encoding="utf-8"))
+    for case_id in case_ids:
+        raw = json.loads((golden_dir / f"{case_id}.json").read_text(encoding="utf-8"))
         stripped = {k: raw[k] for k in CASE_KEYS if k in raw}
         stripped["setup"] = [{"call": step["call"]} for step in raw.get("setup") or []]
-        (cases / golden.name).write_text(json.dumps(stripped), encoding="utf-8")
+        (cases / f"{case_id}.json").write_text(json.dumps(stripped), encoding="utf-8")
     data_root = golden_dir.parents[2]  # the directory that contains shared/
     subprocess.run(
         [sys.executable, "-m", "pydsbase", "conformance", "run", *sorted(map(str, cases.glob("*.json"))),
-         "--data-root", str(data_root), "--out-dir", str(outputs)],
-        check=True, timeout=3600,
+         "--data-root", str(data_root), "--out-dir", str(outputs), "--backend", backend],
+        check=True, timeout=3600, stdout=subprocess.DEVNULL,
     )
     return {path.stem: path for path in outputs.glob("*.json")}
 
 
-@pytest.mark.needs_r
-@pytest.mark.slow
-def test_listed_cases_pass(golden_dir: Path, parity_outputs: dict[str, Path]) -> None:
+def listed_failures(golden_dir: Path, outputs: dict[str, Path]) -> dict[str, list[str]]:
+    """``conformance compare``'s failures for every case of the passing list (none: all pass)."""
     failures = {}
     for case_id in passing_cases():
-        output = parity_outputs.get(case_id)
+        output = outputs.get(case_id)
         if output is None:
             failures[case_id] = ["no output written"]
             continue
         result = compare_files(golden_dir / f"{case_id}.json", output)
         if not result.ok:
             failures[case_id] = result.failures[:5]
+    return failures
+
+
+@pytest.fixture(scope="module")
+def parity_outputs(golden_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    every_case = [path.stem for path in sorted(golden_dir.glob("*.json"))]
+    return run_stripped_cases(golden_dir, every_case, tmp_path_factory.mktemp("parity"))
+
+
+@pytest.mark.needs_r
+@pytest.mark.slow
+def test_listed_cases_pass(golden_dir: Path, parity_outputs: dict[str, Path]) -> None:
+    failures = listed_failures(golden_dir, parity_outputs)
     assert not failures, json.dumps(failures, indent=1)
 
 
