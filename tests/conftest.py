@@ -3,6 +3,9 @@
 A test marked ``needs_r`` or ``needs_docker`` skips (saying why) when the engine is absent,
 unless the run declares it present with PYDSBASE_REQUIRE_R=1 / PYDSBASE_REQUIRE_DOCKER=1 (as CI
 does): then the absence fails the test.
+
+No test decides on how fast something ran (issue 14): the Hypothesis profile below has no deadline
+and no ``too_slow`` health check, so a loaded machine changes how long a run takes, never its result.
 """
 
 from __future__ import annotations
@@ -14,6 +17,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile("pydsbase", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("pydsbase")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("PYDSBASE_SHARED", REPO.parent / "shared"))

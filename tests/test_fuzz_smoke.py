@@ -71,7 +71,7 @@ def test_clear_error_rule() -> None:
     assert not error_is_clear(CallRejected("oops"))
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=400)
 @given(st.text(max_size=200))
 def test_any_text_parses_or_is_rejected_with_a_stage(text: str) -> None:
     for parse in (parse_aggregate, parse_assign):
@@ -91,7 +91,7 @@ _values = st.one_of(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(
     st.sampled_from(sorted(AGGREGATE_FUNCTIONS) + sorted(ASSIGN_FUNCTIONS) + ["system", "get"]),
     st.lists(

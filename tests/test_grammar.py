@@ -560,7 +560,7 @@ _VOCAB = [
 ]
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=400)
 @given(st.lists(st.sampled_from(_VOCAB), max_size=30))
 def test_token_soup_only_ever_raises_call_rejected(parts: list[str]) -> None:
     text = "".join(parts)
@@ -573,7 +573,7 @@ def test_token_soup_only_ever_raises_call_rejected(parts: list[str]) -> None:
             assert isinstance(tree, ct.Call | ct.Binary | ct.Unary | ct.Num | ct.Sym | ct.Dollar | ct.Paren)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(st.text(max_size=80))
 def test_arbitrary_text_only_ever_raises_call_rejected(text: str) -> None:
     for parse in (parse_aggregate, parse_assign):
