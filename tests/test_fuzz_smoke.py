@@ -37,7 +37,6 @@ def test_fuzz_smoke_10000_inputs() -> None:
     assert report.bridge_calls == report.stages["bridge"]
     every_function = set(AGGREGATE_FUNCTIONS) | set(ASSIGN_FUNCTIONS)
     assert every_function <= set(report.functions_reached), every_function - set(report.functions_reached)
-    assert report.seconds < 60
 
 
 def test_the_generator_is_reproducible() -> None:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 from datashield import DSLoginBuilder
 from datashield.interface import DSConnection, DSDriver, DSResult
+from fakeclock import FakeClock
 
+import pydsbase.session
 from pydsbase.errors import SessionCallError
 from pydsbase.session import Session
 
-DELAYS: dict[str, float] = {}
+DELAYS: dict[str, float] = {}  # study -> seconds until its answer is in (a real timer)
+POLLS: dict[str, int] = {}  # study -> its answer is in at this is_completed() call (no timer)
 FAILS: dict[str, str] = {}
 
 
@@ -20,15 +22,30 @@ class _Result(DSResult):
     def __init__(self, name: str, value: object) -> None:
         self.name, self.value = name, value
         self.done = threading.Event()
-        threading.Timer(DELAYS.get(name, 0.0), self.done.set).start()
+        self.polls = 0
+        if name not in POLLS:
+            threading.Timer(DELAYS.get(name, 0.0), self.done.set).start()
 
     def is_completed(self) -> bool:
+        self.polls += 1
+        if self.polls == POLLS.get(self.name):
+            self.done.set()
         return self.done.is_set()
 
     def fetch(self) -> object:
         if self.name in FAILS:
             raise RuntimeError(FAILS[self.name])
         return self.value
+
+
+class _WaitableResult(_Result):
+    """A result that can be waited on, as pydsbase's own drivers' are."""
+
+    waited: list[float | None] = []
+
+    def wait(self, timeout: float | None) -> bool:
+        self.waited.append(timeout)
+        return self.done.wait(timeout)
 
 
 class _Conn(DSConnection):
@@ -52,7 +69,8 @@ class _Conn(DSConnection):
         return "session"
 
     def aggregate(self, expr: str, asynchronous: bool = True) -> DSResult:
-        return _Result(self.name, f"{self.name}:{expr}")
+        kind = _WaitableResult if self.name.startswith("w") else _Result
+        return kind(self.name, f"{self.name}:{expr}")
 
     def disconnect(self) -> None:
         pass
@@ -76,7 +94,17 @@ def _session(names: list[str], **kw: float) -> Session:
 @pytest.fixture(autouse=True)
 def _reset() -> None:
     DELAYS.clear()
+    POLLS.clear()
     FAILS.clear()
+    _WaitableResult.waited.clear()
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """pydsbase.session's clock and sleep, faked: pauses are recorded and move the clock, nothing waits."""
+    fake = FakeClock()
+    monkeypatch.setattr(pydsbase.session, "time", fake.as_time_module())
+    return fake
 
 
 def test_results_follow_connection_order_not_completion_order() -> None:
@@ -86,13 +114,28 @@ def test_results_follow_connection_order_not_completion_order() -> None:
     assert session.aggregate("x()", conn_names=["c", "a"]) == {"c": "c:x()", "a": "a:x()"}
 
 
-def test_no_polling_floor() -> None:
+def test_no_polling_floor(clock: FakeClock) -> None:
+    """Polled answers are looked at again after 1, 2, 4 ... ms (at most 20 ms), not the stock 100 ms.
+
+    The pauses are counted, not timed: the session's sleep is a fake that records them.
+    """
+    POLLS.update({"a": 1, "b": 3, "c": 10})  # in at the 1st, 3rd and 10th look
     session = _session(["a", "b", "c"])
-    start = time.perf_counter()
+    assert session.aggregate("x()") == {"a": "a:x()", "b": "b:x()", "c": "c:x()"}
+    backoff = [0.001, 0.002, 0.004, 0.008, 0.016, 0.02, 0.02, 0.02, 0.02]
+    assert sorted(clock.sleeps) == sorted(backoff[:2] + backoff)  # b's two pauses and c's nine
+    clock.sleeps.clear()
+    POLLS.update({"a": 1, "b": 1, "c": 1})
     for _ in range(20):
         session.aggregate("x()")
-    per_call = (time.perf_counter() - start) / 20
-    assert per_call < 0.05, per_call  # the stock DSSession needs >= 0.1 s per call
+    assert clock.sleeps == []  # answers already in: no pause at all
+
+
+def test_answers_that_can_be_waited_on_are_not_polled(clock: FakeClock) -> None:
+    session = _session(["w1", "w2"], timeout=30.0)
+    assert session.aggregate("x()") == {"w1": "w1:x()", "w2": "w2:x()"}
+    assert clock.sleeps == []
+    assert _WaitableResult.waited == [30.0, 30.0]  # each waited on once, for the call's whole timeout
 
 
 def test_failed_study_is_named_and_never_dropped() -> None:
@@ -105,8 +148,10 @@ def test_failed_study_is_named_and_never_dropped() -> None:
     assert session.get_connection_names() == ["a", "b", "c"]
 
 
-def test_timeout_names_the_late_study() -> None:
-    DELAYS["b"] = 1.0
+def test_timeout_names_the_late_study(clock: FakeClock) -> None:
+    POLLS.update({"a": 1, "b": 1000})  # b answers only after ~20 s of polling: long past the timeout
     session = _session(["a", "b"], timeout=0.2)
-    with pytest.raises(SessionCallError, match=r"b: no answer within 0.2 s"):
+    with pytest.raises(SessionCallError, match=r"b: no answer within 0.2 s") as late:
         session.aggregate("x()")
+    assert list(late.value.errors) == ["b"]
+    assert 0.2 < sum(clock.sleeps) < 0.2 + 0.02  # gave up at the first look past the deadline
