@@ -12,7 +12,7 @@ import struct
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -21,6 +21,7 @@ import pytest
 import uvicorn
 from datashield.api import DSLoginBuilder
 from datashield.interface import DSError
+from fakeclock import FakeClock
 
 from pydsbase.drivers.http import HTTPConnection
 from pydsbase.errors import SessionCallError, StudyCallError
@@ -48,6 +49,11 @@ def _dbl(values: list[Any]) -> dict[str, Any]:
 
 class FakeRuntime:
     """StudyRuntime's API over a dict; records the thread of every call."""
+
+    # meet(): waits here until every study of a fan-out is inside its call at the same time
+    meeting: threading.Barrier | None = None
+    # hold(): runs until the test sets this
+    release = threading.Event()
 
     def __init__(self, name: str, audit: AuditLog) -> None:
         self.name = name
@@ -118,6 +124,13 @@ class FakeRuntime:
                     raise RCallError(f"object '{name}' not found")
                 return {"type": "character", "class": ["character"], "length": len(env[name]),
                         "data": env[name]}
+            if expr == "meet()":
+                assert FakeRuntime.meeting is not None
+                # 60 s only stops a hung test; the other studies arrive within milliseconds
+                return _dbl([float(FakeRuntime.meeting.wait(timeout=60))])
+            if expr == "hold()":
+                # 60 s only stops a hung test: the test releases the command within a second
+                return _dbl([float(FakeRuntime.release.wait(timeout=60))])
             if expr.startswith("sleep("):
                 time.sleep(float(expr[6:-1]))
                 return _dbl([float(expr[6:-1])])
@@ -148,18 +161,21 @@ class FakeRuntime:
 class ThreadServer:
     """uvicorn serving one app in a thread of this process, on a free loopback port."""
 
-    def __init__(self, name: str, **settings: Any) -> None:
+    def __init__(self, name: str, clock: Callable[[], float] = time.monotonic, **settings: Any) -> None:
         self.audit = AuditLog()
         self.runtime = FakeRuntime(name, self.audit)
+        self.clock = clock  # the logins' and R sessions' clock: a test may fake it (see FakeClock)
+        self.sweeps = 0
         self.auth = Authenticator(
             USERS,
             idle_timeout=settings.pop("idle_timeout", 60.0),
             user_failures=settings.pop("user_failures", 3),
             address_failures=settings.pop("address_failures", 50),
             failure_window=settings.pop("failure_window", 60.0),
+            clock=clock,
         )
         self.settings = HTTPSettings(study=name, **settings)
-        app = create_app(self.settings, lambda: self.runtime, self.auth, self.audit)
+        self.app = app = create_app(self.settings, lambda: self.runtime, self.auth, self.audit)
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", 0))
@@ -171,6 +187,7 @@ class ThreadServer:
 
     def __enter__(self) -> ThreadServer:
         self.thread.start()
+        # 20 s only stops a hung start: an in-process server is up in well under a second
         deadline = time.monotonic() + 20
         while not self.server.started:
             if time.monotonic() > deadline:
@@ -180,7 +197,26 @@ class ThreadServer:
             if time.monotonic() > deadline:
                 raise RuntimeError("test server is not healthy")
             time.sleep(0.01)
+        study = self.app.state.study_server
+        study.clock = self.clock
+        sweep = study.sweep
+
+        def counted_sweep() -> Any:
+            self.sweeps += 1
+            return sweep()
+
+        study.sweep = counted_sweep
         return self
+
+    def wait_for_a_sweep(self) -> None:
+        """Until a whole sweep has run after this call (it then saw the clock as it is now)."""
+        seen = self.sweeps
+        # 20 s only stops a hung test: sweeps run every sweep_interval (0.05 s where this is used)
+        deadline = time.monotonic() + 20
+        while self.sweeps < seen + 2:  # sweep seen + 1 started after this call; it ended when seen + 2 began
+            if time.monotonic() > deadline:
+                raise RuntimeError("no sweep ran")
+            time.sleep(0.01)
 
     def __exit__(self, *exc: object) -> None:
         for client in self.clients:
@@ -314,28 +350,33 @@ def test_token_login(server: ThreadServer) -> None:
 
 
 def test_fan_out_runs_studies_concurrently() -> None:
-    with ThreadServer("a", sweep_interval=3600) as a, ThreadServer("b", sweep_interval=3600) as b, \
-            ThreadServer("c", sweep_interval=3600) as c, session_on(a, b, c) as session:
-        start = time.perf_counter()
-        answer = session.aggregate("sleep(0.6)")
-        elapsed = time.perf_counter() - start
+    """All three studies are inside their call at once: each waits at a barrier only all three can pass."""
+    FakeRuntime.meeting = threading.Barrier(3)
+    try:
+        with ThreadServer("a", sweep_interval=3600) as a, ThreadServer("b", sweep_interval=3600) as b, \
+                ThreadServer("c", sweep_interval=3600) as c, session_on(a, b, c) as session:
+            answer = session.aggregate("meet()")
+    finally:
+        FakeRuntime.meeting = None
     assert list(answer) == ["study1", "study2", "study3"]
-    assert [v.data for v in answer.values()] == [[0.6]] * 3
-    assert elapsed < 1.5, f"three 0.6 s calls took {elapsed:.2f} s: not run in parallel"
+    assert sorted(v.data[0] for v in answer.values()) == [0.0, 1.0, 2.0]  # each passed the barrier, in turn
 
 
 def test_long_poll_returns_when_done_not_at_the_deadline(server: ThreadServer) -> None:
     client = server.login()
     sid = client.post("/sessions").json()["session"]
-    submitted = client.post(f"/sessions/{sid}/aggregate", json={"expr": "sleep(0.3)"})
+    FakeRuntime.release.clear()
+    submitted = client.post(f"/sessions/{sid}/aggregate", json={"expr": "hold()"})
     assert submitted.status_code == 202 and submitted.json()["status"] == "pending"
     command = submitted.json()["command"]
-    assert client.get(f"/commands/{command}").status_code == 202
-    start = time.perf_counter()
-    reply = client.get(f"/commands/{command}", params={"wait": 20})
-    assert time.perf_counter() - start < 5
+    assert client.get(f"/commands/{command}").status_code == 202  # held: still running
+    threading.Timer(0.3, FakeRuntime.release.set).start()  # ends while the long-poll below waits
+    # The server may hold this request 60 s (its longest long-poll); the client gives up after 30 s, so an
+    # answer at the deadline fails the test. The command ends 0.3 s after the poll began: a 100-fold margin,
+    # and a loaded machine only ever makes a passing run slower, never a failing one.
+    reply = client.get(f"/commands/{command}", params={"wait": 3600}, timeout=30)
     assert reply.status_code == 200
-    assert reply.json() == {"command": command, "status": "done", "value": _dbl([0.3])}
+    assert reply.json() == {"command": command, "status": "done", "value": _dbl([1.0])}
     # answered once: the command is gone afterwards
     assert client.get(f"/commands/{command}").status_code == 404
 
@@ -377,7 +418,8 @@ def test_wrong_password_and_unknown_user_are_refused_alike() -> None:
 
 
 def test_failed_logins_are_rate_limited() -> None:
-    with ThreadServer("s", sweep_interval=3600, user_failures=3, failure_window=1.5) as srv:
+    clock = FakeClock()
+    with ThreadServer("s", clock=clock, sweep_interval=3600, user_failures=3, failure_window=1.5) as srv:
         client = srv.client()
         codes = [client.post("/login", json={"user": "alice", "password": f"guess-{i}-xx"}).status_code
                  for i in range(5)]
@@ -385,10 +427,10 @@ def test_failed_logins_are_rate_limited() -> None:
         limited = client.post("/login", json={"user": "alice", "password": PASSWORDS["alice"]})
         assert limited.status_code == 429  # even the right password, while locked
         assert _error(limited)["kind"] == "rate_limited"
-        assert 1 <= int(limited.headers["retry-after"]) <= 3
+        assert limited.headers["retry-after"] == "2"  # the 1.5 s window, rounded up
         # another user is not locked out by alice's failures
         assert client.post("/login", json={"user": "bob", "password": PASSWORDS["bob"]}).status_code == 200
-        time.sleep(1.6)
+        clock.advance(1.6)  # past the window
         assert client.post("/login", json={"user": "alice", "password": PASSWORDS["alice"]}).status_code == 200
         assert [r["outcome"] for r in srv.audit.records if r["user"] == "alice"] == (
             ["auth"] * 3 + ["rate_limited"] * 3 + ["ok"])
@@ -476,13 +518,17 @@ def test_oversized_answer_is_refused() -> None:
 
 
 def test_idle_sessions_and_logins_expire() -> None:
-    with ThreadServer("s", idle_timeout=1.0, sweep_interval=0.1) as srv:
+    clock = FakeClock()
+    with ThreadServer("s", clock=clock, idle_timeout=1.0, sweep_interval=0.05) as srv:
         client = srv.login()
         sid = client.post("/sessions").json()["session"]
-        for _ in range(5):  # in use: stays alive past the timeout
-            time.sleep(0.3)
+        for _ in range(5):  # in use: stays alive for 4.5 s, past the timeout
+            clock.advance(0.9)
+            srv.wait_for_a_sweep()
             assert client.get(f"/sessions/{sid}").status_code == 200
-        time.sleep(2.0)
+        assert sid not in srv.runtime.closed
+        clock.advance(1.1)
+        srv.wait_for_a_sweep()
         assert sid in srv.runtime.closed and sid not in srv.runtime.sessions
         reply = client.get(f"/sessions/{sid}")
         assert reply.status_code == 401  # the login itself expired too
