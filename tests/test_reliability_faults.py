@@ -35,7 +35,10 @@ from pydsbase.rvalue import RList, to_node  # noqa: E402
 pytestmark = [pytest.mark.needs_r, pytest.mark.slow]
 
 LMER = 'lmerSLMADS2(BMI ~ trtGrp + Male + yyy1xxxidDoctorzzz, NULL, NULL, "D", TRUE, NULL, NULL, NULL, 0)'
-KILL_TO_ERROR_LIMIT = 5.0  # seconds from SIGKILL to the per-study error (a reset connection is immediate)
+# Seconds from SIGKILL to the per-study error. A reset connection is noticed at once (well under a second);
+# a kill noticed only when the long-poll's own request times out would take _POLL_SLICE + _POLL_GRACE = 45 s.
+# 15 s lies between: many times the expected value, and still fails that regression.
+KILL_TO_ERROR_LIMIT = 15.0
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +58,11 @@ def _strip(result: RList) -> RList:
 
 
 def _wait_running(conn: Any, seconds: float = 0.5, timeout: float = 120.0) -> None:
-    """Until ``conn``'s R session has had a command running for ``seconds`` (event-loop only: no R)."""
+    """Until ``conn``'s R session has had a command running for ``seconds`` (event-loop only: no R).
+
+    A condition waited for, not a stopwatch: a loaded machine only makes it come later. ``timeout``
+    (120 s against a fit that starts within seconds) only stops a test whose fit never runs.
+    """
     sid = conn.get_session().sid
     since: float | None = None
     deadline = time.monotonic() + timeout
@@ -286,7 +293,7 @@ def test_clients_that_disconnect_mid_call_leave_no_stuck_worker(fed: h.Federatio
     child = subprocess.Popen([sys.executable, "-c", _KILLED_CLIENT, server.url, h.token_for("analyst2", fed.run),
                               LMER], stdout=subprocess.PIPE, text=True)
     assert child.stdout is not None and child.stdout.readline().strip() == "submitted"
-    time.sleep(0.3)
+    time.sleep(0.3)  # lets it start its long-poll; killed a little earlier, it leaves the same fit behind
     child.send_signal(signal.SIGKILL)
     child.wait(10)
     child.stdout.close()
@@ -296,16 +303,15 @@ def test_clients_that_disconnect_mid_call_leave_no_stuck_worker(fed: h.Federatio
     table = quitter.post(f"/sessions/{sid}/assign-table", json={"symbol": "D", "table": "CLUSTER"}).json()
     assert quitter.get(f"/commands/{table['command']}", params={"wait": 100}).status_code == 200
     cid = quitter.post(f"/sessions/{sid}/aggregate", json={"expr": LMER}).json()["command"]
-    with pytest.raises(httpx.ReadTimeout):
+    with pytest.raises(httpx.ReadTimeout):  # the fit takes seconds (more on a loaded machine): 0.3 s is far inside
         quitter.get(f"/commands/{cid}", params={"wait": 100}, timeout=0.3)
     quitter.close()
     # a request cut off mid-upload
     _raw(server.url, b"POST /v1/login HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{\"tok", read_timeout=1)
     # the worker goes on: another analyst's fit is answered, and nothing is left running
+    # (a stuck worker fails this by the session's 120 s timeout; no stopwatch on a fit queued behind two others)
     with h.open_session(fed.logins(1)[1:2], timeout=120) as session:
-        started = time.monotonic()
         assert h.fit(session)["num.valid.studies"].data == [1.0]
-        assert time.monotonic() - started < 60
     counts = fed.counts(1)
     assert counts["running"] == 0
     # the two abandoned logins keep their R sessions until their idle timeout (as designed)
@@ -327,6 +333,9 @@ def test_a_stopped_server_times_out_on_time_and_recovers(fed: h.Federation) -> N
         err = late.value.errors["study3"]
         assert list(late.value.errors) == ["study3"]
         assert isinstance(err, StudyCallError) and (err.kind, str(err)) == ("timeout", "no answer within 3 s")
-        assert seconds < 3 + 2
+        # By design the call gives up 3 s + the session's 1 s grace for a late thread = 4 s after it began, plus
+        # milliseconds of overhead; a call left to its long-poll's transport timeout would take 3 + 15 = 18 s.
+        # 12 s lies between: 8 s of slack for a loaded machine, and that regression still fails.
+        assert seconds < 12
         assert _nodes(late.value.results) == {k: expected[k] for k in ("study1", "study2")}
         assert _nodes(session.aggregate('colnamesDS("D")')) == expected
