@@ -33,6 +33,8 @@ def test_concurrent_sessions_equal_the_sequential_run(fed: h.Federation) -> None
     assert report.errors == []
     assert report.completed == 20 and report.mismatches == 0
     assert len(report.sequential_latencies) == len(reliability_load.VARIANTS)
+    # not a speed claim (that is reliability_load.py's): 300 s is the fits' own timeout, so this only says
+    # every latency was measured and none ran into it (a fit takes about a second)
     assert 0 < h.percentile(report.latencies, 0.5) <= h.percentile(report.latencies, 0.99) < 300
     for counts in report.counts_after:  # the probe's own login only; nothing running or held
         assert (counts["logins"], counts["sessions"], counts["commands"], counts["r_sessions"]) == (1, 0, 0, 0)
