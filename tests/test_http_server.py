@@ -329,7 +329,7 @@ def test_is_completed_never_raises_when_the_server_is_gone() -> None:
         builder = DSLoginBuilder().add("s", url=srv.url, user="alice", password=PASSWORDS["alice"],
                                        driver="pydsbase.HTTPDriver")
         conn = HTTPConnection(builder.build()[0])
-        result = conn.aggregate("sleep(0.3)")
+        result = conn.aggregate("sleep(0.3)")  # submitted without waiting; its outcome stays on the server
     assert result.is_completed() is True  # the outcome is "unreachable", found without raising
     with pytest.raises(StudyCallError) as caught:
         result.fetch()

@@ -134,7 +134,7 @@ def test_cli_up_writes_config_and_stops_on_sigterm(tmp_path: Path, data_dir: Pat
                "--study", f"study1={folders['study1']}", "--config-out", str(config)]
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 120  # only stops a CLI that never writes it: it does so in seconds
         while not config.exists() and child.poll() is None and time.monotonic() < deadline:
             time.sleep(0.2)
         assert config.exists(), child.stderr.read() if child.poll() is not None and child.stderr else "timeout"
