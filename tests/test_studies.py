@@ -121,6 +121,7 @@ def test_exception_inside_stops_the_servers(tmp_path: Path, data_dir: Path) -> N
 @pytest.mark.needs_r
 def test_a_server_not_healthy_in_time_is_reported_by_name(tmp_path: Path) -> None:
     with pytest.raises(StudyLaunchError, match=r"study s1: not healthy after"):
+        # no server answers within 10 ms (R alone takes seconds to start); load only makes it later
         with studies_up({"s1": tmp_path}, engine="process", health_timeout=0.01):
             pass
     assert not list(Path(tempfile.gettempdir()).glob("pydsbase-studies-*-s1*"))
