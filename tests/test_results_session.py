@@ -1,4 +1,4 @@
-"""lmer_slma_result through a Session, and the per-study fan-out with progress bars.
+"""lmer_slma_result through a Session, and the per-study fan-out (the session's) with progress bars.
 
 The studies are the golden-answer driver of test_cli (``test_cli.GoldenDriver``) and, for timing
 and failures, a small scripted driver defined here.
@@ -18,7 +18,8 @@ from test_cli import CALLS, GOLDEN, LMER_CALL
 import pydsbase
 from pydsbase.drivers.base import ReadySession
 from pydsbase.errors import StudyCallError
-from pydsbase.progress import StudyProgress, aggregate_per_study, study_progress
+from pydsbase.dsi import aggregate_by_study
+from pydsbase.progress import StudyProgress, session_progress, study_progress
 from pydsbase.results import lmer_call_text
 from pydsbase.rvalue import from_node
 
@@ -113,6 +114,8 @@ class _Later(DSResult):
 class ScriptedConnection(DSConnection):
     """scripted://DELAY/VALUE: answers after DELAY seconds with VALUE ('fail' raises, 'refuse' at submit)."""
 
+    submits_without_waiting = True  # a submit returns at once (the session needs no thread for it)
+
     def __init__(self, info: DSLoginInfo) -> None:
         self.name = info.name
         delay, _, self.behaviour = info.url.removeprefix("scripted://").partition("/")
@@ -171,7 +174,9 @@ def test_fan_out_keeps_connection_order_and_every_failure(monkeypatch: pytest.Mo
 
     monkeypatch.setattr(StudyProgress, "done", spy)
     with scripted(a="0.15/ok", b="0.0/fail", c="0.05/ok", d="0/refuse") as session:
-        answers, errors = aggregate_per_study(session, "f()", progress=True)
+        names = session.get_connection_names()
+        with session_progress(session, names, enabled=True):
+            answers, errors = aggregate_by_study(session, "f()", names)
     assert answers == {"a": "a:f()", "c": "c:f()"}
     assert list(errors) == ["b", "d"]
     assert str(errors["b"]) == "object 'x' not found" and str(errors["d"]) == "call rejected"
@@ -183,7 +188,7 @@ def test_fan_out_keeps_connection_order_and_every_failure(monkeypatch: pytest.Mo
 def test_fan_out_times_out_naming_the_late_study() -> None:
     with scripted(fast="0/ok", slow="30/ok") as session:
         started = time.monotonic()
-        answers, errors = aggregate_per_study(session, "f()", timeout=0.2)
+        answers, errors = aggregate_by_study(session, "f()", session.get_connection_names(), timeout=0.2)
     assert time.monotonic() - started < 5
     assert answers == {"fast": "fast:f()"}
     assert isinstance(errors["slow"], StudyCallError) and errors["slow"].kind == "timeout"
