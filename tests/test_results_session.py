@@ -16,12 +16,13 @@ from datashield.interface import DSConnection, DSDriver, DSLoginInfo, DSResult, 
 from test_cli import CALLS, GOLDEN, LMER_CALL
 
 import pydsbase
+from pydsbase import meta
 from pydsbase.drivers.base import ReadySession
-from pydsbase.errors import StudyCallError
 from pydsbase.dsi import aggregate_by_study
+from pydsbase.errors import StudyCallError
 from pydsbase.progress import StudyProgress, session_progress, study_progress
 from pydsbase.results import lmer_call_text
-from pydsbase.rvalue import from_node
+from pydsbase.rvalue import RAtomic, RList, dumps, from_node
 
 FORMULA = "BMI ~ trtGrp + Male + (1|idDoctor)"
 
@@ -214,3 +215,73 @@ def test_progress_bar_counts_studies(capsys: pytest.CaptureFixture[str]) -> None
     with study_progress(["s1"], enabled=False) as quiet:
         quiet.done("s1")
     assert quiet._bar is None and threading.active_count() >= 1
+
+
+# -- the server names travel beside ds_lmer_slma's value ---------------------------------------------
+
+
+def test_slma_result_names_the_studies_by_server_without_being_told() -> None:
+    golden = from_node(json.loads((GOLDEN / "int_bmi_ri.json").read_text())["result"])
+    with pydsbase.Session(golden_logins("int_bmi_ri")) as session:
+        fit = pydsbase.ds_lmer_slma(session, formula=FORMULA)
+    assert fit == golden and dumps(fit) == dumps(golden)  # R's value is untouched: study1..3 inside
+    assert isinstance(fit, pydsbase.SLMAValue) and isinstance(fit, RList)
+    assert fit.servers == ("cluster.int1", "cluster.int2", "cluster.int3") and fit.failed == {}
+    assert "cluster.int1" not in dumps(fit)
+    rich = pydsbase.slma_result(fit)
+    assert rich.study_names == ["cluster.int1", "cluster.int2", "cluster.int3"]
+    assert rich.r_value is fit
+    pooled = fit["SLMA.pooled.ests.matrix"]
+    assert isinstance(pooled, RAtomic) and pooled.dim is not None
+    nrow = pooled.dim[0]
+    for p, term in enumerate(rich.terms):
+        for c, method in enumerate(("ML", "REML", "FE")):
+            row = rich.get(term, method)
+            assert row.estimate.hex() == pooled.data[2 * c * nrow + p].hex()
+            assert row.se.hex() == pooled.data[(2 * c + 1) * nrow + p].hex()
+
+
+def test_slma_result_reuses_ds_lmer_slmas_metafor_fits(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pydsbase.Session(golden_logins("int_bmi_ri")) as session:
+        fit = pydsbase.ds_lmer_slma(session, formula=FORMULA)
+    assert fit.pooling is not None
+    calls: list[str] = []
+    original = meta.rma_rows
+
+    def counting(yis: Any, seis: Any, method: str) -> Any:
+        calls.append(method)
+        return original(yis, seis, method)
+
+    monkeypatch.setattr(meta, "rma_rows", counting)
+    rich = pydsbase.slma_result(fit)
+    assert calls == [] and len(rich.pooled) == 9  # every term under every method, no fit redone
+    plain = pydsbase.slma_result(RList(fit.data, fit.names), list(fit.servers))  # no fits travelled
+    assert len(calls) == 9 and plain.to_json() == rich.to_json()
+
+
+def test_study_names_given_are_checked_against_those_that_travelled() -> None:
+    with pydsbase.Session(golden_logins("int_bmi_ri")) as session:
+        fit = pydsbase.ds_lmer_slma(session, formula=FORMULA, datasources=["cluster.int3", "cluster.int1"])
+    assert fit.servers == ("cluster.int3", "cluster.int1")
+    assert pydsbase.slma_result(fit, ["cluster.int3", "cluster.int1"]).study_names == ["cluster.int3", "cluster.int1"]
+    with pytest.raises(ValueError, match=r"do not match the studies this value came from, in its order"):
+        pydsbase.slma_result(fit, ["cluster.int1", "cluster.int3"])  # wrong order: would mislabel
+    with pytest.raises(ValueError, match="do not match"):
+        pydsbase.slma_result(fit, ["study1", "study2"])
+    with pytest.raises(ValueError, match="study_names are needed"):
+        pydsbase.slma_result(RList(fit.data, fit.names))  # a plain list does not name its studies
+
+
+def test_exclude_keeps_the_survivors_beside_the_value() -> None:
+    with scripted(a="0/fail", b="0/ok") as session:
+        with pytest.raises(pydsbase.DataSHIELDErrors):
+            pydsbase.ds_lmer_slma(session, formula=FORMULA)
+    logins = golden_logins("int_bmi_ri")
+    logins[1] = DSLoginInfo(name="down", url="scripted://0/fail", user="u", password="p",
+                            driver=f"{__name__}.ScriptedDriver")
+    with pydsbase.Session(logins) as session:
+        fit = pydsbase.ds_lmer_slma(session, formula=FORMULA, on_study_failure="exclude")
+    assert fit.servers == ("cluster.int1", "cluster.int3") and fit.failed == {"down": "object 'x' not found"}
+    rich = pydsbase.slma_result(fit)
+    assert rich.study_names == ["cluster.int1", "cluster.int3", "down"]
+    assert [(e.study, e.kind) for e in rich.exclusions] == [("down", "server_error")]
