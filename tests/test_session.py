@@ -14,13 +14,16 @@ from pydsbase.session import Session
 
 DELAYS: dict[str, float] = {}
 FAILS: dict[str, str] = {}
+GATED: dict[str, threading.Event] = {}  # a study whose answer is in once its event is set
+BLOCKED: dict[str, threading.Event] = {}  # a study whose submit hangs until its event is set
 
 
 class _Result(DSResult):
     def __init__(self, name: str, value: object) -> None:
         self.name, self.value = name, value
-        self.done = threading.Event()
-        threading.Timer(DELAYS.get(name, 0.0), self.done.set).start()
+        self.done = GATED.get(name) or threading.Event()
+        if name not in GATED:
+            threading.Timer(DELAYS.get(name, 0.0), self.done.set).start()
 
     def is_completed(self) -> bool:
         return self.done.is_set()
@@ -52,6 +55,8 @@ class _Conn(DSConnection):
         return "session"
 
     def aggregate(self, expr: str, asynchronous: bool = True) -> DSResult:
+        if self.name in BLOCKED:
+            BLOCKED[self.name].wait(30)
         return _Result(self.name, f"{self.name}:{expr}")
 
     def disconnect(self) -> None:
@@ -77,6 +82,8 @@ def _session(names: list[str], **kw: float) -> Session:
 def _reset() -> None:
     DELAYS.clear()
     FAILS.clear()
+    GATED.clear()
+    BLOCKED.clear()
 
 
 def test_results_follow_connection_order_not_completion_order() -> None:
@@ -110,3 +117,36 @@ def test_timeout_names_the_late_study() -> None:
     session = _session(["a", "b"], timeout=0.2)
     with pytest.raises(SessionCallError, match=r"b: no answer within 0.2 s"):
         session.aggregate("x()")
+
+
+def test_progress_hook_ticks_as_each_study_finishes() -> None:
+    """Study a answers only after b's tick: a hook called in connection order would wait for a forever."""
+    GATED["a"] = threading.Event()
+    session = _session(["a", "b"], timeout=20)
+    ticks: list[tuple[str, bool]] = []
+
+    def hook(name: str, failed: bool) -> None:
+        ticks.append((name, failed))
+        if name == "b":
+            GATED["a"].set()
+
+    session.on_study_done = hook
+    assert session.aggregate("x()") == {"a": "a:x()", "b": "b:x()"}
+    assert ticks == [("b", False), ("a", False)]
+
+
+def test_a_hung_submit_times_out_and_the_others_answers_are_kept() -> None:
+    from pydsbase.errors import StudyTimeoutError
+
+    BLOCKED["b"] = threading.Event()
+    session = _session(["a", "b"], timeout=0.2)
+    ticks: list[tuple[str, bool]] = []
+    session.on_study_done = lambda name, failed: ticks.append((name, failed))
+    try:
+        with pytest.raises(SessionCallError) as info:
+            session.aggregate("x()")
+    finally:
+        BLOCKED["b"].set()
+    assert isinstance(info.value.errors["b"], StudyTimeoutError)
+    assert str(info.value.errors["b"]) == "no answer within 0.2 s" and info.value.results == {"a": "a:x()"}
+    assert ticks == [("a", False), ("b", True)]
