@@ -562,9 +562,11 @@ def lmer_slma_result(
     r_value: RList | None = None
     if not errors:
         try:
-            r_value, _ = lmer._combine([answers.get(name) for name in names], False, False)
+            summary, _ = lmer._combine([answers.get(name) for name in names], False, False)
         except Exception:  # dsBaseClient stops here (studies' coefficient counts differ): no R value
-            r_value = None
+            summary = None
+        if summary is not None:  # the server names travel beside it, as with ds_lmer_slma's value
+            r_value = SLMAValue(summary.data, summary.names, summary.r_class, summary.attributes, servers=tuple(names))
     return pool(fits, r_value=r_value, formula=formula, methods=methods)
 
 

@@ -71,6 +71,8 @@ def test_rich_result_through_a_session_keeps_the_r_compatible_list() -> None:
     golden = from_node(json.loads((GOLDEN / "int_no_metafor.json").read_text())["result"])
     assert result.r_value == golden
     assert result.study_names == ["cluster.int1", "cluster.int2", "cluster.int3"]
+    assert isinstance(result.r_value, pydsbase.SLMAValue) and result.r_value.servers == tuple(result.study_names)
+    assert pydsbase.slma_result(result.r_value, formula=FORMULA).to_json() == result.to_json()
     assert len(result.pooled) == 9
 
 
