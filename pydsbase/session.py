@@ -10,7 +10,10 @@ Differences from the stock session (both work with every pydsbase call):
   so the studies' round trips overlap;
 - every call has a timeout (``Session(timeout=...)`` or per call); a late study is an error naming it;
 - a study whose session fails is never dropped silently: the call raises ``SessionCallError`` naming
-  every failed study with its message, and ``get_errors()`` holds the per-study errors.
+  every failed study with its message, and ``get_errors()`` holds the per-study errors (each a
+  ``pydsbase.errors.StudyCallError`` subclass when the study or its driver made it);
+- ``on_study_done(study, failed)``, when set, is called once per study as its answer is in (progress
+  bars); ``selected_names`` is the one check of the study names a call goes to.
 """
 
 from __future__ import annotations
