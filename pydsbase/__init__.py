@@ -6,16 +6,31 @@ Importing this package never starts or needs R.
 from __future__ import annotations
 
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
 # Public names and the private modules that define them; loaded on first use.
 _EXPORTS = {
+    "DataSHIELDErrors": "pydsbase.errors",
     "HTTPDriver": "pydsbase.drivers.http",
     "LocalDriver": "pydsbase.drivers.local",
+    "MetaAnalysisError": "pydsbase.errors",
+    "PydsbaseError": "pydsbase.errors",
+    "RError": "pydsbase.errors",
     "SLMAResult": "pydsbase.results",
+    "SLMAValue": "pydsbase.lmer",
     "Session": "pydsbase.session",
+    "SessionCallError": "pydsbase.errors",
+    "StudyAuthError": "pydsbase.errors",
+    "StudyCallError": "pydsbase.errors",
+    "StudyLaunchError": "pydsbase.errors",
+    "StudyRFailedError": "pydsbase.errors",
+    "StudyRejectedError": "pydsbase.errors",
+    "StudySessionError": "pydsbase.errors",
+    "StudyTimeoutError": "pydsbase.errors",
+    "StudyUnreachableError": "pydsbase.errors",
+    "UnknownStudyError": "pydsbase.errors",
     "ds_boole": "pydsbase.workflow",
     "ds_complete_cases": "pydsbase.workflow",
     "ds_data_frame": "pydsbase.workflow",
@@ -24,9 +39,64 @@ _EXPORTS = {
     "ds_make": "pydsbase.workflow",
     "lmer_slma_result": "pydsbase.results",
     "slma_result": "pydsbase.results",
+    "study_error": "pydsbase.errors",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [  # the names of _EXPORTS (tests/test_errors.py checks they agree)
+    "DataSHIELDErrors",
+    "HTTPDriver",
+    "LocalDriver",
+    "MetaAnalysisError",
+    "PydsbaseError",
+    "RError",
+    "SLMAResult",
+    "SLMAValue",
+    "Session",
+    "SessionCallError",
+    "StudyAuthError",
+    "StudyCallError",
+    "StudyLaunchError",
+    "StudyRFailedError",
+    "StudyRejectedError",
+    "StudySessionError",
+    "StudyTimeoutError",
+    "StudyUnreachableError",
+    "UnknownStudyError",
+    "ds_boole",
+    "ds_complete_cases",
+    "ds_data_frame",
+    "ds_data_frame_subset",
+    "ds_lmer_slma",
+    "ds_make",
+    "lmer_slma_result",
+    "slma_result",
+    "study_error",
+]
+
+if TYPE_CHECKING:  # type checkers see the real names; at run time they load on first use
+    from pydsbase.drivers.http import HTTPDriver
+    from pydsbase.drivers.local import LocalDriver
+    from pydsbase.errors import (
+        DataSHIELDErrors,
+        MetaAnalysisError,
+        PydsbaseError,
+        RError,
+        SessionCallError,
+        StudyAuthError,
+        StudyCallError,
+        StudyLaunchError,
+        StudyRejectedError,
+        StudyRFailedError,
+        StudySessionError,
+        StudyTimeoutError,
+        StudyUnreachableError,
+        UnknownStudyError,
+        study_error,
+    )
+    from pydsbase.lmer import SLMAValue, ds_lmer_slma
+    from pydsbase.results import SLMAResult, lmer_slma_result, slma_result
+    from pydsbase.session import Session
+    from pydsbase.workflow import ds_boole, ds_complete_cases, ds_data_frame, ds_data_frame_subset, ds_make
 
 
 def __getattr__(name: str) -> Any:

@@ -2,6 +2,8 @@
 
 - ``datasources``: an ordered subset of the session's connection names (R's ``conns[2:3]``);
   results come back as a list in that order (the stock session returns completion order).
+- ``aggregate_by_study``: the one fan-out of an aggregate call; every study's answer or error,
+  keyed by server name, never raising for a failed study.
 - A call that fails in any study raises :class:`DataSHIELDErrors`, whose message is DSI's
   "There are some DataSHIELD errors, list them with datashield.errors()" and whose
   ``datashield_errors`` is what ``datashield.errors()`` would list: study name -> R's messages.
@@ -14,55 +16,66 @@ from typing import Any
 
 from datashield.interface import DSError
 
-from pydsbase.errors import RError
+from pydsbase.errors import DSI_ERRORS_MESSAGE, DataSHIELDErrors, RError, UnknownStudyError
 from pydsbase.rvalue import RValue
+from pydsbase.session import selected_names
 
-__all__ = ["DSI_ERRORS_MESSAGE", "DataSHIELDErrors", "aggregate", "assign", "datasource_names"]
+__all__ = [
+    "DSI_ERRORS_MESSAGE",
+    "DataSHIELDErrors",
+    "aggregate",
+    "aggregate_by_study",
+    "assign",
+    "datasource_names",
+]
 
-DSI_ERRORS_MESSAGE = "There are some DataSHIELD errors, list them with datashield.errors()"
 _DATASOURCES_MESSAGE = "The 'datasources' were expected to be a list of DSConnection-class objects"
 
 
-class DataSHIELDErrors(RError):
-    """DSI stopped because some studies failed; ``datashield_errors`` maps study -> messages."""
-
-    def __init__(self, datashield_errors: dict[str, list[str]]) -> None:
-        super().__init__(DSI_ERRORS_MESSAGE)
-        self.datashield_errors = datashield_errors
-
-
-def datasource_names(session: Any, datasources: Sequence[str] | None) -> list[str]:
-    """The connection names a call goes to, in order; all of the session's when None."""
-    known = list(session.get_connection_names())
-    if datasources is None:
-        if not known:
-            raise RError(_DATASOURCES_MESSAGE)
-        return known
-    if isinstance(datasources, str):
-        datasources = [datasources]
-    names = list(datasources)
-    if not names or any(name not in known for name in names):
+def datasource_names(session: Any, datasources: Sequence[str] | str | None) -> list[str]:
+    """The connection names a call goes to, in order; all of the session's when None (R's error otherwise)."""
+    try:
+        names = selected_names(list(session.get_connection_names()), datasources)
+    except UnknownStudyError:
+        raise RError(_DATASOURCES_MESSAGE) from None
+    if not names:
         raise RError(_DATASOURCES_MESSAGE)
     return names
 
 
-def _raise_study_errors(session: Any, names: Sequence[str], cause: Exception) -> None:
-    errors: dict[str, Exception] = dict(session.get_errors() or {})
-    if not errors:
-        raise cause
-    ordered = [n for n in names if n in errors] + [n for n in errors if n not in names]
-    raise DataSHIELDErrors({n: [str(errors[n])] for n in ordered}) from cause
+def aggregate_by_study(
+    session: Any, expr: str, names: Sequence[str], timeout: float | None = None
+) -> tuple[dict[str, RValue | None], dict[str, Exception]]:
+    """One aggregate call to the studies ``names``: ``(answers, errors)``, each keyed by server name.
+
+    ``answers`` holds every answer the session gave (in ``names`` order), ``errors`` every failed
+    study (in ``names`` order, then any error the session names otherwise). Never raises for a
+    failed study. A study that neither answered nor failed (a session that drops the answers of a
+    call that failed elsewhere) is in neither. ``timeout``: the call's limit (a ``pydsbase.Session``).
+    """
+    extra = {} if timeout is None else {"timeout": timeout}
+    try:
+        result = session.aggregate(expr, conn_names=list(names), **extra)
+    except DSError as exc:
+        if not session.get_errors():
+            raise
+        result = getattr(exc, "results", None) or {}
+    found: dict[str, Exception] = dict(session.get_errors() or {})
+    errors = {n: found[n] for n in names if n in found} | found
+    answers = {n: result.get(n) for n in names if n not in errors and n in result}
+    return answers, errors
+
+
+def _raise_study_errors(errors: dict[str, Exception], cause: Exception | None = None) -> None:
+    raise DataSHIELDErrors({n: [str(err)] for n, err in errors.items()}) from cause
 
 
 def aggregate(session: Any, expr: str, names: Sequence[str]) -> list[RValue | None]:
     """``DSI::datashield.aggregate(datasources, expr)``: one value per study, in ``names`` order."""
-    try:
-        result = session.aggregate(expr, conn_names=list(names))
-    except DSError as exc:
-        _raise_study_errors(session, names, exc)
-    if session.get_errors():
-        _raise_study_errors(session, names, DSError(DSI_ERRORS_MESSAGE))
-    return [result.get(name) for name in names]
+    answers, errors = aggregate_by_study(session, expr, names)
+    if errors:
+        _raise_study_errors(errors)
+    return [answers.get(name) for name in names]
 
 
 def assign(session: Any, symbol: str, expr: str, names: Sequence[str]) -> None:
@@ -70,6 +83,9 @@ def assign(session: Any, symbol: str, expr: str, names: Sequence[str]) -> None:
     try:
         session.assign_expr(symbol, expr, conn_names=list(names))
     except DSError as exc:
-        _raise_study_errors(session, names, exc)
+        errors = dict(session.get_errors() or {})
+        if not errors:
+            raise
+        _raise_study_errors({n: errors[n] for n in names if n in errors} | errors, exc)
     if session.get_errors():
-        _raise_study_errors(session, names, DSError(DSI_ERRORS_MESSAGE))
+        _raise_study_errors(dict(session.get_errors()))

@@ -7,21 +7,22 @@ R errors (:class:`pydsbase.errors.RError`, message and class as R's ``stop``).
 
 from __future__ import annotations
 
-import contextlib
 import re
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from pydsbase import console, dsi, rops
-from pydsbase.errors import RError
+from pydsbase.errors import DataSHIELDErrors, MetaAnalysisError, RError
 from pydsbase.formula import checks_terms, encoded_formula_text, normalized_text
+from pydsbase.pooling import POOLED_COLUMNS, PooledEstimates, pool_slma
+from pydsbase.progress import session_progress
 from pydsbase.rtext import as_character_double, cat_text, deparse_call, unlist
 from pydsbase.rvalue import NA, RAtomic, RList, RValue, r_character, r_double
 
-__all__ = ["POOLED_COLUMNS", "ds_lmer_slma", "glm_checks", "is_defined"]
+__all__ = ["POOLED_COLUMNS", "SLMAValue", "ds_lmer_slma", "glm_checks", "is_defined", "lmer_call_text"]
 
-POOLED_COLUMNS = ["pooled.ML", "se.ML", "pooled.REML", "se.REML", "pooled.FE", "se.FE"]
 _T = TypeVar("_T")
 _OPTIMIZER_ERROR = "ERROR: the only optimizer currently available for lmer is 'nloptwrap', please respecify"
 _CONTROL_ERROR = (
@@ -48,7 +49,7 @@ def ds_lmer_slma(
     datasources: Sequence[str] | None = None,
     on_study_failure: Literal["raise", "exclude"] = "raise",
     progress: bool = False,
-) -> RList:
+) -> SLMAValue:
     """Fit ``lme4::lmer`` in every study and pool each coefficient (metafor ML, REML, FE).
 
     Returns the 8-element list of ds.lmerSLMA (``output.summary``, ``num.valid.studies``,
@@ -68,20 +69,43 @@ def ds_lmer_slma(
 
     ``progress``: a per-study progress bar (tqdm, on stderr) while the studies fit, with a
     ``pydsbase.Session``; the R-compatible ``notify_of_progress`` text on stdout is unchanged.
+
+    The value is an :class:`SLMAValue`: R's list, bit for bit, carrying beside it (not inside) the
+    server name of each ``studyN`` and the metafor fits behind the pooled matrix, so that
+    ``pydsbase.slma_result(value)`` names the studies and reuses the fits.
     """
     if on_study_failure not in ("raise", "exclude"):
         raise ValueError(f"on_study_failure is 'raise' or 'exclude', not {on_study_failure!r}")
     federation = _Federation(session, dsi.datasource_names(session, datasources), on_study_failure == "exclude")
     federation.progress = progress
-    result = _lmer_slma(
+    result, pooling = _lmer_slma(
         federation, formula, offset, weights, combine_with_metafor, data_name, checks, reml, control_type,
         control_value, optimizer, verbose, notify_of_progress, assign, newobj,
     )
+    failed = federation.failed
     if federation.exclude:
-        failed = federation.failed
         result.attributes["failed.studies"] = r_character(list(failed.values()), names=list(failed))
         result.attributes["datasources"] = r_character(federation.names)
-    return result
+    return SLMAValue(result.data, result.names, result.r_class, result.attributes,
+                     servers=tuple(federation.names), failed=dict(failed), pooling=pooling)
+
+
+@dataclass(eq=False)
+class SLMAValue(RList):
+    """What ``ds_lmer_slma`` returns: dsBaseClient's list, bit for bit (studies are ``study1..N``, as in R).
+
+    What R's value cannot say travels beside it, never inside it (``==``, ``to_node`` and ``dumps``
+    see only the R list):
+
+    - ``servers``: the server name of ``study1``..``studyN``, in order (the session's login order, or
+      the ``datasources`` given; under ``on_study_failure="exclude"`` the studies that answered);
+    - ``failed``: the studies ``on_study_failure="exclude"`` dropped, each with its error message;
+    - ``pooling``: the metafor fits behind ``SLMA.pooled.ests.matrix`` (None when nothing was pooled).
+    """
+
+    servers: tuple[str, ...] = ()
+    failed: dict[str, str] = field(default_factory=dict)
+    pooling: PooledEstimates | None = None
 
 
 class _Federation:
@@ -94,7 +118,7 @@ class _Federation:
         self.failed: dict[str, str] = {}
         self.progress = False
 
-    def _drop(self, exc: dsi.DataSHIELDErrors) -> None:
+    def _drop(self, exc: DataSHIELDErrors) -> None:
         """Record the failed studies of ``exc``; re-raise it when it names none of ours or leaves none."""
         gone = [name for name in self.names if name in exc.datashield_errors]
         if not self.exclude or not gone or len(gone) == len(self.names):
@@ -108,36 +132,23 @@ class _Federation:
         for _ in range(len(self.names)):
             try:
                 return call(list(self.names))
-            except dsi.DataSHIELDErrors as exc:
+            except DataSHIELDErrors as exc:
                 self._drop(exc)
         return call(list(self.names))
 
-    def aggregate(self, expr: str) -> list[RValue | None]:
-        """``dsi.aggregate`` on the studies; after failures, the survivors' answers as they came back."""
-        try:
-            return dsi.aggregate(self.session, expr, self.names)
-        except dsi.DataSHIELDErrors as exc:
-            self._drop(exc)
-            partial = getattr(exc.__cause__, "results", None)
-            if isinstance(partial, dict) and all(name in partial for name in self.names):
-                return [partial[name] for name in self.names]
-            return self.run(lambda names: dsi.aggregate(self.session, expr, names))
+    def aggregate(self, expr: str) -> dict[str, RValue | None]:
+        """One aggregate call to the studies: every answer keyed by server name, in the studies' order.
 
-
-@contextlib.contextmanager
-def _progress_bar(session: Any, names: Sequence[str], enabled: bool) -> Iterator[None]:
-    """Tick a per-study bar as each study answers (sessions with an ``on_study_done`` hook only)."""
-    if not enabled or not hasattr(session, "on_study_done"):
-        yield
-        return
-    from pydsbase.progress import study_progress
-
-    with study_progress(names, desc="lmer") as bar:
-        session.on_study_done = bar.done
-        try:
-            yield
-        finally:
-            session.on_study_done = None
+        After failures (with ``exclude``), the survivors' answers as they came back; a survivor whose
+        answer the session dropped is asked again.
+        """
+        with session_progress(self.session, self.names, self.progress):
+            answers, errors = dsi.aggregate_by_study(self.session, expr, self.names)
+        if errors:
+            self._drop(DataSHIELDErrors({name: [str(err)] for name, err in errors.items()}))
+            if any(name not in answers for name in self.names):
+                return self.run(lambda names: dict(zip(names, dsi.aggregate(self.session, expr, names), strict=True)))
+        return {name: answers.get(name) for name in self.names}
 
 
 def _lmer_slma(
@@ -156,7 +167,7 @@ def _lmer_slma(
     notify_of_progress: bool,
     assign: bool,
     newobj: str | None,
-) -> RList:
+) -> tuple[RList, PooledEstimates | None]:
     session = federation.session
     if formula is None:
         raise RError(" Please provide a valid regression formula!")
@@ -176,22 +187,53 @@ def _lmer_slma(
     encoded = encoded_formula_text(formula)
 
     if control_type is not None and control_value is None:
-        return RList([r_character([_CONTROL_ERROR])], names=["errorMessage"])
-    control_value_transmit = control_value_text(control_value)
+        return RList([r_character([_CONTROL_ERROR])], names=["errorMessage"]), None
     if optimizer is not None and optimizer != "nloptwrap":
         console.cat(cat_text("\n", _OPTIMIZER_ERROR, "\n"))
-        return RList([r_character([_OPTIMIZER_ERROR])], names=["errorMessage"])
+        return RList([r_character([_OPTIMIZER_ERROR])], names=["errorMessage"]), None
 
-    args = (encoded, offset, weights, data_name, reml, control_type, control_value_transmit, optimizer, verbose)
+    args = _call_args(encoded, offset, weights, data_name, reml, control_type, control_value, optimizer, verbose)
     if assign:
         newobj = "new.lmer.obj" if newobj is None else newobj
         if notify_of_progress:
             console.cat(cat_text("\n\nSAVING SERVERSIDE lmerMod OBJECT AS: <", newobj, ">\n\n"))
         assign_expr = deparse_call("lmerSLMADS.assign", *args, raw=(0,))
         federation.run(lambda names: dsi.assign(session, newobj, assign_expr, names))
-    with _progress_bar(federation.session, federation.names, federation.progress):
-        summaries = federation.aggregate(deparse_call("lmerSLMADS2", *args, raw=(0,)))
-    return _combine(summaries, combine_with_metafor, notify_of_progress)
+    summaries = federation.aggregate(deparse_call("lmerSLMADS2", *args, raw=(0,)))
+    return _combine(list(summaries.values()), combine_with_metafor, notify_of_progress)
+
+
+def _call_args(
+    encoded: str,
+    offset: str | None,
+    weights: str | None,
+    data_name: str | None,
+    reml: bool,
+    control_type: str | None,
+    control_value: str | float | None,
+    optimizer: str | None,
+    verbose: float,
+) -> tuple[Any, ...]:
+    """The arguments of ``lmerSLMADS2``/``lmerSLMADS.assign``, as ds.lmerSLMA transmits them."""
+    return (encoded, offset, weights, data_name, reml, control_type, control_value_text(control_value),
+            optimizer, verbose)
+
+
+def lmer_call_text(
+    formula: str,
+    offset: str | None = None,
+    weights: str | None = None,
+    data_name: str | None = None,
+    reml: bool = True,
+    control_type: str | None = None,
+    control_value: str | float | None = None,
+    optimizer: str | None = None,
+    verbose: float = 0,
+) -> str:
+    """The ``lmerSLMADS2(...)`` call text ds_lmer_slma sends for these arguments."""
+    args = _call_args(encoded_formula_text(formula), offset, weights, data_name, reml, control_type,
+                      control_value, optimizer, verbose)
+    return deparse_call("lmerSLMADS2", *args, raw=(0,))
 
 
 def control_value_text(value: Any) -> str | None:
@@ -203,7 +245,8 @@ def control_value_text(value: Any) -> str | None:
     return as_character_double(float(value))
 
 
-def _combine(summaries: list[RValue | None], combine: bool, notify: bool) -> RList:
+def _combine(summaries: list[RValue | None], combine: bool, notify: bool) -> tuple[RList, PooledEstimates | None]:
+    """ds.lmerSLMA's value from the studies' summaries (in order), and the metafor fits behind it."""
     numstudies = len(summaries)
     valid: list[int] = []
     with_errors: list[int] = []
@@ -228,7 +271,7 @@ def _combine(summaries: list[RValue | None], combine: bool, notify: bool) -> RLi
         names=[*(f"study{u + 1}" for u in range(numstudies)), "input.beta.matrix.for.SLMA", "input.se.matrix.for.SLMA"],
     )
     if not combine or not valid:
-        return output_summary
+        return output_summary, None
 
     usecols = [ut for ut in range(numstudies) if rops.row(betamatrix, 0)[ut] is not NA]
     betamatrix_valid = rops.select_columns(betamatrix, usecols)
@@ -239,7 +282,7 @@ def _combine(summaries: list[RValue | None], combine: bool, notify: bool) -> RLi
     # ds.lmerSLMA's "Models in different sources vary in structure" branch compares the lengths of
     # the columns of one matrix, which are always equal: it can never be taken.
 
-    pooled = _pool(
+    pooled, pooling = _pool(
         [rops.row(beta_rows, p) for p in range(numcoefficients)],
         [rops.row(se_rows, p) for p in range(numcoefficients)],
     )
@@ -272,7 +315,7 @@ def _combine(summaries: list[RValue | None], combine: bool, notify: bool) -> RLi
             "SLMA.pooled.ests.matrix",
             "Convergence.error.message",
         ],
-    )
+    ), pooling
 
 
 def _report_progress(summaries: list[RValue | None], with_errors: list[int]) -> None:
@@ -328,25 +371,22 @@ def _as_text(rtype: str, value: Any) -> str:
     return str(value)
 
 
-def _pool(betas: list[list[Any]], ses: list[list[Any]]) -> list[list[float]]:
-    """For each coefficient p: ML, se ML, REML, se REML, FE, se FE of metafor::rma on row p.
+def _pool(betas: list[list[Any]], ses: list[list[Any]]) -> tuple[list[list[float]], PooledEstimates]:
+    """For each coefficient p: ML, se ML, REML, se REML, FE, se FE of metafor::rma on row p; and the fits.
 
     metafor's warnings become R warnings (in R's order); its errors become :class:`RError`.
     """
-    from pydsbase import pooling
-    from pydsbase.meta import MetaAnalysisError
-
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            estimates = pooling.pool_slma(None, betas, ses)
+            estimates = pool_slma(None, betas, ses)
         except MetaAnalysisError as exc:
             _forward(caught)
             raise RError(str(exc)) from exc
     _forward(caught)
     matrix = estimates.matrix
     rows = len(betas)
-    return [[matrix.data[c * rows + p] for c in range(6)] for p in range(rows)]
+    return [[matrix.data[c * rows + p] for c in range(6)] for p in range(rows)], estimates
 
 
 def _forward(caught: list[warnings.WarningMessage]) -> None:

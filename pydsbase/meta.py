@@ -31,11 +31,13 @@ from pydsbase._rlinalg import (
     seq_dot,
 )
 from pydsbase._rmath import QNORM_0975_UPPER, pchisq_upper, pnorm_upper
+from pydsbase.errors import MetaAnalysisError
 
 __all__ = ["METHODS", "MetaAnalysisError", "MetaAnalysisWarning", "RmaResult", "rma", "rma_rows"]
 
 Method = Literal["FE", "ML", "REML"]
-METHODS: Final = ("FE", "ML", "REML")
+#: The ported methods, in the order ds.lmerSLMA pools with them (the one list of them in pydsbase).
+METHODS: Final = ("ML", "REML", "FE")
 _OTHER_METHODS: Final = ("EE", "CE", "HS", "HSk", "HE", "DL", "DLIT", "GENQ", "GENQM", "SJ", "SJIT", "PM", "MP",
                          "PMM", "EB")
 
@@ -61,10 +63,6 @@ MSG_NAN: Final = "NaNs produced"
 MSG_NA_COND: Final = "missing value where TRUE/FALSE needed"
 MSG_LENGTH: Final = "Length of 'yi' and 'vi' (or 'sei') is not the same."
 MSG_METHOD: Final = "Unknown 'method' specified."
-
-
-class MetaAnalysisError(Exception):
-    """metafor stopped; ``str()`` is R's condition message."""
 
 
 class MetaAnalysisWarning(UserWarning):

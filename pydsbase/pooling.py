@@ -10,24 +10,43 @@ calls ``metafor::rma(yi = betas[p, ], sei = ses[p, ], method = m)`` for m = "ML"
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
-from pydsbase.meta import Outcome, RmaResult, rma_rows
+from pydsbase.meta import METHODS, Outcome, RmaResult, rma_rows
 from pydsbase.rvalue import NA, RAtomic
 
 __all__ = ["POOLED_COLUMNS", "PooledEstimates", "pool_slma"]
 
-POOLED_COLUMNS: Final = ("pooled.ML", "se.ML", "pooled.REML", "se.REML", "pooled.FE", "se.FE")
-_ORDER: Final = ("ML", "REML", "FE")
+#: The columns of ds.lmerSLMA's ``SLMA.pooled.ests.matrix`` (the one list of them in pydsbase).
+POOLED_COLUMNS: Final = tuple(f"{column}.{method}" for method in METHODS for column in ("pooled", "se"))
 
 
 @dataclass(frozen=True)
 class PooledEstimates:
-    """``SLMA.pooled.ests.matrix`` as an R double matrix, and every fit behind it."""
+    """``SLMA.pooled.ests.matrix`` as an R double matrix, and every fit behind it.
+
+    ``outcomes[m][p]`` is metafor's fit (result or error, with its warnings) of row p under method m,
+    on ``yis[p]`` and ``seis[p]``; ``outcome(yi, sei, m)`` finds the fit of given inputs, bit for bit.
+    """
 
     matrix: RAtomic
     results: dict[str, list[RmaResult]]
+    yis: list[list[float]] = field(default_factory=list)
+    seis: list[list[float]] = field(default_factory=list)
+    outcomes: dict[str, list[Outcome]] = field(default_factory=dict)
+
+    def outcome(self, yi: Sequence[float], sei: Sequence[float], method: str) -> Outcome | None:
+        """The fit of exactly these inputs (every double bit for bit) under ``method``, if one was made."""
+        key = (_bits(yi), _bits(sei))
+        for p, row in enumerate(self.outcomes.get(method, [])):
+            if (_bits(self.yis[p]), _bits(self.seis[p])) == key:
+                return row
+        return None
+
+
+def _bits(values: Sequence[float]) -> tuple[str, ...]:
+    return tuple(float(v).hex() for v in values)
 
 
 def _as_float(value: object) -> float:
@@ -49,16 +68,16 @@ def pool_slma(terms: Sequence[str] | None, betas: Sequence[Sequence[object]],
         raise ValueError("betas and ses must have the same number of rows")
     if terms is not None and len(terms) != len(yis):
         raise ValueError("terms must name every row")
-    fits: dict[str, list[Outcome]] = {m: rma_rows(yis, seis, m) for m in _ORDER}
-    results: dict[str, list[RmaResult]] = {m: [] for m in _ORDER}
+    fits: dict[str, list[Outcome]] = {m: rma_rows(yis, seis, m) for m in METHODS}
+    results: dict[str, list[RmaResult]] = {m: [] for m in METHODS}
     for p in range(len(yis)):
-        for m in _ORDER:
+        for m in METHODS:
             results[m].append(fits[m][p].replay())
     nrow = len(yis)
     data: list[float] = []  # column-major: pooled.ML, se.ML, pooled.REML, se.REML, pooled.FE, se.FE
-    for m in _ORDER:
+    for m in METHODS:
         data.extend(r.beta for r in results[m])
         data.extend(r.se for r in results[m])
     matrix = RAtomic(type="double", data=data, dim=[nrow, len(POOLED_COLUMNS)],
                      dimnames=[list(terms) if terms is not None else None, list(POOLED_COLUMNS)])
-    return PooledEstimates(matrix=matrix, results=results)
+    return PooledEstimates(matrix=matrix, results=results, yis=yis, seis=seis, outcomes=fits)

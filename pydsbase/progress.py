@@ -1,31 +1,20 @@
-"""Per-study progress bars (tqdm) for long calls, and a per-study fan-out that keeps every answer.
+"""Per-study progress bars (tqdm) for long calls.
 
 tqdm is imported only when a bar is asked for; the bar goes to stderr, so the R-compatible
 ``notify_of_progress`` text that ds_lmer_slma prints on stdout is unchanged.
 
 - ``study_progress(names, enabled=True)``: a context manager; ``.done(name)`` ticks one study.
-- ``aggregate_per_study(session, expr, ...)``: one aggregate call to every study that returns
-  ``(answers, errors)`` by study name, ticking a bar as each study answers, and never raising for a
-  failed study (the rich result layer names it with its reason instead).
+- ``session_progress(session, names, enabled)``: a context manager that ticks a bar from the
+  session's ``on_study_done`` hook while calls run (the session's fan-out is the only one).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from pydsbase.errors import StudyCallError
-
-if TYPE_CHECKING:
-    from datashield.interface import DSResult
-
-    from pydsbase.session import Session
-
-__all__ = ["StudyProgress", "aggregate_per_study", "study_progress"]
-
-_MAX_POLL_SLEEP = 0.02
+__all__ = ["StudyProgress", "session_progress", "study_progress"]
 
 
 class StudyProgress:
@@ -60,58 +49,19 @@ def study_progress(names: Sequence[str], enabled: bool = True, desc: str = "stud
         bar.close()
 
 
-def aggregate_per_study(
-    session: Session,
-    expr: str,
-    conn_names: Sequence[str] | None = None,
-    progress: bool = False,
-    desc: str = "lmer",
-    timeout: float | None = None,
-) -> tuple[dict[str, Any], dict[str, Exception]]:
-    """Aggregate ``expr`` in every selected study; answers and errors by study, in connection order.
+@contextmanager
+def session_progress(session: Any, names: Sequence[str], enabled: bool = True, desc: str = "lmer") -> Iterator[None]:
+    """Tick a per-study bar as each study's answer to the session's calls is in.
 
-    The studies run in parallel; the bar ticks in the order they finish.
+    The ticks come from the session's own hook (``Session.on_study_done``); a session without that
+    hook shows no bar.
     """
-    session.sessions()
-    conns = [c for c in session.conns or [] if conn_names is None or c.get_name() in conn_names]
-    if conn_names is not None:
-        unknown = [n for n in conn_names if n not in {c.get_name() for c in conns}]
-        if unknown:
-            raise ValueError(f"unknown connection names: {', '.join(unknown)}")
-    names = [c.get_name() for c in conns]
-    answers: dict[str, Any] = {}
-    errors: dict[str, Exception] = {}
-    pending: dict[str, DSResult] = {}
-    for conn in conns:
+    if not enabled or not hasattr(session, "on_study_done"):
+        yield
+        return
+    with study_progress(names, desc=desc) as bar:
+        session.on_study_done = bar.done
         try:
-            pending[conn.get_name()] = conn.aggregate(expr, True)
-        except Exception as exc:
-            errors[conn.get_name()] = exc
-    limit = session.timeout if timeout is None else timeout
-    deadline = None if limit is None else time.monotonic() + limit
-    with study_progress(names, enabled=progress, desc=desc) as bar:
-        for name in errors:
-            bar.done(name, failed=True)
-        delay = 0.001
-        while pending:
-            for name, result in list(pending.items()):
-                if not result.is_completed():
-                    continue
-                del pending[name]
-                try:
-                    answers[name] = result.fetch()
-                except Exception as exc:
-                    errors[name] = exc
-                bar.done(name, failed=name in errors)
-            if not pending:
-                break
-            if deadline is not None and time.monotonic() > deadline:
-                for name in pending:
-                    errors[name] = StudyCallError(name, f"no answer within {limit:g} s", kind="timeout")
-                    bar.done(name, failed=True)
-                break
-            time.sleep(delay)
-            delay = min(delay * 2, _MAX_POLL_SLEEP)
-    ordered_answers = {n: answers[n] for n in names if n in answers}
-    ordered_errors = {n: errors[n] for n in names if n in errors}
-    return ordered_answers, ordered_errors
+            yield
+        finally:
+            session.on_study_done = None

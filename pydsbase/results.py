@@ -15,9 +15,10 @@ study drops a coefficient) and only the pooled estimate and its standard error a
   coefficient missing or not estimable in that study);
 - ``to_frame()`` (pandas), ``to_dict()``, ``to_json()``, a readable ``repr`` and an HTML repr.
 
-Build one from dsBaseClient's list with ``slma_result(r_value, study_names)``, or run the model and
-build it directly with ``lmer_slma_result(session, formula, ...)``, which never fails on studies whose
-coefficients differ.
+Build one from what ``ds_lmer_slma`` returned with ``slma_result(value)`` (the value carries its
+studies' server names and its metafor fits beside R's list), or run the model and build it directly
+with ``lmer_slma_result(session, formula, ...)``, which never fails on studies whose coefficients differ.
+Both use ``ds_lmer_slma``'s call text, its one fan-out through the session and the same summaries.
 """
 
 from __future__ import annotations
@@ -30,11 +31,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from pydsbase.lmer import SLMAValue, lmer_call_text
+from pydsbase.meta import METHODS
 from pydsbase.rvalue import NA, RAtomic, RList, RValue
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from pydsbase.pooling import PooledEstimates
     from pydsbase.session import Session
 
 __all__ = [
@@ -44,11 +48,10 @@ __all__ = [
     "PoolingFailure",
     "SLMAResult",
     "StudyFit",
+    "lmer_call_text",
     "lmer_slma_result",
     "slma_result",
 ]
-
-METHODS: tuple[str, ...] = ("ML", "REML", "FE")
 
 ExclusionKind = Literal["disclosure", "fit_error", "server_error", "missing_coefficient", "not_estimable"]
 
@@ -345,24 +348,52 @@ def slma_result(
     ``value`` is either the full list of ``ds_lmer_slma`` (with ``output.summary``), or an
     ``output.summary``-style list (``study1``..``studyN``, as returned with
     ``combine_with_metafor=False``), or any list whose first N elements are the N study summaries.
-    ``study_names`` are the server names in the same order. The full list is kept as ``r_value``.
+    The full list is kept as ``r_value``.
 
-    A value from ``ds_lmer_slma(..., on_study_failure="exclude")`` names its studies itself (attribute
-    ``datasources``, used when ``study_names`` is None) and the studies that failed (attribute
-    ``failed.studies``): each of those is listed as excluded with its error.
+    Studies are named by server name, in the value's order: a value ``ds_lmer_slma`` returned (an
+    :class:`~pydsbase.lmer.SLMAValue`) carries them, so ``study_names`` is not needed; given anyway,
+    they must be exactly those names in that order (``ValueError`` otherwise, never a silent
+    relabelling). Any other list needs ``study_names``. The studies ``on_study_failure="exclude"``
+    dropped are listed as excluded with their error. Where a term is pooled over exactly the inputs
+    ds_lmer_slma pooled, its metafor fits are reused, not recomputed (unless ``rma`` is given).
     """
-    survivors = value.attributes.get("datasources") if isinstance(value, RList) else None
-    if study_names is None:
-        if not isinstance(survivors, RAtomic):
-            raise ValueError("study_names are needed: the value does not name its studies")
-        study_names = [str(name) for name in survivors.data]
-    summaries = study_summaries(value, len(study_names))
-    fits = [study_fit(name, summary) for name, summary in zip(study_names, summaries, strict=True)]
-    failed = value.attributes.get("failed.studies")
-    if isinstance(failed, RAtomic) and failed.names:
-        fits += [study_fit(str(name), RuntimeError(str(message)))
-                 for name, message in zip(failed.names, failed.data, strict=True) if name not in study_names]
+    names = _study_names(value, study_names)
+    summaries = study_summaries(value, len(names))
+    fits = [study_fit(name, summary) for name, summary in zip(names, summaries, strict=True)]
+    fits += [study_fit(name, RuntimeError(message)) for name, message in _failed_studies(value).items()
+             if name not in names]
+    if rma is None:
+        rma = _metafor_rma(value.pooling if isinstance(value, SLMAValue) else None)
     return pool(fits, r_value=value, formula=formula, methods=methods, rma=rma)
+
+
+def _study_names(value: RList, given: Sequence[str] | None) -> list[str]:
+    """The server names of the value's studies: those that travelled with it, checked against ``given``."""
+    travelled: list[str] | None = None
+    if isinstance(value, SLMAValue):
+        travelled = list(value.servers)
+    else:
+        survivors = value.attributes.get("datasources") if isinstance(value, RList) else None
+        if isinstance(survivors, RAtomic):  # a value whose SLMAValue wrapper was lost (e.g. read back from JSON)
+            travelled = [str(name) for name in survivors.data]
+    if given is None:
+        if travelled is None:
+            raise ValueError("study_names are needed: the value does not name its studies")
+        return travelled
+    names = [given] if isinstance(given, str) else list(given)
+    if travelled is not None and names != travelled:
+        raise ValueError(f"study_names {names} do not match the studies this value came from, "
+                         f"in its order: {travelled}; leave study_names out to use those")
+    return names
+
+
+def _failed_studies(value: RList) -> dict[str, str]:
+    if isinstance(value, SLMAValue):
+        return dict(value.failed)
+    failed = value.attributes.get("failed.studies") if isinstance(value, RList) else None
+    if isinstance(failed, RAtomic) and failed.names:
+        return {str(name): str(message) for name, message in zip(failed.names, failed.data, strict=True)}
+    return {}
 
 
 def study_summaries(value: RList, n_studies: int) -> list[RValue | None]:
@@ -515,72 +546,43 @@ def lmer_slma_result(
     or the studies' coefficient counts differ, where dsBaseClient stops). ``progress`` shows a
     per-study bar (tqdm, on stderr).
     """
-    from pydsbase.progress import aggregate_per_study
+    from pydsbase import dsi, lmer
+    from pydsbase.progress import session_progress
+    from pydsbase.session import selected_names
 
     if control_type is not None and control_value is None:
         raise ValueError("control_type needs a control_value (e.g. control_value=1e-7)")
     if optimizer is not None and optimizer != "nloptwrap":
         raise ValueError("the only optimizer available for lmer is 'nloptwrap'")
     expr = lmer_call_text(formula, offset, weights, data_name, reml, control_type, control_value, optimizer, verbose)
-    names = _connection_names(session, datasources)
-    answers, errors = aggregate_per_study(session, expr, conn_names=names, progress=progress)
+    names = selected_names([c.get_name() for c in session.conns or []], datasources)
+    with session_progress(session, names, progress):
+        answers, errors = dsi.aggregate_by_study(session, expr, names)
     fits = [study_fit(name, errors[name] if name in errors else answers.get(name)) for name in names]
-    r_value = None if errors else _r_compatible_summary([answers.get(name) for name in names])
+    r_value: RList | None = None
+    if not errors:
+        try:
+            summary, _ = lmer._combine([answers.get(name) for name in names], False, False)
+        except Exception:  # dsBaseClient stops here (studies' coefficient counts differ): no R value
+            summary = None
+        if summary is not None:  # the server names travel beside it, as with ds_lmer_slma's value
+            r_value = SLMAValue(summary.data, summary.names, summary.r_class, summary.attributes, servers=tuple(names))
     return pool(fits, r_value=r_value, formula=formula, methods=methods)
-
-
-def lmer_call_text(
-    formula: str,
-    offset: str | None = None,
-    weights: str | None = None,
-    data_name: str | None = None,
-    reml: bool = True,
-    control_type: str | None = None,
-    control_value: str | float | None = None,
-    optimizer: str | None = None,
-    verbose: float = 0,
-) -> str:
-    """The ``lmerSLMADS2(...)`` call text ds_lmer_slma sends for these arguments."""
-    from pydsbase.formula import encoded_formula_text
-    from pydsbase.lmer import control_value_text
-    from pydsbase.rtext import deparse_call
-
-    transmit = control_value_text(control_value)
-    args = (encoded_formula_text(formula), offset, weights, data_name, reml, control_type, transmit, optimizer, verbose)
-    return deparse_call("lmerSLMADS2", *args, raw=(0,))
-
-
-def _connection_names(session: Session, datasources: Sequence[str] | None) -> list[str]:
-    known = [c.get_name() for c in session.conns or []]
-    if datasources is None:
-        return known
-    names = [datasources] if isinstance(datasources, str) else list(datasources)
-    unknown = [n for n in names if n not in known]
-    if unknown or not names:
-        raise ValueError(f"unknown study names {unknown}; the session has {known}")
-    return names
-
-
-def _r_compatible_summary(summaries: list[Any]) -> RList | None:
-    """ds.lmerSLMA's ``combine.with.metafor = FALSE`` list, or None where dsBaseClient itself stops."""
-    from pydsbase import lmer
-
-    try:
-        value = lmer._combine(summaries, False, False)
-    except Exception:  # dsBaseClient stops here (studies' coefficient counts differ): no R value
-        return None
-    return value if isinstance(value, RList) else None
 
 
 # -- helpers ----------------------------------------------------------------------------------------
 
 
-def _metafor_rma() -> RmaFunction:
-    """pydsbase.meta's rma; metafor's warnings are kept on the row instead of being signalled."""
+def _metafor_rma(done: PooledEstimates | None = None) -> RmaFunction:
+    """pydsbase.meta's rma; metafor's warnings are kept on the row instead of being signalled.
+
+    A fit ``done`` already holds for exactly these inputs (ds_lmer_slma's) is reused, not recomputed.
+    """
     from pydsbase.meta import MetaAnalysisError, rma_rows
 
     def call(yi: list[float], sei: list[float], method: str) -> Any:
-        (outcome,) = rma_rows([yi], [sei], method)
+        found = done.outcome(yi, sei, method) if done is not None else None
+        (outcome,) = [found] if found is not None else rma_rows([yi], [sei], method)
         if outcome.error is not None:
             raise MetaAnalysisError(outcome.error)
         assert outcome.result is not None

@@ -10,23 +10,26 @@ Differences from the stock session (both work with every pydsbase call):
   so the studies' round trips overlap;
 - every call has a timeout (``Session(timeout=...)`` or per call); a late study is an error naming it;
 - a study whose session fails is never dropped silently: the call raises ``SessionCallError`` naming
-  every failed study with its message, and ``get_errors()`` holds the per-study errors.
+  every failed study with its message, and ``get_errors()`` holds the per-study errors (each a
+  ``pydsbase.errors.StudyCallError`` subclass when the study or its driver made it);
+- ``on_study_done(study, failed)``, when set, is called once per study as its answer is in (progress
+  bars); ``selected_names`` is the one check of the study names a call goes to.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from datashield.api import DSSession
 from datashield.interface import DSConnection, DSLoginInfo, DSResult
 
-from pydsbase.errors import SessionCallError, StudyCallError
+from pydsbase.errors import SessionCallError, StudyCallError, UnknownStudyError, study_error
 
-__all__ = ["Session"]
+__all__ = ["Session", "selected_names"]
 
 _MAX_POLL_SLEEP = 0.02
 
@@ -80,7 +83,7 @@ class Session(DSSession):
             if pending:
                 if time.monotonic() > deadline:
                     for conn in pending:
-                        self.errors[conn.get_name()] = StudyCallError(
+                        self.errors[conn.get_name()] = study_error(
                             conn.get_name(), f"R session not started within {self.start_timeout:g} s", "timeout"
                         )
                     break
@@ -95,13 +98,8 @@ class Session(DSSession):
     def _selected(self, conn_names: list[str] | None) -> list[DSConnection]:
         if not self.conns:
             raise SessionCallError("call", {"session": RuntimeError("the session is not open")})
-        if conn_names is None:
-            return list(self.conns)
         by_name = {c.get_name(): c for c in self.conns}
-        unknown = [n for n in conn_names if n not in by_name]
-        if unknown:
-            raise ValueError(f"unknown connection names: {', '.join(unknown)}")
-        return [by_name[n] for n in conn_names]
+        return [by_name[n] for n in selected_names(list(by_name), conn_names)]
 
     def _fan_out(
         self,
@@ -122,31 +120,53 @@ class Session(DSSession):
         # Studies whose submit blocks (an HTTP request) are called on threads, so their round trips
         # overlap; a submit that only writes to a pipe (local studies) is cheaper than a thread.
         threaded = [c for c in conns if not getattr(c, "submits_without_waiting", False)]
-        futures = {}
+        futures: dict[Future[Any], str] = {}
         if len(threaded) > 1:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="pydsbase-session")
-            futures = {c.get_name(): self._pool.submit(one, c) for c in threaded}
+            futures = {self._pool.submit(one, c): c.get_name() for c in threaded}
+        threaded_names = set(futures.values())
+        results: dict[str, Any] = {}
+
+        def done(name: str) -> None:
+            if self.on_study_done is not None:
+                self.on_study_done(name, name in self.errors)
+
         submitted: dict[str, DSResult] = {}
         for conn in conns:
-            if conn.get_name() in futures:
+            if conn.get_name() in threaded_names:
                 continue
             try:
                 submitted[conn.get_name()] = submit(conn, False)
             except Exception as exc:
                 self.errors[conn.get_name()] = exc
-        results: dict[str, Any] = {}
-        for conn in conns:
-            name = conn.get_name()
+                done(conn.get_name())
+        if futures:  # collected as they finish, so the progress hook ticks in completion order
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic()) + _LATE_GRACE
             try:
-                if name in futures:
-                    results[name] = _future_result(name, futures[name], deadline, limit)
-                elif name in submitted:
-                    results[name] = _wait_fetch(name, submitted[name], deadline, limit)
+                for future in as_completed(futures, timeout=remaining):
+                    _collect(futures[future], future, results, self.errors)
+                    done(futures[future])
+            except FutureTimeout:
+                # A study whose request hangs (a stopped server) times out on time; its thread stays
+                # blocked until its transport timeout, only the caller moves on.
+                for future, name in futures.items():
+                    if name in results or name in self.errors:
+                        continue
+                    if future.done():
+                        _collect(name, future, results, self.errors)
+                    else:
+                        self.errors[name] = _late(name, limit)
+                    done(name)
+        for name, result in submitted.items():
+            try:
+                results[name] = _wait_fetch(name, result, deadline, limit)
             except Exception as exc:
                 self.errors[name] = exc
-            if self.on_study_done is not None:
-                self.on_study_done(name, name in self.errors)
+            done(name)
+        order = [c.get_name() for c in conns]
+        self.errors = {n: self.errors[n] for n in order if n in self.errors} | self.errors
+        results = {n: results[n] for n in order if n in results}
         if self.errors:
             raise SessionCallError(operation, self.errors, results)
         return results
@@ -233,16 +253,30 @@ class Session(DSSession):
 _LATE_GRACE = 1.0  # a study's thread may report its own timeout this long after the deadline
 
 
-def _future_result(name: str, future: Future[Any], deadline: float | None, limit: float | None) -> Any:
-    """A threaded study call's value; a study whose request hangs (a stopped server) times out on time.
-
-    The request's own thread stays blocked until its transport timeout; only the caller moves on.
-    """
-    remaining = None if deadline is None else max(0.0, deadline - time.monotonic()) + _LATE_GRACE
+def _collect(name: str, future: Future[Any], results: dict[str, Any], errors: dict[str, Exception]) -> None:
     try:
-        return future.result(timeout=remaining)
-    except FutureTimeout:
-        raise StudyCallError(name, f"no answer within {limit:g} s", kind="timeout") from None
+        results[name] = future.result()
+    except Exception as exc:
+        errors[name] = exc
+
+
+def _late(name: str, limit: float | None) -> StudyCallError:
+    return study_error(name, f"no answer within {limit:g} s", kind="timeout")
+
+
+def selected_names(known: Sequence[str], wanted: Sequence[str] | str | None) -> list[str]:
+    """The study names a call goes to, in the order given (all of ``known`` when ``wanted`` is None).
+
+    The one check of study names: an unknown name, or an empty selection, raises
+    :class:`~pydsbase.errors.UnknownStudyError` (a ``ValueError``) naming the names the session has.
+    """
+    if wanted is None:
+        return list(known)
+    names = [wanted] if isinstance(wanted, str) else list(wanted)
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        raise UnknownStudyError(f"unknown study names {unknown}; the session has {list(known)}")
+    return names
 
 
 def _wait_fetch(name: str, result: DSResult, deadline: float | None, limit: float | None) -> Any:
@@ -251,12 +285,12 @@ def _wait_fetch(name: str, result: DSResult, deadline: float | None, limit: floa
     waiter = getattr(result, "wait", None)
     if callable(waiter):
         if not waiter(remaining):
-            raise StudyCallError(name, f"no answer within {limit:g} s", kind="timeout")
+            raise _late(name, limit)
         return result.fetch()
     delay = 0.001
     while not result.is_completed():
         if deadline is not None and time.monotonic() > deadline:
-            raise StudyCallError(name, f"no answer within {limit:g} s", kind="timeout")
+            raise _late(name, limit)
         time.sleep(delay)
         delay = min(delay * 2, _MAX_POLL_SLEEP)
     return result.fetch()

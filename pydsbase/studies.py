@@ -48,6 +48,8 @@ import httpx
 import yaml
 from datashield.interface import DSConfig, DSLoginInfo
 
+from pydsbase.errors import StudyLaunchError
+
 __all__ = [
     "DEFAULT_IMAGE",
     "LABEL",
@@ -71,10 +73,6 @@ CONTAINER_USERS = "/run/pydsbase/users.json"
 NOFILE_LIMIT = 20000
 DRIVER = "pydsbase.HTTPDriver"
 REPO = Path(__file__).resolve().parents[1]
-
-
-class StudyLaunchError(RuntimeError):
-    """A study server could not be started or did not become healthy; the message names the study."""
 
 
 @dataclass(frozen=True)

@@ -16,14 +16,16 @@ from pydsbase.session import Session
 DELAYS: dict[str, float] = {}  # study -> seconds until its answer is in (a real timer)
 POLLS: dict[str, int] = {}  # study -> its answer is in at this is_completed() call (no timer)
 FAILS: dict[str, str] = {}
+GATED: dict[str, threading.Event] = {}  # a study whose answer is in once its event is set
+BLOCKED: dict[str, threading.Event] = {}  # a study whose submit hangs until its event is set
 
 
 class _Result(DSResult):
     def __init__(self, name: str, value: object) -> None:
         self.name, self.value = name, value
-        self.done = threading.Event()
+        self.done = GATED.get(name) or threading.Event()
         self.polls = 0
-        if name not in POLLS:
+        if name not in POLLS and name not in GATED:
             threading.Timer(DELAYS.get(name, 0.0), self.done.set).start()
 
     def is_completed(self) -> bool:
@@ -69,6 +71,8 @@ class _Conn(DSConnection):
         return "session"
 
     def aggregate(self, expr: str, asynchronous: bool = True) -> DSResult:
+        if self.name in BLOCKED:
+            BLOCKED[self.name].wait(30)
         kind = _WaitableResult if self.name.startswith("w") else _Result
         return kind(self.name, f"{self.name}:{expr}")
 
@@ -96,6 +100,8 @@ def _reset() -> None:
     DELAYS.clear()
     POLLS.clear()
     FAILS.clear()
+    GATED.clear()
+    BLOCKED.clear()
     _WaitableResult.waited.clear()
 
 
@@ -155,3 +161,36 @@ def test_timeout_names_the_late_study(clock: FakeClock) -> None:
         session.aggregate("x()")
     assert list(late.value.errors) == ["b"]
     assert 0.2 < sum(clock.sleeps) < 0.2 + 0.02  # gave up at the first look past the deadline
+
+
+def test_progress_hook_ticks_as_each_study_finishes() -> None:
+    """Study a answers only after b's tick: a hook called in connection order would wait for a forever."""
+    GATED["a"] = threading.Event()
+    session = _session(["a", "b"], timeout=20)
+    ticks: list[tuple[str, bool]] = []
+
+    def hook(name: str, failed: bool) -> None:
+        ticks.append((name, failed))
+        if name == "b":
+            GATED["a"].set()
+
+    session.on_study_done = hook
+    assert session.aggregate("x()") == {"a": "a:x()", "b": "b:x()"}
+    assert ticks == [("b", False), ("a", False)]
+
+
+def test_a_hung_submit_times_out_and_the_others_answers_are_kept() -> None:
+    from pydsbase.errors import StudyTimeoutError
+
+    BLOCKED["b"] = threading.Event()
+    session = _session(["a", "b"], timeout=0.2)
+    ticks: list[tuple[str, bool]] = []
+    session.on_study_done = lambda name, failed: ticks.append((name, failed))
+    try:
+        with pytest.raises(SessionCallError) as info:
+            session.aggregate("x()")
+    finally:
+        BLOCKED["b"].set()
+    assert isinstance(info.value.errors["b"], StudyTimeoutError)
+    assert str(info.value.errors["b"]) == "no answer within 0.2 s" and info.value.results == {"a": "a:x()"}
+    assert ticks == [("a", False), ("b", True)]

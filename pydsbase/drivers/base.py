@@ -10,7 +10,7 @@ from typing import Any
 
 from datashield.interface import DSConnection, DSResult, RSession
 
-from pydsbase.errors import StudyCallError
+from pydsbase.errors import StudyCallError, study_error
 
 __all__ = ["ReadySession", "StudyConnection"]
 
@@ -49,7 +49,7 @@ class StudyConnection(DSConnection):
         raise NotImplementedError
 
     def _unsupported(self, what: str) -> StudyCallError:
-        return StudyCallError(self.name, f"{what} are not supported by pydsbase studies", kind="rejected")
+        return study_error(self.name, f"{what} are not supported by pydsbase studies", kind="rejected")
 
     def get_name(self) -> str:
         return self.name
@@ -69,7 +69,7 @@ class StudyConnection(DSConnection):
 
     def get_session(self) -> RSession:
         if self._session is None:
-            raise StudyCallError(self.name, "no session: call start_session() first", kind="session")
+            raise study_error(self.name, "no session: call start_session() first", kind="session")
         return self._session
 
     # -- what pydsbase studies do not have --------------------------------------------------------

@@ -23,7 +23,7 @@ import httpx
 from datashield.interface import DSDriver, DSLoginInfo, DSResult
 
 from pydsbase.drivers.base import ReadySession, StudyConnection
-from pydsbase.errors import StudyCallError
+from pydsbase.errors import StudyCallError, study_error
 from pydsbase.rvalue import RValue, from_node
 
 __all__ = ["HTTPConnection", "HTTPDriver", "HTTPResult"]
@@ -56,7 +56,7 @@ def _error_of(study: str, response: httpx.Response) -> StudyCallError:
         kind, message = "", ""
     if not message:
         kind, message = kind or "http", f"HTTP {response.status_code} from the study server"
-    return StudyCallError(study, message, kind=kind)
+    return study_error(study, message, kind=kind)
 
 
 @functools.cache
@@ -155,10 +155,10 @@ class HTTPConnection(StudyConnection):
         try:
             return self._client.request(method, path, **kwargs)
         except httpx.TimeoutException as exc:
-            raise StudyCallError(self.name, f"the study server did not answer in time ({exc})",
+            raise study_error(self.name, f"the study server did not answer in time ({exc})",
                                  kind="timeout") from exc
         except httpx.HTTPError as exc:
-            raise StudyCallError(self.name, f"cannot reach the study server at {self.url}: {exc}",
+            raise study_error(self.name, f"cannot reach the study server at {self.url}: {exc}",
                                  kind="unavailable") from exc
 
     def _fast_submit(self, path: str, body: dict[str, Any], wait: float) -> httpx.Response:
@@ -168,16 +168,16 @@ class HTTPConnection(StudyConnection):
         try:
             return self._fast.post(path, json.dumps(body).encode("utf-8"), headers, _CALL_TIMEOUT + wait)
         except TimeoutError as exc:
-            raise StudyCallError(self.name, f"the study server did not answer in time ({exc})",
+            raise study_error(self.name, f"the study server did not answer in time ({exc})",
                                  kind="timeout") from exc
         except (OSError, http.client.HTTPException) as exc:
-            raise StudyCallError(self.name, f"cannot reach the study server at {self.url}: {exc}",
+            raise study_error(self.name, f"cannot reach the study server at {self.url}: {exc}",
                                  kind="unavailable") from exc
 
     def failure(self, response: httpx.Response) -> StudyCallError:
         """The error of a 4xx/5xx answer; a 401 once logged in means the server forgot the login."""
         if response.status_code == 401 and "Authorization" in self._client.headers:
-            return StudyCallError(self.name, STALE_LOGIN_MESSAGE, kind="session")
+            return study_error(self.name, STALE_LOGIN_MESSAGE, kind="session")
         return _error_of(self.name, response)
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -187,7 +187,7 @@ class HTTPConnection(StudyConnection):
         try:
             return response.json()
         except ValueError as exc:
-            raise StudyCallError(self.name, "the study server sent a malformed answer", kind="http") from exc
+            raise study_error(self.name, "the study server sent a malformed answer", kind="http") from exc
 
     # -- content ----------------------------------------------------------------------------------
 
@@ -221,7 +221,7 @@ class HTTPConnection(StudyConnection):
             try:
                 return HTTPResult(self, str(response.json()["command"]), decode)
             except (ValueError, KeyError, TypeError) as exc:
-                raise StudyCallError(self.name, "the study server sent a malformed answer", kind="http") from exc
+                raise study_error(self.name, "the study server sent a malformed answer", kind="http") from exc
         result = HTTPResult(self, "", decode)
         result.record(response)
         return result
@@ -327,7 +327,7 @@ class HTTPResult(DSResult):
             self._malformed(exc)
 
     def _malformed(self, cause: Exception) -> None:
-        failure = StudyCallError(self._conn.name, "the study server sent a malformed answer", kind="http")
+        failure = study_error(self._conn.name, "the study server sent a malformed answer", kind="http")
         failure.__cause__ = cause
         self._outcome = (False, failure)
 
@@ -346,7 +346,7 @@ class HTTPResult(DSResult):
 
     def fetch(self, timeout: float | None = None) -> RValue | None:
         if not self.wait(timeout):
-            raise StudyCallError(self._conn.name, f"no answer within {timeout:g} s", kind="timeout")
+            raise study_error(self._conn.name, f"no answer within {timeout:g} s", kind="timeout")
         assert self._outcome is not None
         ok, value = self._outcome
         if not ok:

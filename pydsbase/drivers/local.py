@@ -21,7 +21,7 @@ from urllib.parse import unquote, urlparse
 from datashield.interface import DSDriver, DSLoginInfo, DSResult
 
 from pydsbase.drivers.base import ReadySession, StudyConnection
-from pydsbase.errors import StudyCallError
+from pydsbase.errors import StudyCallError, study_error
 from pydsbase.rvalue import RValue, from_node
 
 __all__ = ["LocalConnection", "LocalDriver", "LocalResult"]
@@ -128,12 +128,12 @@ class _StudyProcess:
 
 def _unwrap(study: str, pending: _Pending, timeout: float | None) -> Any:
     if not pending.done.wait(timeout):
-        raise StudyCallError(study, f"no answer within {timeout:g} s", kind="timeout")
+        raise study_error(study, f"no answer within {timeout:g} s", kind="timeout")
     reply = pending.reply or {}
     if reply.get("ok"):
         return reply.get("value")
     error = reply.get("error") or {}
-    raise StudyCallError(study, str(error.get("message", "unknown error")), kind=str(error.get("kind", "")))
+    raise study_error(study, str(error.get("message", "unknown error")), kind=str(error.get("kind", "")))
 
 
 class LocalResult(DSResult):
