@@ -1,0 +1,682 @@
+"""One exact decoder of R's serialization (``serialize(x, NULL)``) into the R-value model.
+
+:func:`unserialize` reads the bytes R writes (XDR ``X``, versions 2 and 3, also native binary
+``B``) and gives the same :mod:`pydsbase.rvalue` model that describing the value in R would give:
+types, classes, names, dim/dimnames, the other attributes (``attributes()`` order, compact
+``row.names`` expanded as R's ``attributes()`` shows them), NULL slots in lists, doubles bit for bit
+(R's ``NA_real_`` -- a NaN with payload 1954 -- is ``NA``, any other NaN ``math.nan``), language
+objects by their text as R's ``deparse(x, width.cutoff = 500L)`` writes it (:mod:`pydsbase.deparse`),
+S4 dense matrices of the Matrix package as ``base::as.matrix`` gives them (with their S4 metadata),
+ALTREP compact sequences, wrappers and deferred strings.
+
+The bytes are hostile: every declared length is checked against the bytes left before anything is
+allocated, nesting depth is bounded here (never by Python's recursion limit), trailing bytes are
+refused, and so are every environment other than the global, base and empty ones, closures,
+bytecode, promises, external pointers, weak references and namespace/package references. Every
+refusal is one exception type, :class:`UnserializeError`, carrying the byte offset.
+"""
+
+from __future__ import annotations
+
+import codecs
+import math
+import struct
+from dataclasses import dataclass
+from typing import Any, Final
+
+from pydsbase import rvalue
+from pydsbase.deparse import MISSING, Call, DeparseError, Symbol, deparse, format_real
+
+__all__ = ["MAX_DEPTH", "UnserializeError", "read", "unserialize"]
+
+#: The deepest nesting of R objects accepted (lists in lists, calls in calls).
+MAX_DEPTH: Final = 128
+
+# SEXP type codes (Rinternals.h) and serialization pseudo-types (serialize.c)
+_NIL, _SYM, _LIST, _CLO, _ENV, _PROM, _LANG, _SPECIAL, _BUILTIN, _CHAR = 0, 1, 2, 3, 4, 5, 6, 7, 8, 9
+_LGL, _INT, _REAL, _CPLX, _STR, _DOT, _ANY, _VEC, _EXPR, _BCODE = 10, 13, 14, 15, 16, 17, 18, 19, 20, 21
+_EXTPTR, _WEAKREF, _RAW, _S4 = 22, 23, 24, 25
+_REFSXP, _NILVALUE, _GLOBALENV, _UNBOUNDVALUE, _MISSINGARG, _BASENAMESPACE = 255, 254, 253, 252, 251, 250
+_NAMESPACE, _PACKAGE, _PERSIST, _CLASSREF, _GENERICREF, _BCREPDEF = 249, 248, 247, 246, 245, 244
+_EMPTYENV, _BCREPREF, _BASEENV, _ATTRLANG, _ATTRLIST, _ALTREP = 242, 243, 241, 240, 239, 238
+
+_IS_OBJECT, _HAS_ATTR, _HAS_TAG = 1 << 8, 1 << 9, 1 << 10
+_BYTES_MASK, _LATIN1_MASK, _UTF8_MASK, _S4_MASK = 1 << 1, 1 << 2, 1 << 3, 1 << 4
+_NA_INT: Final = -(2**31)
+_NA_REAL_LOW_WORD: Final = 1954
+
+_REFUSED = {
+    _CLO: "a closure (function)",
+    _ENV: "an environment",
+    _PROM: "a promise",
+    _SPECIAL: "a primitive function",
+    _BUILTIN: "a primitive function",
+    _DOT: "a '...' object",
+    _ANY: "an 'any' object",
+    _BCODE: "byte code",
+    _EXTPTR: "an external pointer",
+    _WEAKREF: "a weak reference",
+    _NAMESPACE: "a namespace environment",
+    _PACKAGE: "a package environment",
+    _PERSIST: "a persistent reference",
+    _BASENAMESPACE: "the base namespace",
+    _UNBOUNDVALUE: "the unbound-value marker",
+    _CLASSREF: "a class reference",
+    _GENERICREF: "a generic reference",
+    _BCREPDEF: "byte code",
+    _BCREPREF: "byte code",
+    _ATTRLANG: "byte code",
+    _ATTRLIST: "byte code",
+}
+_TYPE_NAMES = {_LGL: "logical", _INT: "integer", _REAL: "double", _STR: "character", _CPLX: "complex",
+               _VEC: "list", _EXPR: "expression", _RAW: "raw"}  # fmt: skip
+
+
+class UnserializeError(ValueError):
+    """Bytes that are not (or not an accepted) serialization of an R value; ``offset``: where."""
+
+    def __init__(self, message: str, offset: int) -> None:
+        super().__init__(f"{message} (at byte {offset})")
+        self.message = message
+        self.offset = offset
+
+
+# -- the objects as read ---------------------------------------------------------------------------
+
+
+@dataclass(eq=False, slots=True)
+class Vector:
+    """A vector as read: SEXP ``sxp`` code, elements (model-ready), attributes in stream order."""
+
+    sxp: int
+    data: list[Any]
+    attributes: list[tuple[str, Any]] | None = None
+    s4: bool = False
+
+
+@dataclass(eq=False, slots=True)
+class Pairlist:
+    items: list[tuple[str | None, Any]]
+    attributes: list[tuple[str, Any]] | None = None
+    dotted: bool = False
+
+
+@dataclass(eq=False, slots=True)
+class S4Object:
+    attributes: list[tuple[str, Any]] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Environment:
+    """One of the three environments accepted: ``global``, ``base`` or ``empty``."""
+
+    kind: str
+
+
+_GLOBAL, _BASE, _EMPTY = Environment("global"), Environment("base"), Environment("empty")
+
+
+# -- the reader ------------------------------------------------------------------------------------
+
+
+class _Reader:
+    __slots__ = ("data", "pos", "end", "refs", "order", "native", "int1", "int2", "dbl")
+
+    def __init__(self, data: bytes, pos: int, big_endian: bool) -> None:
+        self.data = data
+        self.pos = pos
+        self.end = len(data)
+        self.refs: list[Any] = []
+        self.order = ">" if big_endian else "<"
+        self.int1 = struct.Struct(self.order + "i").unpack_from
+        self.int2 = struct.Struct(self.order + "ii").unpack_from
+        self.native = "utf-8"
+
+    def fail(self, message: str, offset: int | None = None) -> UnserializeError:
+        return UnserializeError(message, self.pos if offset is None else offset)
+
+    def need(self, nbytes: int, what: str) -> None:
+        if nbytes > self.end - self.pos:
+            raise self.fail(f"{what} declares {nbytes} bytes but only {self.end - self.pos} remain")
+
+    def int(self) -> int:
+        if self.pos + 4 > self.end:
+            raise self.fail("the stream ends inside an integer")
+        (value,) = self.int1(self.data, self.pos)
+        self.pos += 4
+        return int(value)
+
+    def length(self, size: int, what: str) -> int:
+        start = self.pos
+        n = self.int()
+        if n == -1:
+            upper, lower = self.int(), self.int()
+            n = (upper << 32) + (lower & 0xFFFFFFFF)
+            if upper < 0:
+                raise self.fail(f"a negative length of {what}", start)
+        elif n < 0:
+            raise self.fail(f"a negative length of {what}", start)
+        if n * size > self.end - self.pos:
+            raise self.fail(f"{what} of length {n} needs {n * size} bytes but only {self.end - self.pos} remain", start)
+        return n
+
+    # -- items -------------------------------------------------------------------------------------
+
+    def item(self, depth: int) -> Any:
+        if depth > MAX_DEPTH:
+            raise self.fail(f"nesting deeper than {MAX_DEPTH} levels")
+        start = self.pos
+        flags = self.int()
+        sxp = flags & 0xFF
+        if sxp == _NILVALUE:
+            return None
+        if sxp == _REFSXP:
+            index = flags >> 8 or self.int()
+            if not 1 <= index <= len(self.refs):
+                raise self.fail(f"a reference to object {index} of {len(self.refs)}", start)
+            return self.refs[index - 1]
+        if sxp == _SYM:
+            name = self.item(depth + 1)
+            if not isinstance(name, str):
+                raise self.fail("a symbol whose name is not a string", start)
+            symbol = Symbol(name)
+            self.refs.append(symbol)
+            return symbol
+        if sxp == _GLOBALENV:
+            return _GLOBAL
+        if sxp == _BASEENV:
+            return _BASE
+        if sxp == _EMPTYENV:
+            return _EMPTY
+        if sxp == _MISSINGARG:
+            return MISSING
+        if sxp == _CHAR:
+            return self.charsxp(flags, start)
+        if sxp == _LIST or sxp == _LANG:
+            return self.pairlist(flags, depth, start)
+        if sxp in _REFUSED:
+            raise self.fail(f"refused: {_REFUSED[sxp]}", start)
+        if sxp == _ALTREP:
+            return self.altrep(flags, depth, start)
+        if sxp == _S4:
+            return S4Object(self.attributes(flags, depth))
+        data: list[Any]
+        if sxp == _REAL:
+            data = self.doubles(self.length(8, "a double vector"))
+        elif sxp == _INT:
+            n = self.length(4, "an integer vector")
+            data = [rvalue.NA if v == _NA_INT else v for v in self.ints(n)]
+        elif sxp == _LGL:
+            n = self.length(4, "a logical vector")
+            data = [rvalue.NA if v == _NA_INT else v != 0 for v in self.ints(n)]
+        elif sxp == _STR:
+            data = self.strings(self.length(8, "a character vector"))
+        elif sxp == _VEC or sxp == _EXPR:
+            n = self.length(4, "a list")
+            data = [self.item(depth + 1) for _ in range(n)]
+        elif sxp == _CPLX:
+            n = self.length(16, "a complex vector")
+            parts = self.doubles(2 * n)
+            data = [
+                rvalue.NA if parts[2 * i] is rvalue.NA or parts[2 * i + 1] is rvalue.NA
+                else complex(parts[2 * i], parts[2 * i + 1])
+                for i in range(n)
+            ]  # fmt: skip
+        elif sxp == _RAW:
+            n = self.length(1, "a raw vector")
+            data = list(self.data[self.pos : self.pos + n])
+            self.pos += n
+        else:
+            raise self.fail(f"unknown SEXP type code {sxp}", start)
+        return Vector(sxp, data, self.attributes(flags, depth), bool((flags >> 12) & _S4_MASK))
+
+    def attributes(self, flags: int, depth: int) -> list[tuple[str, Any]] | None:
+        if not flags & _HAS_ATTR:
+            return None
+        start = self.pos
+        attrs = self.item(depth + 1)
+        if not isinstance(attrs, Pairlist) or attrs.dotted:
+            raise self.fail("attributes that are not a pairlist", start)
+        out: list[tuple[str, Any]] = []
+        for tag, value in attrs.items:
+            if tag is None:
+                raise self.fail("an attribute without a name", start)
+            out.append((tag, value))
+        return out
+
+    def pairlist(self, flags: int, depth: int, start: int) -> Pairlist | Call:
+        """A pairlist or call: attributes, tag, CAR, then the CDR read iteratively (its cells)."""
+        lang = flags & 0xFF == _LANG
+        attrs = self.attributes(flags, depth)
+        items: list[tuple[str | None, Any]] = []
+        dotted = False
+        while True:
+            tag = None
+            if flags & _HAS_TAG:
+                tag_start = self.pos
+                sym = self.item(depth + 1)
+                if not isinstance(sym, Symbol):
+                    raise self.fail("a pairlist tag that is not a symbol", tag_start)
+                tag = sym.name
+            items.append((tag, self.item(depth + 1)))
+            cell = self.pos
+            flags = self.int()
+            sxp = flags & 0xFF
+            if sxp == _NILVALUE:
+                break
+            if sxp != _LIST:
+                # a dotted pair (as ALTREP states are): the CDR is a value, kept as the last item
+                if lang:
+                    raise self.fail(f"a call continued by SEXP type {sxp}", cell)
+                self.pos = cell
+                items.append((None, self.item(depth + 1)))
+                dotted = True
+                break
+            if flags & _HAS_ATTR:
+                raise self.fail("attributes on an inner pairlist cell", cell)
+        if lang:
+            head, args = items[0], items[1:]
+            if head[0] is not None:
+                raise self.fail("a call whose function carries a tag", start)
+            return Call(head[1], [(tag, _constant(value, self, start)) for tag, value in args], attrs)
+        return Pairlist(items, attrs, dotted)
+
+    def altrep(self, flags: int, depth: int, start: int) -> Any:
+        info = self.item(depth + 1)
+        state = self.item(depth + 1)
+        attr_start = self.pos
+        attrs = self.item(depth + 1)
+        if attrs is not None and not isinstance(attrs, Pairlist):
+            raise self.fail("ALTREP attributes that are not a pairlist", attr_start)
+        if not (isinstance(info, Pairlist) and info.items and isinstance(info.items[0][1], Symbol)):
+            raise self.fail("an ALTREP object without a class", start)
+        cls = info.items[0][1].name
+        value = self.altrep_value(cls, state, start)
+        value.attributes = None if attrs is None else [(str(t), v) for t, v in attrs.items]
+        value.s4 = bool((flags >> 12) & _S4_MASK)
+        return value
+
+    def altrep_value(self, cls: str, state: Any, start: int) -> Vector:
+        if cls in ("compact_intseq", "compact_realseq"):
+            if not (isinstance(state, Vector) and state.sxp == _REAL and len(state.data) == 3):
+                raise self.fail(f"a malformed {cls}", start)
+            n_f, first_f, inc_f = state.data
+            if any(v is rvalue.NA or not math.isfinite(v) for v in state.data) or inc_f not in (1.0, -1.0):
+                raise self.fail(f"a malformed {cls}", start)
+            n, first, inc = int(n_f), first_f, int(inc_f)
+            if n < 0 or n != n_f or n > self.end:  # a sequence longer than the stream is not ours
+                raise self.fail(f"a {cls} of length {n_f}", start)
+            if cls == "compact_intseq":
+                first_i = int(first)
+                last = first_i + inc * (n - 1)
+                if first_i != first or not (-(2**31) < min(first_i, last) and max(first_i, last) < 2**31):
+                    raise self.fail("a compact_intseq outside the integer range", start)
+                return Vector(_INT, list(range(first_i, last + inc, inc)) if n else [])
+            return Vector(_REAL, [first + inc * i for i in range(n)])
+        if cls.startswith("wrap_"):
+            if not (isinstance(state, Pairlist) and state.items and isinstance(state.items[0][1], Vector)):
+                raise self.fail(f"a malformed {cls}", start)
+            inner: Vector = state.items[0][1]
+            return Vector(inner.sxp, inner.data, inner.attributes, inner.s4)
+        if cls == "deferred_string":
+            if not (isinstance(state, Pairlist) and state.items and isinstance(state.items[0][1], Vector)):
+                raise self.fail("a malformed deferred_string", start)
+            arg: Vector = state.items[0][1]
+            scipen = state.items[1][1] if len(state.items) > 1 else None
+            if isinstance(scipen, Vector) and scipen.data and scipen.data[0] not in (0, rvalue.NA):
+                raise self.fail("a deferred_string made with options(scipen) set", start)
+            if arg.sxp == _INT:
+                return Vector(_STR, [v if v is rvalue.NA else str(v) for v in arg.data])
+            if arg.sxp == _REAL:
+                return Vector(_STR, [v if v is rvalue.NA else format_real(v) for v in arg.data])
+            raise self.fail("a deferred_string of neither integers nor doubles", start)
+        raise self.fail(f"an ALTREP class this decoder does not know: {cls}", start)
+
+    # -- leaves ------------------------------------------------------------------------------------
+
+    def text(self, raw: bytes, levels: int, start: int) -> str:
+        if levels & _BYTES_MASK:
+            raise self.fail("a string of declared bytes has no text encoding", start)
+        codec = "utf-8" if levels & _UTF8_MASK else "latin-1" if levels & _LATIN1_MASK else self.native
+        try:
+            return raw.decode(codec)
+        except UnicodeDecodeError:
+            raise self.fail(f"a string that is not valid {codec}", start) from None
+
+    def charsxp(self, flags: int, start: int) -> Any:
+        n = self.int()
+        if n == -1:
+            return rvalue.NA
+        if n < 0:
+            raise self.fail("a negative string length", start)
+        self.need(n, "a string")
+        raw = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return self.text(raw, flags >> 12, start)
+
+    def strings(self, n: int) -> list[Any]:
+        """The elements of a character vector (each a CHARSXP), read in one loop."""
+        data, int2, end = self.data, self.int2, self.end
+        out: list[Any] = []
+        pos = self.pos
+        for _ in range(n):
+            if pos + 8 > end:
+                self.pos = pos
+                raise self.fail("the stream ends inside a character vector")
+            flags, length = int2(data, pos)
+            if flags & 0xFF != _CHAR:
+                raise self.fail("a character vector holds something other than strings", pos)
+            if length == -1:
+                out.append(rvalue.NA)
+                pos += 8
+                continue
+            if length < 0 or pos + 8 + length > end:
+                raise self.fail(f"a string of length {length} beyond the end of the stream", pos)
+            raw = data[pos + 8 : pos + 8 + length]
+            levels = flags >> 12
+            if levels & (_UTF8_MASK | _LATIN1_MASK | _BYTES_MASK) == 0 and self.native == "utf-8" or levels & _UTF8_MASK:
+                try:
+                    out.append(raw.decode("utf-8"))
+                except UnicodeDecodeError:
+                    raise self.fail("a string that is not valid utf-8", pos) from None
+            else:
+                out.append(self.text(raw, levels, pos))
+            pos += 8 + length
+        self.pos = pos
+        return out
+
+    def ints(self, n: int) -> tuple[int, ...]:
+        values = struct.unpack_from(f"{self.order}{n}i", self.data, self.pos)
+        self.pos += 4 * n
+        return values
+
+    def doubles(self, n: int) -> list[Any]:
+        start = self.pos
+        values: list[Any] = list(struct.unpack_from(f"{self.order}{n}d", self.data, start))
+        self.pos += 8 * n
+        if any(v != v for v in values):
+            low = 4 if self.order == ">" else 0  # the low 32-bit word of each double
+            for i, v in enumerate(values):
+                if v != v:
+                    (word,) = self.int1(self.data, start + 8 * i + low)
+                    values[i] = rvalue.NA if word == _NA_REAL_LOW_WORD else math.nan
+        return values
+
+
+def _constant(value: Any, reader: _Reader, start: int) -> Any:
+    """An argument of a call as the deparser takes it (vectors as model values)."""
+    if isinstance(value, Vector):
+        return _model(value, reader, start)
+    if isinstance(value, Pairlist | S4Object | Environment):
+        return value
+    return value
+
+
+# -- header ----------------------------------------------------------------------------------------
+
+
+def read(data: bytes | bytearray | memoryview) -> Any:
+    """The objects of a serialization, as read (before they become the model).
+
+    NULL -> None; vectors -> :class:`Vector`; calls -> :class:`pydsbase.deparse.Call`; symbols ->
+    :class:`pydsbase.deparse.Symbol`; pairlists -> :class:`Pairlist`; S4 objects ->
+    :class:`S4Object`; the three accepted environments -> :class:`Environment`.
+    """
+    data = bytes(data)
+    if len(data) < 14:
+        raise UnserializeError("too short to be an R serialization", 0)
+    fmt = data[:2]
+    if fmt == b"X\n":
+        reader = _Reader(data, 2, big_endian=True)
+    elif fmt == b"B\n":
+        reader = _Reader(data, 2, big_endian=False)
+    elif fmt == b"A\n":
+        raise UnserializeError("R's ASCII serialization is not read here (use the default XDR)", 0)
+    else:
+        raise UnserializeError("not an R serialization (no X/B format header)", 0)
+    version = reader.int()
+    reader.int()  # the writer's R version
+    reader.int()  # the oldest R version that can read it
+    if version == 3:
+        start = reader.pos
+        nelen = reader.int()
+        if not 0 <= nelen <= 64:
+            raise UnserializeError(f"a native-encoding name of {nelen} bytes", start)
+        reader.need(nelen, "the native-encoding name")
+        name = data[reader.pos : reader.pos + nelen].decode("ascii", "replace")
+        reader.pos += nelen
+        try:
+            reader.native = codecs.lookup(name).name
+        except LookupError:
+            raise UnserializeError(f"an unknown native encoding {name!r}", start) from None
+        if reader.native == "utf-8":
+            reader.native = "utf-8"
+    elif version != 2:
+        raise UnserializeError(f"serialization version {version} (versions 2 and 3 are read)", 2)
+    value = reader.item(0)
+    if reader.pos != len(data):
+        raise UnserializeError(f"{len(data) - reader.pos} trailing bytes after the value", reader.pos)
+    return value
+
+
+def unserialize(data: bytes | bytearray | memoryview) -> rvalue.RValue | None:
+    """The model of the R value whose ``serialize(x, NULL)`` bytes are ``data`` (None for NULL).
+
+    Raises :class:`UnserializeError` (with the byte offset) for anything else.
+    """
+    raw = bytes(data)
+    value = read(raw)
+    return _model(value, None, 0)
+
+
+# -- the model (what describing the value in R gives) ------------------------------------------------
+
+
+def _fail(reader: _Reader | None, message: str, offset: int) -> UnserializeError:
+    return UnserializeError(message, offset)
+
+
+def _attrs_dict(attributes: list[tuple[str, Any]] | None) -> dict[str, Any]:
+    return dict(attributes) if attributes else {}
+
+
+def _implicit_class(x: Any, attrs: dict[str, Any]) -> list[str]:
+    dim = attrs.get("dim")
+    if isinstance(dim, Vector):
+        return ["matrix", "array"] if len(dim.data) == 2 else ["array"]
+    if isinstance(x, Call):
+        head = x.function
+        if isinstance(head, Symbol) and head.name in ("if", "while", "for", "=", "<-", "(", "{"):
+            return [head.name]
+        return ["call"]
+    if isinstance(x, Symbol):
+        return ["name"]
+    if x.sxp == _REAL:
+        return ["numeric"]
+    if x.sxp == _VEC:
+        return ["list"]
+    return [_TYPE_NAMES.get(x.sxp, "unknown")]
+
+
+def _strings_of(value: Any) -> list[Any] | None:
+    return list(value.data) if isinstance(value, Vector) and value.sxp == _STR else None
+
+
+def _class_of(x: Any, attrs: dict[str, Any]) -> list[str]:
+    cls = attrs.get("class")
+    if isinstance(cls, Vector) and cls.sxp == _STR and cls.data:
+        return [v if isinstance(v, str) else "NA" for v in cls.data]
+    return _implicit_class(x, attrs)
+
+
+def _described_attributes(
+    attributes: list[tuple[str, Any]] | None, skip: tuple[str, ...], offset: int
+) -> dict[str, rvalue.RValue]:
+    out: dict[str, rvalue.RValue] = {}
+    for name, value in attributes or ():
+        if name in skip:
+            continue
+        if name == "row.names":
+            value = _row_names(value)
+        model = _model(value, None, offset)
+        if model is not None:
+            out[name] = model
+    return out
+
+
+def _row_names(value: Any) -> Any:
+    """R's ``attributes()`` shows compact row names ``c(NA, -n)`` as ``1:n``."""
+    if isinstance(value, Vector) and value.sxp == _INT and len(value.data) == 2 and value.data[0] is rvalue.NA:
+        n = value.data[1]
+        n = 0 if n is rvalue.NA else abs(n)
+        return Vector(_INT, list(range(1, n + 1)), value.attributes)
+    return value
+
+
+def _names(x: Vector, attrs: dict[str, Any]) -> list[Any] | None:
+    names = _strings_of(attrs.get("names"))
+    if names is None:
+        dim, dimnames = attrs.get("dim"), attrs.get("dimnames")
+        if isinstance(dim, Vector) and len(dim.data) == 1 and isinstance(dimnames, Vector) and dimnames.data:
+            names = _strings_of(dimnames.data[0])
+    return names
+
+
+def _model(x: Any, reader: _Reader | None, offset: int) -> Any:
+    if x is None:
+        return None
+    if isinstance(x, Symbol):
+        return rvalue.RLanguage([x.name], r_class=["name"], type="symbol")
+    if isinstance(x, Call):
+        attrs = _attrs_dict(x.attributes)
+        r_class = _class_of(x, attrs)
+        try:
+            text = deparse(x)
+        except DeparseError as exc:
+            raise UnserializeError(f"a call the deparser cannot write: {exc}", offset) from None
+        has_env = None
+        if "formula" in r_class:
+            has_env = attrs.get(".Environment") is not None
+        return rvalue.RLanguage(
+            text,
+            r_class=r_class,
+            type="language",
+            has_environment=has_env,
+            attributes=_described_attributes(x.attributes, ("class", ".Environment"), offset),
+        )
+    if isinstance(x, S4Object) or (isinstance(x, Vector) and x.s4):
+        return _s4_matrix(x, offset)
+    if isinstance(x, Environment):
+        raise UnserializeError(f"an environment ({x.kind}) is not a value of the model", offset)
+    if isinstance(x, Pairlist):
+        raise UnserializeError("a pairlist is not a value of the model", offset)
+    if not isinstance(x, Vector):  # pragma: no cover - every read object is handled above
+        raise UnserializeError(f"cannot model {type(x).__name__}", offset)
+    attrs = _attrs_dict(x.attributes)
+    r_class = _class_of(x, attrs)
+    if x.sxp == _VEC:
+        names = _names(x, attrs)
+        return rvalue.RList(
+            [_model(v, None, offset) for v in x.data],
+            names=None if names is None else [n if isinstance(n, str) else "" for n in names],
+            r_class=r_class,
+            attributes=_described_attributes(x.attributes, ("names", "class"), offset),
+        )
+    if x.sxp not in (_REAL, _INT, _LGL, _STR):
+        raise UnserializeError(f"cannot encode an R value of type '{_TYPE_NAMES.get(x.sxp)}'", offset)
+    dim = attrs.get("dim")
+    dimnames = attrs.get("dimnames")
+    dn: list[Any] | None = None
+    dn_names: list[str] | None = None
+    if isinstance(dimnames, Vector) and dimnames.sxp == _VEC:
+        dn = [None if d is None else _strings_of(d) for d in dimnames.data]
+        dn_attr = _strings_of(_attrs_dict(dimnames.attributes).get("names"))
+        dn_names = None if dn_attr is None else [n if isinstance(n, str) else "" for n in dn_attr]
+    return rvalue.RAtomic(
+        _TYPE_NAMES[x.sxp],
+        x.data,
+        r_class=r_class,
+        names=_names(x, attrs),
+        dim=None if not isinstance(dim, Vector) else [int(v) for v in dim.data],
+        dimnames=dn,
+        dimnames_names=dn_names,
+        attributes=_described_attributes(x.attributes, ("names", "class", "dim", "dimnames"), offset),
+    )
+
+
+# -- S4: dense matrices of the Matrix package ----------------------------------------------------------
+
+#: slotNames() of the Matrix classes converted (Matrix 1.5), in the class definition's order.
+_MATRIX_SLOTS: Final = {
+    "dgeMatrix": ["Dim", "Dimnames", "x", "factors"],
+    "dsyMatrix": ["Dim", "Dimnames", "x", "uplo", "factors"],
+    "dpoMatrix": ["Dim", "Dimnames", "x", "uplo", "factors"],
+    "corMatrix": ["sd", "Dim", "Dimnames", "x", "uplo", "factors"],
+    "dtrMatrix": ["Dim", "Dimnames", "x", "uplo", "diag"],
+}
+_SYMMETRIC: Final = {"dsyMatrix", "dpoMatrix", "corMatrix"}
+
+
+def _s4_matrix(x: Any, offset: int) -> rvalue.RAtomic:
+    attrs = _attrs_dict(x.attributes)
+    cls_attr = attrs.get("class")
+    cls = _strings_of(cls_attr)
+    if not cls or len(cls) != 1:
+        raise UnserializeError("an S4 object without a class", offset)
+    name = cls[0]
+    package = _strings_of(_attrs_dict(cls_attr.attributes).get("package"))
+    if name not in _MATRIX_SLOTS or package != ["Matrix"]:
+        raise UnserializeError(f"cannot encode an S4 object of class '{name}'", offset)
+    dim, xs = attrs.get("Dim"), attrs.get("x")
+    if not (isinstance(dim, Vector) and dim.sxp == _INT and len(dim.data) == 2 and isinstance(xs, Vector)):
+        raise UnserializeError(f"a malformed {name}", offset)
+    nrow, ncol = dim.data
+    values = xs.data
+    if xs.sxp != _REAL or nrow is rvalue.NA or ncol is rvalue.NA or len(values) != nrow * ncol:
+        raise UnserializeError(f"a malformed {name}", offset)
+    data = list(values)
+    uplo = (_strings_of(attrs.get("uplo")) or ["U"])[0]
+    if name in _SYMMETRIC or name == "dtrMatrix":
+        if nrow != ncol or uplo not in ("U", "L"):
+            raise UnserializeError(f"a malformed {name}", offset)
+        n = nrow
+        upper = uplo == "U"
+        for j in range(n):
+            for i in range(n):
+                if (i < j and not upper) or (i > j and upper):
+                    data[i + j * n] = values[j + i * n] if name in _SYMMETRIC else 0.0
+        if name == "dtrMatrix" and (_strings_of(attrs.get("diag")) or ["N"])[0] == "U":
+            for i in range(n):
+                data[i + i * n] = 1.0
+    dimnames = attrs.get("Dimnames")
+    dn: list[Any] | None = None
+    dn_names: list[str] | None = None
+    if isinstance(dimnames, Vector) and dimnames.sxp == _VEC and len(dimnames.data) == 2:
+        parts = [None if d is None else _strings_of(d) for d in dimnames.data]
+        dn_attr = _strings_of(_attrs_dict(dimnames.attributes).get("names"))
+        if name in _SYMMETRIC:  # Matrix's symmetric dimnames: a missing side takes the other's
+            if parts[0] is None:
+                parts[0] = parts[1]
+            elif parts[1] is None:
+                parts[1] = parts[0]
+            if dn_attr is not None:
+                a, b = dn_attr
+                if not a:
+                    a = b
+                elif not b:
+                    b = a
+                dn_attr = [a, b]
+        if parts[0] is not None or parts[1] is not None:
+            dn = parts
+            dn_names = None if dn_attr is None else [n if isinstance(n, str) else "" for n in dn_attr]
+    factors = attrs.get("factors")
+    factor_names = _strings_of(_attrs_dict(factors.attributes).get("names")) if isinstance(factors, Vector) else None
+    s4 = {
+        "s4_class": name,
+        "s4_package": "Matrix",
+        "converted_with": "base::as.matrix",
+        "s4_slot_names": list(_MATRIX_SLOTS[name]),
+        "s4_factors_names": list(factor_names or []),
+    }
+    return rvalue.RAtomic("double", data, r_class=["matrix", "array"], dim=[nrow, ncol], dimnames=dn,
+                          dimnames_names=dn_names, s4=s4)  # fmt: skip
