@@ -107,7 +107,27 @@ _OPS: Final[dict[str, _PP]] = {
     "&&": _PP(_BINARY, PREC_AND),
     "||": _PP(_BINARY, PREC_OR),
     ":": _PP(_BINARY2, PREC_COLON),
+    "::": _PP(_BINARY2, PREC_NS),
+    ":::": _PP(_BINARY2, PREC_NS),
 }
+
+#: R 4.2.2's other base primitives (deparsed as calls; their arguments count as "in a list").
+_PRIMITIVE_CALLS: Final = frozenset(
+    "...elt ...length ...names .C .cache_class .Call .Call.graphics .class2 .External .External.graphics "
+    ".External2 .Fortran .Internal .isMethodsDispatchOn .Primitive .primTrace .primUntrace .subset .subset2 abs "
+    "acos acosh all any anyNA Arg as.call as.character as.complex as.double as.environment as.integer as.logical "
+    "as.numeric as.raw asin asinh atan atanh attr attr<- attributes attributes<- baseenv browser c call ceiling "
+    "class class<- Conj cos cosh cospi cummax cummin cumprod cumsum digamma dim dim<- dimnames dimnames<- emptyenv "
+    "enc2native enc2utf8 environment<- exp expm1 expression floor forceAndCall gamma gc.time globalenv Im "
+    "interactive invisible is.array is.atomic is.call is.character is.complex is.double is.environment "
+    "is.expression is.finite is.function is.infinite is.integer is.language is.list is.logical is.matrix is.na "
+    "is.name is.nan is.null is.numeric is.object is.pairlist is.raw is.recursive is.single is.symbol isS4 "
+    "lazyLoadDBfetch length length<- levels<- lgamma list log log10 log1p log2 max min missing Mod names names<- "
+    "nargs nzchar oldClass oldClass<- on.exit pos.to.env proc.time prod quote range Re rep retracemem round "
+    "seq_along seq_len seq.int sign signif sin sinh sinpi sqrt standardGeneric storage.mode<- substitute sum "
+    "switch tan tanh tanpi tracemem trigamma trunc unclass untracemem UseMethod xtfrm"
+    .split()
+)
 
 _RESERVED: Final = frozenset(
     "NULL NA TRUE FALSE Inf NaN NA_integer_ NA_real_ NA_character_ NA_complex_ "
@@ -195,6 +215,10 @@ class _Deparser:
         self.incurly = 0
         self.inlist = 0
         self.fnarg = False
+        # the precedence of the operator that follows the current expression's right edge (it is the
+        # left operand of that operator): a unary operator of lower precedence there is parenthesised,
+        # or it would take the operator in (R writes y^(~a) %in% z)
+        self.context = -1
 
     def put(self, text: str) -> None:
         if self.startline:
@@ -243,22 +267,25 @@ class _Deparser:
             self.put({"logical": "logical(0)", "integer": "integer(0)", "double": "numeric(0)",
                       "character": "character(0)", "complex": "complex(0)"}[t])  # fmt: skip
             return
-        if v.names is not None:
-            raise DeparseError("a named constant vector")
+        names = v.names
         all_na = all(e is rvalue.NA for e in data)
-        if t == "integer" and n > 1 and not any(e is rvalue.NA for e in data):
+        if t == "integer" and n > 1 and names is None and not any(e is rvalue.NA for e in data):
             if all(data[i] - data[i - 1] == 1 for i in range(1, n)):
                 self.put(f"{data[0]}:{data[-1]}")
                 return
-        if n > 1:
+        wrap = n > 1 or names is not None
+        if wrap:
             self.put("c(")
         for i, e in enumerate(data):
+            name = names[i] if names is not None else None
+            if isinstance(name, str) and name:
+                self.put(f"{_quotify(name)} = ")
             self.put(self.element(t, e, all_na))
             if i < n - 1:
                 self.put(", ")
-            if n > 1 and self.len > self.cutoff:
+            if wrap and self.len > self.cutoff:
                 self.writeline()
-        if n > 1:
+        if wrap:
             self.put(")")
 
     @staticmethod
@@ -288,29 +315,41 @@ class _Deparser:
                 self.put(" = ")
                 if arg != MISSING:
                     self.fnarg = True
-                    self.value(arg)
+                    self.isolated(arg)
             else:
                 self.fnarg = True
-                self.value(arg)
+                self.isolated(arg)
             if i < len(args) - 1:
                 self.put(", ")
                 lbreak = self.linebreak(lbreak)
         if lbreak:
             self.indent -= 1
 
-    def wrapped(self, x: Any, parens: bool) -> None:
+    def wrapped(self, x: Any, parens: bool, context: int | None = None) -> None:
+        saved = self.context
         if parens:
+            self.context = -1
             self.put("(")
             self.value(x)
             self.put(")")
         else:
+            if context is not None:
+                self.context = context
             self.value(x)
+        self.context = saved
+
+    def isolated(self, x: Any) -> None:
+        """A value between delimiters (an argument, inside brackets): no operator follows it."""
+        saved = self.context
+        self.context = -1
+        self.value(x)
+        self.context = saved
 
     def call(self, c: Call, fnarg: bool) -> None:
         head, args = c.function, c.args
         if isinstance(head, Symbol):
             name = head.name
-            userbinop = _is_user_binop(name)
+            userbinop = name not in _OPS and _is_user_binop(name)
             if name in _OPS or userbinop:
                 if userbinop:
                     if any(tag is not None for tag, _ in args):
@@ -333,20 +372,21 @@ class _Deparser:
                     elif userbinop:
                         kind = _BINARY
                 elif kind == _DOLLAR:
-                    if len(args) != 2:
+                    if len(args) != 2 or not _dollar_name(args[1][1]):
                         kind = _FUNCALL
-                elif kind == _UNARY:
-                    if len(args) != 1:
-                        kind = _FUNCALL
+                elif kind in (_UNARY, _ASSIGN, _ASSIGN2, _PAREN, _SUBSET) and not args:
+                    kind = _FUNCALL
                 pp = _PP(kind, pp.prec, pp.right)
                 self.operator(name, pp, args, fnarg)
                 return
-            if name in ("::", ":::") and len(args) == 2:
-                self.value(args[0][1])
-                self.put(name)
-                self.value(args[1][1])
-                return
             self.put(_quotify(name) if self.backtick else _quotify(name, '"'))
+            if name in _PRIMITIVE_CALLS:
+                self.put("(")
+                self.inlist += 1
+                self.args(args)
+                self.inlist -= 1
+                self.put(")")
+                return
         else:
             self.wrapped(head, _parenthesize_caller(head))
         self.put("(")
@@ -358,7 +398,7 @@ class _Deparser:
         a = [arg for _, arg in args]
         if kind == _PAREN:
             self.put("(")
-            self.value(a[0] if a else None)
+            self.isolated(a[0])
             self.put(")")
         elif kind == _CURLY:
             self.put("{")
@@ -366,13 +406,13 @@ class _Deparser:
             self.indent += 1
             self.writeline()
             for x in a:
-                self.value(x)
+                self.isolated(x)
                 self.writeline()
             self.indent -= 1
             self.put("}")
             self.incurly -= 1
         elif kind == _SUBSET:
-            self.wrapped(a[0] if a else None, _needs_parens(pp, a[0] if a else None, True))
+            self.wrapped(a[0], _needs_parens(pp, a[0], True), pp.prec)
             self.put("[" if name == "[" else "[[")
             self.args(args[1:])
             self.put("]" if name == "[" else "]]")
@@ -387,37 +427,54 @@ class _Deparser:
             outer = fnarg and name == "="
             if outer:
                 self.put("(")
-            self.wrapped(a[0], _needs_parens(pp, a[0], True))
+            rhs = a[1] if len(a) > 1 else None
+            self.wrapped(a[0], _needs_parens(pp, a[0], True), pp.prec)
             self.put(f" {name} ")
-            self.wrapped(a[1], _needs_parens(pp, a[1], False))
+            self.wrapped(rhs, _needs_parens(pp, rhs, False))
             if outer:
                 self.put(")")
         elif kind == _DOLLAR:
-            self.wrapped(a[0], _needs_parens(pp, a[0], True))
+            self.wrapped(a[0], _needs_parens(pp, a[0], True), pp.prec)
             self.put(name)
             rhs = a[1]
-            if isinstance(rhs, rvalue.RAtomic) and rhs.type == "character" and len(rhs.data) == 1 \
+            if isinstance(rhs, rvalue.RAtomic) and rhs.type == "character" and rhs.data \
                     and isinstance(rhs.data[0], str) and is_syntactic_name(rhs.data[0]):  # fmt: skip
                 self.put(rhs.data[0])
             else:
                 self.wrapped(rhs, _needs_parens(pp, rhs, False))
         elif kind == _BINARY:
-            self.wrapped(a[0], _needs_parens(pp, a[0], True))
+            self.wrapped(a[0], _needs_parens(pp, a[0], True), pp.prec)
             self.put(f" {name} ")
             lbreak = self.linebreak(False)
             self.wrapped(a[1], _needs_parens(pp, a[1], False))
             if lbreak:
                 self.indent -= 1
         elif kind == _BINARY2:
-            self.wrapped(a[0], _needs_parens(pp, a[0], True))
+            self.wrapped(a[0], _needs_parens(pp, a[0], True), pp.prec)
             self.put(name)
             self.wrapped(a[1], _needs_parens(pp, a[1], False))
         elif kind == _UNARY:
+            outer, saved = self.context > pp.prec, self.context
+            if outer:
+                self.context = -1
+                self.put("(")
             self.put(name)
             self.wrapped(a[0], _needs_parens(pp, a[0], False))
-        elif kind == _IF and len(a) in (2, 3):
+            if outer:
+                self.put(")")
+            self.context = saved
+        elif kind == _IF and len(a) in (1, 2, 3) and self.context > pp.prec:
+            saved = self.context
+            self.context = -1
+            self.put("(")
+            self.operator(name, pp, args, fnarg)
+            self.put(")")
+            self.context = saved
+        elif kind == _IF and len(a) in (1, 2, 3):
+            if len(a) == 1:
+                a = [a[0], None]
             self.put("if (")
-            self.value(a[0])
+            self.isolated(a[0])
             self.put(") ")
             lookahead = False
             if self.incurly and not self.inlist:
@@ -443,6 +500,12 @@ class _Deparser:
             self.put("next")
         else:
             raise DeparseError(f"a call of '{name}' with {len(a)} arguments")
+
+
+def _dollar_name(x: Any) -> bool:
+    if isinstance(x, Symbol):
+        return True
+    return isinstance(x, rvalue.RAtomic) and x.type == "character" and bool(x.data) and x.data[0] is not rvalue.NA
 
 
 def _curly_ahead(x: Any) -> bool:
@@ -474,16 +537,17 @@ def _needs_parens(main: _PP, arg: Any, left: bool) -> bool:
             kind, prec = pp.kind, pp.prec
             nargs = len(arg.args)
             if kind in (_BINARY, _BINARY2):
-                if nargs == 1:
+                if nargs == 1:  # a unary use: parenthesised on the left only, by strictly higher precedence
                     if not left:
                         return False
-                    if prec == PREC_SUM:
-                        prec = PREC_SIGN
-                elif nargs != 2:
+                    return main.prec > (PREC_SIGN if prec == PREC_SUM else prec)
+                if nargs != 2:
                     return False
-                if main.prec == PREC_COMPARE and prec == PREC_COMPARE:
-                    return True
+                elif main.prec == PREC_COMPARE and prec == PREC_COMPARE:
+                    return True  # a < b < c is not R syntax
                 kind = _UNARY  # falls through to the precedence rule (after the subset check)
+            elif kind == _UNARY and not left:
+                return False
             if kind == _SUBSET and main.kind == _DOLLAR:
                 return False
             if kind in (_SUBSET, _ASSIGN, _ASSIGN2, _UNARY, _DOLLAR):

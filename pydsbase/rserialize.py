@@ -139,7 +139,7 @@ class _Reader:
         if nbytes > self.end - self.pos:
             raise self.fail(f"{what} declares {nbytes} bytes but only {self.end - self.pos} remain")
 
-    def int(self) -> int:
+    def read_int(self) -> int:
         if self.pos + 4 > self.end:
             raise self.fail("the stream ends inside an integer")
         (value,) = self.int1(self.data, self.pos)
@@ -148,9 +148,9 @@ class _Reader:
 
     def length(self, size: int, what: str) -> int:
         start = self.pos
-        n = self.int()
+        n = self.read_int()
         if n == -1:
-            upper, lower = self.int(), self.int()
+            upper, lower = self.read_int(), self.read_int()
             n = (upper << 32) + (lower & 0xFFFFFFFF)
             if upper < 0:
                 raise self.fail(f"a negative length of {what}", start)
@@ -166,12 +166,12 @@ class _Reader:
         if depth > MAX_DEPTH:
             raise self.fail(f"nesting deeper than {MAX_DEPTH} levels")
         start = self.pos
-        flags = self.int()
+        flags = self.read_int()
         sxp = flags & 0xFF
         if sxp == _NILVALUE:
             return None
         if sxp == _REFSXP:
-            index = flags >> 8 or self.int()
+            index = flags >> 8 or self.read_int()
             if not 1 <= index <= len(self.refs):
                 raise self.fail(f"a reference to object {index} of {len(self.refs)}", start)
             return self.refs[index - 1]
@@ -260,7 +260,7 @@ class _Reader:
                 tag = sym.name
             items.append((tag, self.item(depth + 1)))
             cell = self.pos
-            flags = self.int()
+            flags = self.read_int()
             sxp = flags & 0xFF
             if sxp == _NILVALUE:
                 break
@@ -344,7 +344,7 @@ class _Reader:
             raise self.fail(f"a string that is not valid {codec}", start) from None
 
     def charsxp(self, flags: int, start: int) -> Any:
-        n = self.int()
+        n = self.read_int()
         if n == -1:
             return rvalue.NA
         if n < 0:
@@ -374,7 +374,8 @@ class _Reader:
                 raise self.fail(f"a string of length {length} beyond the end of the stream", pos)
             raw = data[pos + 8 : pos + 8 + length]
             levels = flags >> 12
-            if levels & (_UTF8_MASK | _LATIN1_MASK | _BYTES_MASK) == 0 and self.native == "utf-8" or levels & _UTF8_MASK:
+            plain = levels & (_LATIN1_MASK | _BYTES_MASK) == 0 and self.native == "utf-8"
+            if plain or levels & _UTF8_MASK:
                 try:
                     out.append(raw.decode("utf-8"))
                 except UnicodeDecodeError:
@@ -434,12 +435,12 @@ def read(data: bytes | bytearray | memoryview) -> Any:
         raise UnserializeError("R's ASCII serialization is not read here (use the default XDR)", 0)
     else:
         raise UnserializeError("not an R serialization (no X/B format header)", 0)
-    version = reader.int()
-    reader.int()  # the writer's R version
-    reader.int()  # the oldest R version that can read it
+    version = reader.read_int()
+    reader.read_int()  # the writer's R version
+    reader.read_int()  # the oldest R version that can read it
     if version == 3:
         start = reader.pos
-        nelen = reader.int()
+        nelen = reader.read_int()
         if not 0 <= nelen <= 64:
             raise UnserializeError(f"a native-encoding name of {nelen} bytes", start)
         reader.need(nelen, "the native-encoding name")
@@ -621,7 +622,7 @@ def _s4_matrix(x: Any, offset: int) -> rvalue.RAtomic:
     attrs = _attrs_dict(x.attributes)
     cls_attr = attrs.get("class")
     cls = _strings_of(cls_attr)
-    if not cls or len(cls) != 1:
+    if not cls or len(cls) != 1 or not isinstance(cls_attr, Vector):
         raise UnserializeError("an S4 object without a class", offset)
     name = cls[0]
     package = _strings_of(_attrs_dict(cls_attr.attributes).get("package"))

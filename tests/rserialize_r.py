@@ -46,9 +46,10 @@ def oracle_node(value: RObject, bridge: RBridge | None = None) -> Any:
     return (bridge or default_bridge()).encode(value)
 
 
-def deparse_batch(texts: list[str], bridge: RBridge | None = None) -> list[tuple[bytes, list[str]]]:
+def deparse_batch(texts: list[str], bridge: RBridge | None = None) -> list[tuple[bytes, list[str]] | None]:
+    """For each text (R code giving a language object): R's serialization and deparse, or None."""
     bridge = bridge or default_bridge()
     env = _support(bridge)
     with bridge._r() as ri:
         out = env[".ds_deparse_batch"](ri.StrSexpVector(texts))
-        return [(bytes(item[0]), list(item[1])) for item in out]
+        return [None if item is ri.NULL else (bytes(item[0]), list(item[1])) for item in out]

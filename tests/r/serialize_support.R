@@ -28,10 +28,11 @@
 .ds_serialize_box <- function(box, version) serialize(.ds_scrub(box[[1L]]), NULL, version = version)
 
 # For the deparse test: each text is R code evaluating to a language object; its serialization
-# and deparse(x, width.cutoff = 500L).
+# and deparse(x, width.cutoff = 500L); NULL for a text R refuses.
 .ds_deparse_batch <- function(texts) {
   lapply(texts, function(text) {
-    x <- eval(str2lang(text), envir = globalenv())
+    x <- tryCatch(eval(str2lang(text), envir = globalenv()), error = function(e) NULL)
+    if (!is.language(x)) return(NULL)  # a generated text R refuses (or whose value is not language)
     list(serialize(x, NULL), deparse(x, width.cutoff = 500L))
   })
 }
