@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import codecs
 import math
+import re
 import struct
 from dataclasses import dataclass
 from typing import Any, Final
@@ -27,10 +28,13 @@ from typing import Any, Final
 from pydsbase import rvalue
 from pydsbase.deparse import MISSING, Call, DeparseError, Symbol, deparse, format_real
 
-__all__ = ["MAX_DEPTH", "UnserializeError", "read", "unserialize"]
+__all__ = ["MAX_DEPTH", "MAX_EXPANDED", "UnserializeError", "read", "unserialize"]
 
 #: The deepest nesting of R objects accepted (lists in lists, calls in calls).
 MAX_DEPTH: Final = 128
+#: A compact form (ALTREP sequence, compact row names) declares a length with no bytes behind it:
+#: it may expand to at most this many elements, or to as many as the stream has bytes.
+MAX_EXPANDED: Final = 1 << 20
 
 # SEXP type codes (Rinternals.h) and serialization pseudo-types (serialize.c)
 _NIL, _SYM, _LIST, _CLO, _ENV, _PROM, _LANG, _SPECIAL, _BUILTIN, _CHAR = 0, 1, 2, 3, 4, 5, 6, 7, 8, 9
@@ -92,6 +96,7 @@ class Vector:
     data: list[Any]
     attributes: list[tuple[str, Any]] | None = None
     s4: bool = False
+    offset: int = 0
 
 
 @dataclass(eq=False, slots=True)
@@ -104,6 +109,7 @@ class Pairlist:
 @dataclass(eq=False, slots=True)
 class S4Object:
     attributes: list[tuple[str, Any]] | None
+    offset: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,7 +205,7 @@ class _Reader:
         if sxp == _ALTREP:
             return self.altrep(flags, depth, start)
         if sxp == _S4:
-            return S4Object(self.attributes(flags, depth))
+            return S4Object(self.attributes(flags, depth), start)
         data: list[Any]
         if sxp == _REAL:
             data = self.doubles(self.length(8, "a double vector"))
@@ -228,7 +234,7 @@ class _Reader:
             self.pos += n
         else:
             raise self.fail(f"unknown SEXP type code {sxp}", start)
-        return Vector(sxp, data, self.attributes(flags, depth), bool((flags >> 12) & _S4_MASK))
+        return Vector(sxp, data, self.attributes(flags, depth), bool((flags >> 12) & _S4_MASK), start)
 
     def attributes(self, flags: int, depth: int) -> list[tuple[str, Any]] | None:
         if not flags & _HAS_ATTR:
@@ -292,8 +298,12 @@ class _Reader:
             raise self.fail("an ALTREP object without a class", start)
         cls = info.items[0][1].name
         value = self.altrep_value(cls, state, start)
-        value.attributes = None if attrs is None else [(str(t), v) for t, v in attrs.items]
+        if attrs is not None:
+            if attrs.dotted or any(tag is None for tag, _ in attrs.items):
+                raise self.fail("ALTREP attributes without names", attr_start)
+            value.attributes = [(str(tag), v) for tag, v in attrs.items]
         value.s4 = bool((flags >> 12) & _S4_MASK)
+        value.offset = start
         return value
 
     def altrep_value(self, cls: str, state: Any, start: int) -> Vector:
@@ -304,7 +314,7 @@ class _Reader:
             if any(v is rvalue.NA or not math.isfinite(v) for v in state.data) or inc_f not in (1.0, -1.0):
                 raise self.fail(f"a malformed {cls}", start)
             n, first, inc = int(n_f), first_f, int(inc_f)
-            if n < 0 or n != n_f or n > self.end:  # a sequence longer than the stream is not ours
+            if n < 0 or n != n_f or n > max(self.end, MAX_EXPANDED):
                 raise self.fail(f"a {cls} of length {n_f}", start)
             if cls == "compact_intseq":
                 first_i = int(first)
@@ -407,9 +417,7 @@ class _Reader:
 def _constant(value: Any, reader: _Reader, start: int) -> Any:
     """An argument of a call as the deparser takes it (vectors as model values)."""
     if isinstance(value, Vector):
-        return _model(value, reader, start)
-    if isinstance(value, Pairlist | S4Object | Environment):
-        return value
+        return _model(value, reader.end, start)
     return value
 
 
@@ -447,7 +455,10 @@ def read(data: bytes | bytearray | memoryview) -> Any:
         name = data[reader.pos : reader.pos + nelen].decode("ascii", "replace")
         reader.pos += nelen
         try:
+            if not re.fullmatch(r"[A-Za-z0-9._:-]+", name):
+                raise LookupError(name)
             reader.native = codecs.lookup(name).name
+            b"".decode(reader.native)  # a text encoding (not rot13 and the like)
         except LookupError:
             raise UnserializeError(f"an unknown native encoding {name!r}", start) from None
         if reader.native == "utf-8":
@@ -467,14 +478,13 @@ def unserialize(data: bytes | bytearray | memoryview) -> rvalue.RValue | None:
     """
     raw = bytes(data)
     value = read(raw)
-    return _model(value, None, 0)
+    try:
+        return _model(value, len(raw), 0)
+    except (TypeError, KeyError, IndexError, AttributeError, OverflowError, struct.error) as exc:  # pragma: no cover
+        raise UnserializeError(f"a malformed value ({type(exc).__name__})", 0) from None
 
 
 # -- the model (what describing the value in R gives) ------------------------------------------------
-
-
-def _fail(reader: _Reader | None, message: str, offset: int) -> UnserializeError:
-    return UnserializeError(message, offset)
 
 
 def _attrs_dict(attributes: list[tuple[str, Any]] | None) -> dict[str, Any]:
@@ -511,26 +521,31 @@ def _class_of(x: Any, attrs: dict[str, Any]) -> list[str]:
 
 
 def _described_attributes(
-    attributes: list[tuple[str, Any]] | None, skip: tuple[str, ...], offset: int
+    attributes: list[tuple[str, Any]] | None, skip: tuple[str, ...], limit: int, offset: int
 ) -> dict[str, rvalue.RValue]:
     out: dict[str, rvalue.RValue] = {}
     for name, value in attributes or ():
         if name in skip:
             continue
         if name == "row.names":
-            value = _row_names(value)
-        model = _model(value, None, offset)
+            value = _row_names(value, limit, offset)
+        model = _model(value, limit, offset)
         if model is not None:
             out[name] = model
     return out
 
 
-def _row_names(value: Any) -> Any:
-    """R's ``attributes()`` shows compact row names ``c(NA, -n)`` as ``1:n``."""
+def _row_names(value: Any, limit: int, offset: int) -> Any:
+    """R's ``attributes()`` shows compact row names ``c(NA, -n)`` as ``1:n``.
+
+    ``n`` is a declared length with no bytes behind it: it is bounded by :data:`MAX_EXPANDED`.
+    """
     if isinstance(value, Vector) and value.sxp == _INT and len(value.data) == 2 and value.data[0] is rvalue.NA:
         n = value.data[1]
         n = 0 if n is rvalue.NA else abs(n)
-        return Vector(_INT, list(range(1, n + 1)), value.attributes)
+        if n > max(limit, MAX_EXPANDED):
+            raise UnserializeError(f"compact row names declaring {n} rows in {limit} bytes", value.offset)
+        return Vector(_INT, list(range(1, n + 1)), value.attributes, offset=value.offset)
     return value
 
 
@@ -543,7 +558,8 @@ def _names(x: Vector, attrs: dict[str, Any]) -> list[Any] | None:
     return names
 
 
-def _model(x: Any, reader: _Reader | None, offset: int) -> Any:
+def _model(x: Any, limit: int, offset: int) -> Any:
+    """The model of a read object, as ``.ds_describe`` describes it in R (``limit``: the stream's size)."""
     if x is None:
         return None
     if isinstance(x, Symbol):
@@ -563,29 +579,35 @@ def _model(x: Any, reader: _Reader | None, offset: int) -> Any:
             r_class=r_class,
             type="language",
             has_environment=has_env,
-            attributes=_described_attributes(x.attributes, ("class", ".Environment"), offset),
+            attributes=_described_attributes(x.attributes, ("class", ".Environment"), limit, offset),
         )
     if isinstance(x, S4Object) or (isinstance(x, Vector) and x.s4):
-        return _s4_matrix(x, offset)
+        return _s4_matrix(x, x.offset)
     if isinstance(x, Environment):
         raise UnserializeError(f"an environment ({x.kind}) is not a value of the model", offset)
     if isinstance(x, Pairlist):
         raise UnserializeError("a pairlist is not a value of the model", offset)
     if not isinstance(x, Vector):  # pragma: no cover - every read object is handled above
         raise UnserializeError(f"cannot model {type(x).__name__}", offset)
+    offset = x.offset
     attrs = _attrs_dict(x.attributes)
     r_class = _class_of(x, attrs)
     if x.sxp == _VEC:
         names = _names(x, attrs)
         return rvalue.RList(
-            [_model(v, None, offset) for v in x.data],
+            [_model(v, limit, offset) for v in x.data],
             names=None if names is None else [n if isinstance(n, str) else "" for n in names],
             r_class=r_class,
-            attributes=_described_attributes(x.attributes, ("names", "class"), offset),
+            attributes=_described_attributes(x.attributes, ("names", "class"), limit, offset),
         )
     if x.sxp not in (_REAL, _INT, _LGL, _STR):
         raise UnserializeError(f"cannot encode an R value of type '{_TYPE_NAMES.get(x.sxp)}'", offset)
     dim = attrs.get("dim")
+    if dim is not None:
+        if not (isinstance(dim, Vector) and dim.sxp in (_INT, _REAL) and dim.data
+                and all(v is not rvalue.NA and v == v and 0 <= v < 2**31 for v in dim.data)
+                and math.prod(int(v) for v in dim.data) == len(x.data)):  # fmt: skip
+            raise UnserializeError("a dim attribute that does not fit its vector", offset)
     dimnames = attrs.get("dimnames")
     dn: list[Any] | None = None
     dn_names: list[str] | None = None
@@ -601,7 +623,7 @@ def _model(x: Any, reader: _Reader | None, offset: int) -> Any:
         dim=None if not isinstance(dim, Vector) else [int(v) for v in dim.data],
         dimnames=dn,
         dimnames_names=dn_names,
-        attributes=_described_attributes(x.attributes, ("names", "class", "dim", "dimnames"), offset),
+        attributes=_described_attributes(x.attributes, ("names", "class", "dim", "dimnames"), limit, offset),
     )
 
 
@@ -633,7 +655,7 @@ def _s4_matrix(x: Any, offset: int) -> rvalue.RAtomic:
         raise UnserializeError(f"a malformed {name}", offset)
     nrow, ncol = dim.data
     values = xs.data
-    if xs.sxp != _REAL or nrow is rvalue.NA or ncol is rvalue.NA or len(values) != nrow * ncol:
+    if xs.sxp != _REAL or nrow is rvalue.NA or ncol is rvalue.NA or min(nrow, ncol) < 0 or len(values) != nrow * ncol:
         raise UnserializeError(f"a malformed {name}", offset)
     data = list(values)
     uplo = (_strings_of(attrs.get("uplo")) or ["U"])[0]
@@ -655,19 +677,12 @@ def _s4_matrix(x: Any, offset: int) -> rvalue.RAtomic:
     if isinstance(dimnames, Vector) and dimnames.sxp == _VEC and len(dimnames.data) == 2:
         parts = [None if d is None else _strings_of(d) for d in dimnames.data]
         dn_attr = _strings_of(_attrs_dict(dimnames.attributes).get("names"))
-        if name in _SYMMETRIC:  # Matrix's symmetric dimnames: a missing side takes the other's
-            if parts[0] is None:
-                parts[0] = parts[1]
-            elif parts[1] is None:
-                parts[1] = parts[0]
+        if name in _SYMMETRIC:  # Matrix's symmetric dimnames: both sides from the columns' (else the rows')
+            side = 1 if parts[1] is not None or parts[0] is None else 0
+            parts = [parts[side], parts[side]]
             if dn_attr is not None:
-                a, b = dn_attr
-                if not a:
-                    a = b
-                elif not b:
-                    b = a
-                dn_attr = [a, b]
-        if parts[0] is not None or parts[1] is not None:
+                dn_attr = [dn_attr[side], dn_attr[side]]
+        if parts[0] is not None or parts[1] is not None or dn_attr is not None:
             dn = parts
             dn_names = None if dn_attr is None else [n if isinstance(n, str) else "" for n in dn_attr]
     factors = attrs.get("factors")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import random
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +17,6 @@ import pytest
 
 from pydsbase import rserialize, rvalue
 from pydsbase.deparse import MISSING, Call, Symbol, deparse, format_real, is_syntactic_name
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 GOLDEN = Path(__file__).resolve().parents[1].parent / "shared" / "golden" / "dsbaseclient"
 
