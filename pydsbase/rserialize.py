@@ -45,8 +45,10 @@ _NAMESPACE, _PACKAGE, _PERSIST, _CLASSREF, _GENERICREF, _BCREPDEF = 249, 248, 24
 _EMPTYENV, _BCREPREF, _BASEENV, _ATTRLANG, _ATTRLIST, _ALTREP = 242, 243, 241, 240, 239, 238
 
 _IS_OBJECT, _HAS_ATTR, _HAS_TAG = 1 << 8, 1 << 9, 1 << 10
-_BYTES_MASK, _LATIN1_MASK, _UTF8_MASK, _S4_MASK = 1 << 1, 1 << 2, 1 << 3, 1 << 4
+_BYTES_MASK, _LATIN1_MASK, _UTF8_MASK, _S4_MASK, _ASCII_MASK = 1 << 1, 1 << 2, 1 << 3, 1 << 4, 1 << 6
+_NOT_UTF8 = _LATIN1_MASK | _BYTES_MASK
 _NA_INT: Final = -(2**31)
+_NA: Final = rvalue.NA
 _NA_REAL_LOW_WORD: Final = 1954
 
 _REFUSED = {
@@ -153,7 +155,12 @@ class _Reader:
         return int(value)
 
     def length(self, size: int, what: str) -> int:
-        start = self.pos
+        start = pos = self.pos
+        if pos + 4 <= self.end:  # the common case: a short vector whose bytes are all there
+            (n,) = self.int1(self.data, pos)
+            if 0 <= n and pos + 4 + n * size <= self.end:
+                self.pos = pos + 4
+                return int(n)
         n = self.read_int()
         if n == -1:
             upper, lower = self.read_int(), self.read_int()
@@ -172,69 +179,91 @@ class _Reader:
         if depth > MAX_DEPTH:
             raise self.fail(f"nesting deeper than {MAX_DEPTH} levels")
         start = self.pos
-        flags = self.read_int()
+        if start + 4 > self.end:
+            raise self.fail("the stream ends inside an item's flags")
+        (flags,) = self.int1(self.data, start)
+        self.pos = start + 4
         sxp = flags & 0xFF
-        if sxp == _NILVALUE:
+        # the most frequent first: character vectors, lists, doubles, integers, logicals
+        if sxp == _STR:
+            data = self.strings(self.length(8, "a character vector"))
+        elif sxp == _VEC:
+            n = self.length(4, "a list")
+            item = self.item
+            data = [item(depth + 1) for _ in range(n)]
+        elif sxp == _REAL:
+            data = self.doubles(self.length(8, "a double vector"))
+        elif sxp == _INT:
+            n = self.length(4, "an integer vector")
+            data = [_NA if v == _NA_INT else v for v in self.ints(n)]
+        elif sxp == _LGL:
+            n = self.length(4, "a logical vector")
+            data = [_NA if v == _NA_INT else v != 0 for v in self.ints(n)]
+        elif sxp == _NILVALUE:
             return None
-        if sxp == _REFSXP:
+        elif sxp == _REFSXP:
             index = flags >> 8 or self.read_int()
             if not 1 <= index <= len(self.refs):
                 raise self.fail(f"a reference to object {index} of {len(self.refs)}", start)
             return self.refs[index - 1]
-        if sxp == _SYM:
-            name = self.item(depth + 1)
-            if not isinstance(name, str):
-                raise self.fail("a symbol whose name is not a string", start)
-            symbol = Symbol(name)
-            self.refs.append(symbol)
-            return symbol
-        if sxp == _GLOBALENV:
-            return _GLOBAL
-        if sxp == _BASEENV:
-            return _BASE
-        if sxp == _EMPTYENV:
-            return _EMPTY
-        if sxp == _MISSINGARG:
-            return MISSING
-        if sxp == _CHAR:
-            return self.charsxp(flags, start)
-        if sxp == _LIST or sxp == _LANG:
+        elif sxp == _SYM:
+            return self.symbol(depth, start)
+        elif sxp == _LIST or sxp == _LANG:
             return self.pairlist(flags, depth, start)
-        if sxp in _REFUSED:
+        elif sxp == _CHAR:
+            return self.charsxp(flags, start)
+        elif sxp == _GLOBALENV:
+            return _GLOBAL
+        elif sxp == _BASEENV:
+            return _BASE
+        elif sxp == _EMPTYENV:
+            return _EMPTY
+        elif sxp == _MISSINGARG:
+            return MISSING
+        elif sxp in _REFUSED:
             raise self.fail(f"refused: {_REFUSED[sxp]}", start)
-        if sxp == _ALTREP:
+        elif sxp == _ALTREP:
             return self.altrep(flags, depth, start)
-        if sxp == _S4:
+        elif sxp == _S4:
             return S4Object(self.attributes(flags, depth), start)
-        data: list[Any]
-        if sxp == _REAL:
-            data = self.doubles(self.length(8, "a double vector"))
-        elif sxp == _INT:
-            n = self.length(4, "an integer vector")
-            data = [rvalue.NA if v == _NA_INT else v for v in self.ints(n)]
-        elif sxp == _LGL:
-            n = self.length(4, "a logical vector")
-            data = [rvalue.NA if v == _NA_INT else v != 0 for v in self.ints(n)]
-        elif sxp == _STR:
-            data = self.strings(self.length(8, "a character vector"))
-        elif sxp == _VEC or sxp == _EXPR:
-            n = self.length(4, "a list")
+        elif sxp == _EXPR:
+            n = self.length(4, "an expression vector")
             data = [self.item(depth + 1) for _ in range(n)]
         elif sxp == _CPLX:
             n = self.length(16, "a complex vector")
             parts = self.doubles(2 * n)
             data = [
-                rvalue.NA if parts[2 * i] is rvalue.NA or parts[2 * i + 1] is rvalue.NA
-                else complex(parts[2 * i], parts[2 * i + 1])
+                _NA if parts[2 * i] is _NA or parts[2 * i + 1] is _NA else complex(parts[2 * i], parts[2 * i + 1])
                 for i in range(n)
-            ]  # fmt: skip
+            ]
         elif sxp == _RAW:
             n = self.length(1, "a raw vector")
             data = list(self.data[self.pos : self.pos + n])
             self.pos += n
         else:
             raise self.fail(f"unknown SEXP type code {sxp}", start)
-        return Vector(sxp, data, self.attributes(flags, depth), bool((flags >> 12) & _S4_MASK), start)
+        if flags & _HAS_ATTR:
+            return Vector(sxp, data, self.attributes(flags, depth), bool((flags >> 12) & _S4_MASK), start)
+        return Vector(sxp, data, None, bool((flags >> 12) & _S4_MASK), start)
+
+    def symbol(self, depth: int, start: int) -> Symbol:
+        """A symbol (its name's CHARSXP follows); it joins the reference table."""
+        pos = self.pos
+        if pos + 8 <= self.end:
+            flags, n = self.int2(self.data, pos)
+            if flags & 0xFF == _CHAR and 0 <= n <= self.end - pos - 8:
+                raw = self.data[pos + 8 : pos + 8 + n]
+                self.pos = pos + 8 + n
+                name: Any = self.text(raw, flags >> 12, pos) if not raw.isascii() else raw.decode("ascii")
+                symbol = Symbol(name)
+                self.refs.append(symbol)
+                return symbol
+        name = self.item(depth + 1)
+        if not isinstance(name, str):
+            raise self.fail("a symbol whose name is not a string", start)
+        symbol = Symbol(name)
+        self.refs.append(symbol)
+        return symbol
 
     def attributes(self, flags: int, depth: int) -> list[tuple[str, Any]] | None:
         if not flags & _HAS_ATTR:
@@ -243,43 +272,59 @@ class _Reader:
         attrs = self.item(depth + 1)
         if not isinstance(attrs, Pairlist) or attrs.dotted:
             raise self.fail("attributes that are not a pairlist", start)
-        out: list[tuple[str, Any]] = []
-        for tag, value in attrs.items:
+        items = attrs.items
+        for tag, _ in items:
             if tag is None:
                 raise self.fail("an attribute without a name", start)
-            out.append((tag, value))
-        return out
+        return items  # type: ignore[return-value]
+
+    def tag(self) -> str:
+        """A pairlist cell's tag: a symbol, usually a reference to one already read."""
+        pos = self.pos
+        if pos + 4 > self.end:
+            raise self.fail("the stream ends inside a tag")
+        (flags,) = self.int1(self.data, pos)
+        if flags & 0xFF == _REFSXP:
+            index = flags >> 8
+            if 0 < index <= len(self.refs):
+                sym = self.refs[index - 1]
+                if type(sym) is Symbol:
+                    self.pos = pos + 4
+                    return sym.name
+        sym = self.item(0)
+        if not isinstance(sym, Symbol):
+            raise self.fail("a pairlist tag that is not a symbol", pos)
+        return sym.name
 
     def pairlist(self, flags: int, depth: int, start: int) -> Pairlist | Call:
         """A pairlist or call: attributes, tag, CAR, then the CDR read iteratively (its cells)."""
         lang = flags & 0xFF == _LANG
-        attrs = self.attributes(flags, depth)
+        attrs = self.attributes(flags, depth) if flags & _HAS_ATTR else None
         items: list[tuple[str | None, Any]] = []
         dotted = False
+        data, int1, item, end = self.data, self.int1, self.item, self.end
         while True:
-            tag = None
-            if flags & _HAS_TAG:
-                tag_start = self.pos
-                sym = self.item(depth + 1)
-                if not isinstance(sym, Symbol):
-                    raise self.fail("a pairlist tag that is not a symbol", tag_start)
-                tag = sym.name
-            items.append((tag, self.item(depth + 1)))
+            tag = self.tag() if flags & _HAS_TAG else None
+            items.append((tag, item(depth + 1)))
             cell = self.pos
-            flags = self.read_int()
+            if cell + 4 > end:
+                raise self.fail("the stream ends inside a pairlist")
+            (flags,) = int1(data, cell)
+            self.pos = cell + 4
             sxp = flags & 0xFF
+            if sxp == _LIST:
+                if flags & _HAS_ATTR:
+                    raise self.fail("attributes on an inner pairlist cell", cell)
+                continue
             if sxp == _NILVALUE:
                 break
-            if sxp != _LIST:
-                # a dotted pair (as ALTREP states are): the CDR is a value, kept as the last item
-                if lang:
-                    raise self.fail(f"a call continued by SEXP type {sxp}", cell)
-                self.pos = cell
-                items.append((None, self.item(depth + 1)))
-                dotted = True
-                break
-            if flags & _HAS_ATTR:
-                raise self.fail("attributes on an inner pairlist cell", cell)
+            # a dotted pair (as ALTREP states are): the CDR is a value, kept as the last item
+            if lang:
+                raise self.fail(f"a call continued by SEXP type {sxp}", cell)
+            self.pos = cell
+            items.append((None, item(depth + 1)))
+            dotted = True
+            break
         if lang:
             head, args = items[0], items[1:]
             if head[0] is not None:
@@ -368,7 +413,9 @@ class _Reader:
         """The elements of a character vector (each a CHARSXP), read in one loop."""
         data, int2, end = self.data, self.int2, self.end
         out: list[Any] = []
+        append = out.append
         pos = self.pos
+        utf8_native = self.native == "utf-8"
         for _ in range(n):
             if pos + 8 > end:
                 self.pos = pos
@@ -376,23 +423,24 @@ class _Reader:
             flags, length = int2(data, pos)
             if flags & 0xFF != _CHAR:
                 raise self.fail("a character vector holds something other than strings", pos)
-            if length == -1:
-                out.append(rvalue.NA)
+            if length < 0:
+                if length != -1:
+                    raise self.fail(f"a string of length {length}", pos)
+                append(_NA)
                 pos += 8
                 continue
-            if length < 0 or pos + 8 + length > end:
+            stop = pos + 8 + length
+            if stop > end:
                 raise self.fail(f"a string of length {length} beyond the end of the stream", pos)
-            raw = data[pos + 8 : pos + 8 + length]
             levels = flags >> 12
-            plain = levels & (_LATIN1_MASK | _BYTES_MASK) == 0 and self.native == "utf-8"
-            if plain or levels & _UTF8_MASK:
+            if levels & _ASCII_MASK or (levels & _UTF8_MASK) or (utf8_native and not levels & _NOT_UTF8):
                 try:
-                    out.append(raw.decode("utf-8"))
+                    append(data[pos + 8 : stop].decode("utf-8"))
                 except UnicodeDecodeError:
                     raise self.fail("a string that is not valid utf-8", pos) from None
             else:
-                out.append(self.text(raw, levels, pos))
-            pos += 8 + length
+                append(self.text(data[pos + 8 : stop], levels, pos))
+            pos = stop
         self.pos = pos
         return out
 
@@ -487,6 +535,10 @@ def unserialize(data: bytes | bytearray | memoryview) -> rvalue.RValue | None:
 # -- the model (what describing the value in R gives) ------------------------------------------------
 
 
+_PLAIN: Final = {_REAL: ("double", "numeric"), _INT: ("integer", "integer"), _LGL: ("logical", "logical"),
+                  _STR: ("character", "character")}  # fmt: skip
+
+
 def _attrs_dict(attributes: list[tuple[str, Any]] | None) -> dict[str, Any]:
     return dict(attributes) if attributes else {}
 
@@ -562,6 +614,13 @@ def _model(x: Any, limit: int, offset: int) -> Any:
     """The model of a read object, as ``.ds_describe`` describes it in R (``limit``: the stream's size)."""
     if x is None:
         return None
+    if type(x) is Vector and x.attributes is None and not x.s4:  # the common case, first
+        sxp = x.sxp
+        if sxp == _VEC:
+            return rvalue.RList([_model(v, limit, x.offset) for v in x.data], r_class=["list"])
+        plain = _PLAIN.get(sxp)
+        if plain is not None:
+            return rvalue.RAtomic(plain[0], x.data, r_class=[plain[1]])
     if isinstance(x, Symbol):
         return rvalue.RLanguage([x.name], r_class=["name"], type="symbol")
     if isinstance(x, Call):

@@ -82,7 +82,8 @@ R_VALUES = [
     "Matrix::Matrix(c(1.5, 2, 3, 4, 5, 6.5), 2, 3)",
     "Matrix::Matrix(c(2, 1, 1, 3), 2, 2)",
     "new('dpoMatrix', Dim = c(2L, 2L), x = c(2, 99, 1, 3), uplo = 'U', Dimnames = list(c('a', 'b'), NULL))",
-    "new('dpoMatrix', Dim = c(2L, 2L), x = c(2, 1, 99, 3), uplo = 'L', Dimnames = list(A = c('a', 'b'), B = c('c', 'd')))",
+    "new('dpoMatrix', Dim = c(2L, 2L), x = c(2, 1, 99, 3), uplo = 'L',"
+    " Dimnames = list(A = c('a', 'b'), B = c('c', 'd')))",
     "new('dsyMatrix', Dim = c(3L, 3L), x = as.numeric(1:9), uplo = 'L')",
     "new('dsyMatrix', Dim = c(2L, 2L), x = c(1, 2, 3, 4), Dimnames = list(NULL, c('c', 'd')))",
     "new('dsyMatrix', Dim = c(2L, 2L), x = c(1, 2, 3, 4), Dimnames = list(A = c('a', 'b'), NULL))",
@@ -278,7 +279,7 @@ def test_truncated_r_made_streams_are_clear_errors() -> None:
         _i(16, 2**30),  # a character vector
         _i(16, 1) + _i(9, 2**31 - 1),  # one string
         _i(13, -5),  # a negative length
-        _i(19 | 1 << 9, 1) + NIL + _i(2 | 1 << 10) + _i(1) + _char("row.names") + _i(13, 2, -(2**31), -(2**31 - 1)) + NIL,
+        _i(19 | 1 << 9, 1) + NIL + _i(2 | 1 << 10, 1) + _char("row.names") + _i(13, 2, -(2**31), 1 - 2**31) + NIL,
     ],
 )
 def test_huge_declared_lengths_are_refused_before_allocating(body: bytes) -> None:
@@ -366,6 +367,45 @@ def test_random_bytes_only_raise_the_typed_error(data: bytes) -> None:
                 min_size=1, max_size=6))  # fmt: skip
 def test_mutated_streams_only_raise_the_typed_error(edits: list[tuple[int, int, str]]) -> None:
     data = bytearray(_sample())
+    for where, byte, how in edits:
+        i = where % (len(data) + 1)
+        if how == "set" and i < len(data):
+            data[i] = byte
+        elif how == "del" and i < len(data):
+            del data[i]
+        else:
+            data.insert(i, byte)
+    try:
+        unserialize(bytes(data))
+    except UnserializeError:
+        pass
+
+
+_R_MADE: list[bytes] = []
+
+
+def _r_made_stream() -> bytes:
+    """An R-made stream with S4, ALTREP, a formula, a data frame, factors and a deparsed call (made once)."""
+    if not _R_MADE:
+        from rserialize_r import r_eval, r_serialize
+
+        value = r_eval(
+            "list(m = local({m <- new('dpoMatrix', Dim = c(2L, 2L), x = c(2, 1, 1, 3),"
+            " Dimnames = list(c('a', 'b'), NULL)); m@factors <- list(correlation = m); m}),"
+            " s = 1:10, f = y ~ x + (1 | g), d = data.frame(x = c(1.5, NA), g = factor(c('u', 'v'))),"
+            " c = quote(lme4::lmer(formula = y ~ x, REML = TRUE)), ch = as.character(1:3))"
+        )
+        _R_MADE.append(r_serialize(value, 3))
+    return _R_MADE[0]
+
+
+@pytest.mark.needs_r
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255), st.sampled_from(["set", "del", "ins"])),
+                min_size=1, max_size=6))  # fmt: skip
+def test_mutated_r_made_streams_only_raise_the_typed_error(edits: list[tuple[int, int, str]]) -> None:
+    data = bytearray(_r_made_stream())
+    unserialize(bytes(data))
     for where, byte, how in edits:
         i = where % (len(data) + 1)
         if how == "set" and i < len(data):
