@@ -32,12 +32,13 @@ def r_eval(code: str, bridge: RBridge | None = None) -> RObject:
         return RObject(ri.baseenv["eval"](ri.parse(code), ri.globalenv))
 
 
-def r_serialize(value: RObject, version: int = 3, bridge: RBridge | None = None) -> bytes:
-    """``serialize(scrubbed value, NULL, version = version)`` (XDR), as R writes it."""
+def r_serialize(value: RObject, version: int = 3, bridge: RBridge | None = None, xdr: bool = True) -> bytes:
+    """``serialize(scrubbed value, NULL, xdr = xdr, version = version)``, as R writes it (XDR by default)."""
     bridge = bridge or default_bridge()
     env = _support(bridge)
     with bridge._r() as ri:
-        raw = env[".ds_serialize_box"](ri.ListSexpVector([value.sexp]), ri.IntSexpVector([version]))
+        box = ri.ListSexpVector([value.sexp])
+        raw = env[".ds_serialize_box"](box, ri.IntSexpVector([version]), ri.BoolSexpVector([xdr]))
         return bytes(raw)
 
 

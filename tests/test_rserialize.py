@@ -110,6 +110,19 @@ def test_values_built_in_r_decode_as_described(code: str, version: int) -> None:
 
 
 @pytest.mark.needs_r
+@pytest.mark.parametrize("version", [2, 3])
+def test_native_binary_format_decodes_too(version: int) -> None:
+    """``serialize(x, NULL, xdr = FALSE)``: R's native little-endian format ('B')."""
+    from rserialize_r import oracle_node, r_eval, r_serialize
+
+    for code in R_VALUES:
+        value = r_eval(code)
+        data = r_serialize(value, version, xdr=False)
+        assert data[:2] == b"B\n"
+        assert _json(_decoded(data)) == _json(oracle_node(value)), code
+
+
+@pytest.mark.needs_r
 @pytest.mark.parametrize("code", REFUSED_BY_BOTH)
 def test_values_the_describer_refuses_are_refused(code: str) -> None:
     from rserialize_r import oracle_node, r_eval, r_serialize

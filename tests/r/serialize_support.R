@@ -25,7 +25,7 @@
   x
 }
 
-.ds_serialize_box <- function(box, version) serialize(.ds_scrub(box[[1L]]), NULL, version = version)
+.ds_serialize_box <- function(box, version, xdr = TRUE) serialize(.ds_scrub(box[[1L]]), NULL, xdr = xdr, version = version)
 
 # For the deparse test: each text is R code evaluating to a language object; its serialization
 # and deparse(x, width.cutoff = 500L); NULL for a text R refuses.
