@@ -10,7 +10,8 @@ tests/r/serialize_support.R). In the same run, interleaved, each summary is deco
 * and, for context, by today's path (``RBridge.encode``: ``.ds_describe`` in R, native
   serialization, r_server/rserial.py, ``_model``), R time included.
 
-Prints the median time per summary and the ratios; the claim is the ratio against rdata.
+Prints the median CPU time per summary (the process's CPU time: the machine is shared) and the
+ratios; the claim is the ratio against rdata.
 
     python benchmarks/bench_rserialize.py [--cases 3] [--reps 200]
 """
@@ -67,11 +68,12 @@ def _summaries(n_cases: int) -> list[tuple[str, bytes, Any, Any]]:
 
 
 def _median_us(fn: Any, reps: int) -> float:
+    """Median CPU time of one call (this process's CPU time: the machine is shared, wall time is not ours)."""
     times = []
     for _ in range(reps):
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         fn()
-        times.append(time.perf_counter() - t0)
+        times.append(time.process_time() - t0)
     return statistics.median(times) * 1e6
 
 
