@@ -138,6 +138,7 @@ class _Reader:
         self.order = ">" if big_endian else "<"
         self.int1 = struct.Struct(self.order + "i").unpack_from
         self.int2 = struct.Struct(self.order + "ii").unpack_from
+        self.dbl = struct.Struct(self.order + "d").unpack_from
         self.native = "utf-8"
 
     def fail(self, message: str, offset: int | None = None) -> UnserializeError:
@@ -179,26 +180,47 @@ class _Reader:
         if depth > MAX_DEPTH:
             raise self.fail(f"nesting deeper than {MAX_DEPTH} levels")
         start = self.pos
-        if start + 4 > self.end:
+        end = self.end
+        if start + 8 <= end:  # the flags and, for a vector, its length
+            flags, n = self.int2(self.data, start)
+            room = end - start - 8
+        elif start + 4 <= end:
+            (flags,) = self.int1(self.data, start)
+            n, room = -1, -1
+        else:
             raise self.fail("the stream ends inside an item's flags")
-        (flags,) = self.int1(self.data, start)
         self.pos = start + 4
         sxp = flags & 0xFF
-        # the most frequent first: character vectors, lists, doubles, integers, logicals
+        # the most frequent first: character vectors, lists, doubles, integers, logicals; a length whose
+        # bytes are all there is taken at once, any other through length() (long vectors, errors)
         if sxp == _STR:
-            data = self.strings(self.length(8, "a character vector"))
+            if 0 <= n and 8 * n <= room:
+                self.pos = start + 8
+            else:
+                n = self.length(8, "a character vector")
+            data = self.strings(n)
         elif sxp == _VEC:
-            n = self.length(4, "a list")
+            if 0 <= n and 4 * n <= room:
+                self.pos = start + 8
+            else:
+                n = self.length(4, "a list")
             item = self.item
             data = [item(depth + 1) for _ in range(n)]
         elif sxp == _REAL:
-            data = self.doubles(self.length(8, "a double vector"))
-        elif sxp == _INT:
-            n = self.length(4, "an integer vector")
-            data = [_NA if v == _NA_INT else v for v in self.ints(n)]
-        elif sxp == _LGL:
-            n = self.length(4, "a logical vector")
-            data = [_NA if v == _NA_INT else v != 0 for v in self.ints(n)]
+            if 0 <= n and 8 * n <= room:
+                self.pos = start + 8
+            else:
+                n = self.length(8, "a double vector")
+            data = self.doubles(n)
+        elif sxp == _INT or sxp == _LGL:
+            if 0 <= n and 4 * n <= room:
+                self.pos = start + 8
+            else:
+                n = self.length(4, "an integer vector" if sxp == _INT else "a logical vector")
+            if sxp == _INT:
+                data = [_NA if v == _NA_INT else v for v in self.ints(n)]
+            else:
+                data = [_NA if v == _NA_INT else v != 0 for v in self.ints(n)]
         elif sxp == _NILVALUE:
             return None
         elif sxp == _REFSXP:
@@ -445,13 +467,17 @@ class _Reader:
         return out
 
     def ints(self, n: int) -> tuple[int, ...]:
-        values = struct.unpack_from(f"{self.order}{n}i", self.data, self.pos)
+        if n == 1:
+            values: tuple[int, ...] = self.int1(self.data, self.pos)
+        else:
+            values = struct.unpack_from(f"{self.order}{n}i", self.data, self.pos)
         self.pos += 4 * n
         return values
 
     def doubles(self, n: int) -> list[Any]:
         start = self.pos
-        values: list[Any] = list(struct.unpack_from(f"{self.order}{n}d", self.data, start))
+        values: list[Any] = list(self.dbl(self.data, start) if n == 1 else
+                                 struct.unpack_from(f"{self.order}{n}d", self.data, start))  # fmt: skip
         self.pos += 8 * n
         if any(v != v for v in values):
             low = 4 if self.order == ">" else 0  # the low 32-bit word of each double
