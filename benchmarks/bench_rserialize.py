@@ -82,7 +82,10 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=3)
     parser.add_argument("--reps", type=int, default=200)
     args = parser.parse_args()
-    import rdata
+    try:
+        import rdata
+    except ImportError:
+        raise SystemExit("the baseline is PyPI rdata (pip install rdata); it is not a pydsbase dependency") from None
 
     from r_server.rbridge import RObject, default_bridge
 
