@@ -1,0 +1,783 @@
+"""One exact decoder of R's serialization (``serialize(x, NULL)``) into the R-value model.
+
+:func:`unserialize` reads the bytes R writes (XDR ``X``, versions 2 and 3, also native binary
+``B``) and gives the same :mod:`pydsbase.rvalue` model that describing the value in R would give:
+types, classes, names, dim/dimnames, the other attributes (``attributes()`` order, compact
+``row.names`` expanded as R's ``attributes()`` shows them), NULL slots in lists, doubles bit for bit
+(R's ``NA_real_`` -- a NaN with payload 1954 -- is ``NA``, any other NaN ``math.nan``), language
+objects by their text as R's ``deparse(x, width.cutoff = 500L)`` writes it (:mod:`pydsbase.deparse`),
+S4 dense matrices of the Matrix package as ``base::as.matrix`` gives them (with their S4 metadata),
+ALTREP compact sequences, wrappers and deferred strings.
+
+The bytes are hostile: every declared length is checked against the bytes left before anything is
+allocated, nesting depth is bounded here (never by Python's recursion limit), trailing bytes are
+refused, and so are every environment other than the global, base and empty ones, closures,
+bytecode, promises, external pointers, weak references and namespace/package references. Every
+refusal is one exception type, :class:`UnserializeError`, carrying the byte offset.
+"""
+
+from __future__ import annotations
+
+import codecs
+import math
+import re
+import struct
+from dataclasses import dataclass
+from typing import Any, Final
+
+from pydsbase import rvalue
+from pydsbase.deparse import MISSING, Call, DeparseError, Symbol, deparse, format_real
+
+__all__ = ["MAX_DEPTH", "MAX_EXPANDED", "UnserializeError", "read", "unserialize"]
+
+#: The deepest nesting of R objects accepted (lists in lists, calls in calls).
+MAX_DEPTH: Final = 128
+#: A compact form (ALTREP sequence, compact row names) declares a length with no bytes behind it:
+#: it may expand to at most this many elements, or to as many as the stream has bytes.
+MAX_EXPANDED: Final = 1 << 20
+
+# SEXP type codes (Rinternals.h) and serialization pseudo-types (serialize.c)
+_NIL, _SYM, _LIST, _CLO, _ENV, _PROM, _LANG, _SPECIAL, _BUILTIN, _CHAR = 0, 1, 2, 3, 4, 5, 6, 7, 8, 9
+_LGL, _INT, _REAL, _CPLX, _STR, _DOT, _ANY, _VEC, _EXPR, _BCODE = 10, 13, 14, 15, 16, 17, 18, 19, 20, 21
+_EXTPTR, _WEAKREF, _RAW, _S4 = 22, 23, 24, 25
+_REFSXP, _NILVALUE, _GLOBALENV, _UNBOUNDVALUE, _MISSINGARG, _BASENAMESPACE = 255, 254, 253, 252, 251, 250
+_NAMESPACE, _PACKAGE, _PERSIST, _CLASSREF, _GENERICREF, _BCREPDEF = 249, 248, 247, 246, 245, 244
+_EMPTYENV, _BCREPREF, _BASEENV, _ATTRLANG, _ATTRLIST, _ALTREP = 242, 243, 241, 240, 239, 238
+
+_IS_OBJECT, _HAS_ATTR, _HAS_TAG = 1 << 8, 1 << 9, 1 << 10
+_BYTES_MASK, _LATIN1_MASK, _UTF8_MASK, _S4_MASK, _ASCII_MASK = 1 << 1, 1 << 2, 1 << 3, 1 << 4, 1 << 6
+_NOT_UTF8 = _LATIN1_MASK | _BYTES_MASK
+_NA_INT: Final = -(2**31)
+_NA: Final = rvalue.NA
+_NA_REAL_LOW_WORD: Final = 1954
+
+_REFUSED = {
+    _CLO: "a closure (function)",
+    _ENV: "an environment",
+    _PROM: "a promise",
+    _SPECIAL: "a primitive function",
+    _BUILTIN: "a primitive function",
+    _DOT: "a '...' object",
+    _ANY: "an 'any' object",
+    _BCODE: "byte code",
+    _EXTPTR: "an external pointer",
+    _WEAKREF: "a weak reference",
+    _NAMESPACE: "a namespace environment",
+    _PACKAGE: "a package environment",
+    _PERSIST: "a persistent reference",
+    _BASENAMESPACE: "the base namespace",
+    _UNBOUNDVALUE: "the unbound-value marker",
+    _CLASSREF: "a class reference",
+    _GENERICREF: "a generic reference",
+    _BCREPDEF: "byte code",
+    _BCREPREF: "byte code",
+    _ATTRLANG: "byte code",
+    _ATTRLIST: "byte code",
+}
+_TYPE_NAMES = {_LGL: "logical", _INT: "integer", _REAL: "double", _STR: "character", _CPLX: "complex",
+               _VEC: "list", _EXPR: "expression", _RAW: "raw"}  # fmt: skip
+
+
+class UnserializeError(ValueError):
+    """Bytes that are not (or not an accepted) serialization of an R value; ``offset``: where."""
+
+    def __init__(self, message: str, offset: int) -> None:
+        super().__init__(f"{message} (at byte {offset})")
+        self.message = message
+        self.offset = offset
+
+
+# -- the objects as read ---------------------------------------------------------------------------
+
+
+@dataclass(eq=False, slots=True)
+class Vector:
+    """A vector as read: SEXP ``sxp`` code, elements (model-ready), attributes in stream order."""
+
+    sxp: int
+    data: list[Any]
+    attributes: list[tuple[str, Any]] | None = None
+    s4: bool = False
+    offset: int = 0
+
+
+@dataclass(eq=False, slots=True)
+class Pairlist:
+    items: list[tuple[str | None, Any]]
+    attributes: list[tuple[str, Any]] | None = None
+    dotted: bool = False
+
+
+@dataclass(eq=False, slots=True)
+class S4Object:
+    attributes: list[tuple[str, Any]] | None
+    offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Environment:
+    """One of the three environments accepted: ``global``, ``base`` or ``empty``."""
+
+    kind: str
+
+
+_GLOBAL, _BASE, _EMPTY = Environment("global"), Environment("base"), Environment("empty")
+
+
+# -- the reader ------------------------------------------------------------------------------------
+
+
+class _Reader:
+    __slots__ = ("data", "pos", "end", "refs", "order", "native", "int1", "int2", "dbl")
+
+    def __init__(self, data: bytes, pos: int, big_endian: bool) -> None:
+        self.data = data
+        self.pos = pos
+        self.end = len(data)
+        self.refs: list[Any] = []
+        self.order = ">" if big_endian else "<"
+        self.int1 = struct.Struct(self.order + "i").unpack_from
+        self.int2 = struct.Struct(self.order + "ii").unpack_from
+        self.dbl = struct.Struct(self.order + "d").unpack_from
+        self.native = "utf-8"
+
+    def fail(self, message: str, offset: int | None = None) -> UnserializeError:
+        return UnserializeError(message, self.pos if offset is None else offset)
+
+    def need(self, nbytes: int, what: str) -> None:
+        if nbytes > self.end - self.pos:
+            raise self.fail(f"{what} declares {nbytes} bytes but only {self.end - self.pos} remain")
+
+    def read_int(self) -> int:
+        if self.pos + 4 > self.end:
+            raise self.fail("the stream ends inside an integer")
+        (value,) = self.int1(self.data, self.pos)
+        self.pos += 4
+        return int(value)
+
+    def length(self, size: int, what: str) -> int:
+        start = pos = self.pos
+        if pos + 4 <= self.end:  # the common case: a short vector whose bytes are all there
+            (n,) = self.int1(self.data, pos)
+            if 0 <= n and pos + 4 + n * size <= self.end:
+                self.pos = pos + 4
+                return int(n)
+        n = self.read_int()
+        if n == -1:
+            upper, lower = self.read_int(), self.read_int()
+            n = (upper << 32) + (lower & 0xFFFFFFFF)
+            if upper < 0:
+                raise self.fail(f"a negative length of {what}", start)
+        elif n < 0:
+            raise self.fail(f"a negative length of {what}", start)
+        if n * size > self.end - self.pos:
+            raise self.fail(f"{what} of length {n} needs {n * size} bytes but only {self.end - self.pos} remain", start)
+        return n
+
+    # -- items -------------------------------------------------------------------------------------
+
+    def item(self, depth: int) -> Any:
+        if depth > MAX_DEPTH:
+            raise self.fail(f"nesting deeper than {MAX_DEPTH} levels")
+        start = self.pos
+        end = self.end
+        if start + 8 <= end:  # the flags and, for a vector, its length
+            flags, n = self.int2(self.data, start)
+            room = end - start - 8
+        elif start + 4 <= end:
+            (flags,) = self.int1(self.data, start)
+            n, room = -1, -1
+        else:
+            raise self.fail("the stream ends inside an item's flags")
+        self.pos = start + 4
+        sxp = flags & 0xFF
+        # the most frequent first: character vectors, lists, doubles, integers, logicals; a length whose
+        # bytes are all there is taken at once, any other through length() (long vectors, errors)
+        if sxp == _STR:
+            if 0 <= n and 8 * n <= room:
+                self.pos = start + 8
+            else:
+                n = self.length(8, "a character vector")
+            data = self.strings(n)
+        elif sxp == _VEC:
+            if 0 <= n and 4 * n <= room:
+                self.pos = start + 8
+            else:
+                n = self.length(4, "a list")
+            item = self.item
+            data = [item(depth + 1) for _ in range(n)]
+        elif sxp == _REAL:
+            if 0 <= n and 8 * n <= room:
+                self.pos = start + 8
+            else:
+                n = self.length(8, "a double vector")
+            data = self.doubles(n)
+        elif sxp == _INT or sxp == _LGL:
+            if 0 <= n and 4 * n <= room:
+                self.pos = start + 8
+            else:
+                n = self.length(4, "an integer vector" if sxp == _INT else "a logical vector")
+            if sxp == _INT:
+                data = [_NA if v == _NA_INT else v for v in self.ints(n)]
+            else:
+                data = [_NA if v == _NA_INT else v != 0 for v in self.ints(n)]
+        elif sxp == _NILVALUE:
+            return None
+        elif sxp == _REFSXP:
+            index = flags >> 8 or self.read_int()
+            if not 1 <= index <= len(self.refs):
+                raise self.fail(f"a reference to object {index} of {len(self.refs)}", start)
+            return self.refs[index - 1]
+        elif sxp == _SYM:
+            return self.symbol(depth, start)
+        elif sxp == _LIST or sxp == _LANG:
+            return self.pairlist(flags, depth, start)
+        elif sxp == _CHAR:
+            return self.charsxp(flags, start)
+        elif sxp == _GLOBALENV:
+            return _GLOBAL
+        elif sxp == _BASEENV:
+            return _BASE
+        elif sxp == _EMPTYENV:
+            return _EMPTY
+        elif sxp == _MISSINGARG:
+            return MISSING
+        elif sxp in _REFUSED:
+            raise self.fail(f"refused: {_REFUSED[sxp]}", start)
+        elif sxp == _ALTREP:
+            return self.altrep(flags, depth, start)
+        elif sxp == _S4:
+            return S4Object(self.attributes(flags, depth), start)
+        elif sxp == _EXPR:
+            n = self.length(4, "an expression vector")
+            data = [self.item(depth + 1) for _ in range(n)]
+        elif sxp == _CPLX:
+            n = self.length(16, "a complex vector")
+            parts = self.doubles(2 * n)
+            data = [
+                _NA if parts[2 * i] is _NA or parts[2 * i + 1] is _NA else complex(parts[2 * i], parts[2 * i + 1])
+                for i in range(n)
+            ]
+        elif sxp == _RAW:
+            n = self.length(1, "a raw vector")
+            data = list(self.data[self.pos : self.pos + n])
+            self.pos += n
+        else:
+            raise self.fail(f"unknown SEXP type code {sxp}", start)
+        if flags & _HAS_ATTR:
+            return Vector(sxp, data, self.attributes(flags, depth), bool((flags >> 12) & _S4_MASK), start)
+        return Vector(sxp, data, None, bool((flags >> 12) & _S4_MASK), start)
+
+    def symbol(self, depth: int, start: int) -> Symbol:
+        """A symbol (its name's CHARSXP follows); it joins the reference table."""
+        pos = self.pos
+        if pos + 8 <= self.end:
+            flags, n = self.int2(self.data, pos)
+            if flags & 0xFF == _CHAR and 0 <= n <= self.end - pos - 8:
+                raw = self.data[pos + 8 : pos + 8 + n]
+                self.pos = pos + 8 + n
+                name: Any = self.text(raw, flags >> 12, pos) if not raw.isascii() else raw.decode("ascii")
+                symbol = Symbol(name)
+                self.refs.append(symbol)
+                return symbol
+        name = self.item(depth + 1)
+        if not isinstance(name, str):
+            raise self.fail("a symbol whose name is not a string", start)
+        symbol = Symbol(name)
+        self.refs.append(symbol)
+        return symbol
+
+    def attributes(self, flags: int, depth: int) -> list[tuple[str, Any]] | None:
+        if not flags & _HAS_ATTR:
+            return None
+        start = self.pos
+        attrs = self.item(depth + 1)
+        if not isinstance(attrs, Pairlist) or attrs.dotted:
+            raise self.fail("attributes that are not a pairlist", start)
+        items = attrs.items
+        for tag, _ in items:
+            if tag is None:
+                raise self.fail("an attribute without a name", start)
+        return items  # type: ignore[return-value]
+
+    def tag(self) -> str:
+        """A pairlist cell's tag: a symbol, usually a reference to one already read."""
+        pos = self.pos
+        if pos + 4 > self.end:
+            raise self.fail("the stream ends inside a tag")
+        (flags,) = self.int1(self.data, pos)
+        if flags & 0xFF == _REFSXP:
+            index = flags >> 8
+            if 0 < index <= len(self.refs):
+                sym = self.refs[index - 1]
+                if type(sym) is Symbol:
+                    self.pos = pos + 4
+                    return sym.name
+        sym = self.item(0)
+        if not isinstance(sym, Symbol):
+            raise self.fail("a pairlist tag that is not a symbol", pos)
+        return sym.name
+
+    def pairlist(self, flags: int, depth: int, start: int) -> Pairlist | Call:
+        """A pairlist or call: attributes, tag, CAR, then the CDR read iteratively (its cells)."""
+        lang = flags & 0xFF == _LANG
+        attrs = self.attributes(flags, depth) if flags & _HAS_ATTR else None
+        items: list[tuple[str | None, Any]] = []
+        dotted = False
+        data, int1, item, end = self.data, self.int1, self.item, self.end
+        while True:
+            tag = self.tag() if flags & _HAS_TAG else None
+            items.append((tag, item(depth + 1)))
+            cell = self.pos
+            if cell + 4 > end:
+                raise self.fail("the stream ends inside a pairlist")
+            (flags,) = int1(data, cell)
+            self.pos = cell + 4
+            sxp = flags & 0xFF
+            if sxp == _LIST:
+                if flags & _HAS_ATTR:
+                    raise self.fail("attributes on an inner pairlist cell", cell)
+                continue
+            if sxp == _NILVALUE:
+                break
+            # a dotted pair (as ALTREP states are): the CDR is a value, kept as the last item
+            if lang:
+                raise self.fail(f"a call continued by SEXP type {sxp}", cell)
+            self.pos = cell
+            items.append((None, item(depth + 1)))
+            dotted = True
+            break
+        if lang:
+            head, args = items[0], items[1:]
+            if head[0] is not None:
+                raise self.fail("a call whose function carries a tag", start)
+            return Call(head[1], [(tag, _constant(value, self, start)) for tag, value in args], attrs)
+        return Pairlist(items, attrs, dotted)
+
+    def altrep(self, flags: int, depth: int, start: int) -> Any:
+        info = self.item(depth + 1)
+        state = self.item(depth + 1)
+        attr_start = self.pos
+        attrs = self.item(depth + 1)
+        if attrs is not None and not isinstance(attrs, Pairlist):
+            raise self.fail("ALTREP attributes that are not a pairlist", attr_start)
+        if not (isinstance(info, Pairlist) and info.items and isinstance(info.items[0][1], Symbol)):
+            raise self.fail("an ALTREP object without a class", start)
+        cls = info.items[0][1].name
+        value = self.altrep_value(cls, state, start)
+        if attrs is not None:
+            if attrs.dotted or any(tag is None for tag, _ in attrs.items):
+                raise self.fail("ALTREP attributes without names", attr_start)
+            value.attributes = [(str(tag), v) for tag, v in attrs.items]
+        value.s4 = bool((flags >> 12) & _S4_MASK)
+        value.offset = start
+        return value
+
+    def altrep_value(self, cls: str, state: Any, start: int) -> Vector:
+        if cls in ("compact_intseq", "compact_realseq"):
+            if not (isinstance(state, Vector) and state.sxp == _REAL and len(state.data) == 3):
+                raise self.fail(f"a malformed {cls}", start)
+            n_f, first_f, inc_f = state.data
+            if any(v is rvalue.NA or not math.isfinite(v) for v in state.data) or inc_f not in (1.0, -1.0):
+                raise self.fail(f"a malformed {cls}", start)
+            n, first, inc = int(n_f), first_f, int(inc_f)
+            if n < 0 or n != n_f or n > max(self.end, MAX_EXPANDED):
+                raise self.fail(f"a {cls} of length {n_f}", start)
+            if cls == "compact_intseq":
+                first_i = int(first)
+                last = first_i + inc * (n - 1)
+                if first_i != first or not (-(2**31) < min(first_i, last) and max(first_i, last) < 2**31):
+                    raise self.fail("a compact_intseq outside the integer range", start)
+                return Vector(_INT, list(range(first_i, last + inc, inc)) if n else [])
+            return Vector(_REAL, [first + inc * i for i in range(n)])
+        if cls.startswith("wrap_"):
+            if not (isinstance(state, Pairlist) and state.items and isinstance(state.items[0][1], Vector)):
+                raise self.fail(f"a malformed {cls}", start)
+            inner: Vector = state.items[0][1]
+            return Vector(inner.sxp, inner.data, inner.attributes, inner.s4)
+        if cls == "deferred_string":
+            if not (isinstance(state, Pairlist) and state.items and isinstance(state.items[0][1], Vector)):
+                raise self.fail("a malformed deferred_string", start)
+            arg: Vector = state.items[0][1]
+            scipen = state.items[1][1] if len(state.items) > 1 else None
+            if isinstance(scipen, Vector) and scipen.data and scipen.data[0] not in (0, rvalue.NA):
+                raise self.fail("a deferred_string made with options(scipen) set", start)
+            if arg.sxp == _INT:
+                return Vector(_STR, [v if v is rvalue.NA else str(v) for v in arg.data])
+            if arg.sxp == _REAL:
+                return Vector(_STR, [v if v is rvalue.NA else format_real(v) for v in arg.data])
+            raise self.fail("a deferred_string of neither integers nor doubles", start)
+        raise self.fail(f"an ALTREP class this decoder does not know: {cls}", start)
+
+    # -- leaves ------------------------------------------------------------------------------------
+
+    def text(self, raw: bytes, levels: int, start: int) -> str:
+        if levels & _BYTES_MASK:
+            raise self.fail("a string of declared bytes has no text encoding", start)
+        codec = "utf-8" if levels & _UTF8_MASK else "latin-1" if levels & _LATIN1_MASK else self.native
+        try:
+            return raw.decode(codec)
+        except UnicodeDecodeError:
+            raise self.fail(f"a string that is not valid {codec}", start) from None
+
+    def charsxp(self, flags: int, start: int) -> Any:
+        n = self.read_int()
+        if n == -1:
+            return rvalue.NA
+        if n < 0:
+            raise self.fail("a negative string length", start)
+        self.need(n, "a string")
+        raw = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return self.text(raw, flags >> 12, start)
+
+    def strings(self, n: int) -> list[Any]:
+        """The elements of a character vector (each a CHARSXP), read in one loop."""
+        data, int2, end = self.data, self.int2, self.end
+        out: list[Any] = []
+        append = out.append
+        pos = self.pos
+        utf8_native = self.native == "utf-8"
+        for _ in range(n):
+            if pos + 8 > end:
+                self.pos = pos
+                raise self.fail("the stream ends inside a character vector")
+            flags, length = int2(data, pos)
+            if flags & 0xFF != _CHAR:
+                raise self.fail("a character vector holds something other than strings", pos)
+            if length < 0:
+                if length != -1:
+                    raise self.fail(f"a string of length {length}", pos)
+                append(_NA)
+                pos += 8
+                continue
+            stop = pos + 8 + length
+            if stop > end:
+                raise self.fail(f"a string of length {length} beyond the end of the stream", pos)
+            levels = flags >> 12
+            if levels & _ASCII_MASK or (levels & _UTF8_MASK) or (utf8_native and not levels & _NOT_UTF8):
+                try:
+                    append(data[pos + 8 : stop].decode("utf-8"))
+                except UnicodeDecodeError:
+                    raise self.fail("a string that is not valid utf-8", pos) from None
+            else:
+                append(self.text(data[pos + 8 : stop], levels, pos))
+            pos = stop
+        self.pos = pos
+        return out
+
+    def ints(self, n: int) -> tuple[int, ...]:
+        if n == 1:
+            values: tuple[int, ...] = self.int1(self.data, self.pos)
+        else:
+            values = struct.unpack_from(f"{self.order}{n}i", self.data, self.pos)
+        self.pos += 4 * n
+        return values
+
+    def doubles(self, n: int) -> list[Any]:
+        start = self.pos
+        values: list[Any] = list(self.dbl(self.data, start) if n == 1 else
+                                 struct.unpack_from(f"{self.order}{n}d", self.data, start))  # fmt: skip
+        self.pos += 8 * n
+        if any(v != v for v in values):
+            low = 4 if self.order == ">" else 0  # the low 32-bit word of each double
+            for i, v in enumerate(values):
+                if v != v:
+                    (word,) = self.int1(self.data, start + 8 * i + low)
+                    values[i] = rvalue.NA if word == _NA_REAL_LOW_WORD else math.nan
+        return values
+
+
+def _constant(value: Any, reader: _Reader, start: int) -> Any:
+    """An argument of a call as the deparser takes it (vectors as model values)."""
+    if isinstance(value, Vector):
+        return _model(value, reader.end, start)
+    return value
+
+
+# -- header ----------------------------------------------------------------------------------------
+
+
+def read(data: bytes | bytearray | memoryview) -> Any:
+    """The objects of a serialization, as read (before they become the model).
+
+    NULL -> None; vectors -> :class:`Vector`; calls -> :class:`pydsbase.deparse.Call`; symbols ->
+    :class:`pydsbase.deparse.Symbol`; pairlists -> :class:`Pairlist`; S4 objects ->
+    :class:`S4Object`; the three accepted environments -> :class:`Environment`.
+    """
+    data = bytes(data)
+    if len(data) < 14:
+        raise UnserializeError("too short to be an R serialization", 0)
+    fmt = data[:2]
+    if fmt == b"X\n":
+        reader = _Reader(data, 2, big_endian=True)
+    elif fmt == b"B\n":
+        reader = _Reader(data, 2, big_endian=False)
+    elif fmt == b"A\n":
+        raise UnserializeError("R's ASCII serialization is not read here (use the default XDR)", 0)
+    else:
+        raise UnserializeError("not an R serialization (no X/B format header)", 0)
+    version = reader.read_int()
+    reader.read_int()  # the writer's R version
+    reader.read_int()  # the oldest R version that can read it
+    if version == 3:
+        start = reader.pos
+        nelen = reader.read_int()
+        if not 0 <= nelen <= 64:
+            raise UnserializeError(f"a native-encoding name of {nelen} bytes", start)
+        reader.need(nelen, "the native-encoding name")
+        name = data[reader.pos : reader.pos + nelen].decode("ascii", "replace")
+        reader.pos += nelen
+        try:
+            if not re.fullmatch(r"[A-Za-z0-9._:-]+", name):
+                raise LookupError(name)
+            reader.native = codecs.lookup(name).name
+            b"".decode(reader.native)  # a text encoding (not rot13 and the like)
+        except LookupError:
+            raise UnserializeError(f"an unknown native encoding {name!r}", start) from None
+        if reader.native == "utf-8":
+            reader.native = "utf-8"
+    elif version != 2:
+        raise UnserializeError(f"serialization version {version} (versions 2 and 3 are read)", 2)
+    value = reader.item(0)
+    if reader.pos != len(data):
+        raise UnserializeError(f"{len(data) - reader.pos} trailing bytes after the value", reader.pos)
+    return value
+
+
+def unserialize(data: bytes | bytearray | memoryview) -> rvalue.RValue | None:
+    """The model of the R value whose ``serialize(x, NULL)`` bytes are ``data`` (None for NULL).
+
+    Raises :class:`UnserializeError` (with the byte offset) for anything else.
+    """
+    raw = bytes(data)
+    value = read(raw)
+    try:
+        return _model(value, len(raw), 0)
+    except (TypeError, KeyError, IndexError, AttributeError, OverflowError, struct.error) as exc:  # pragma: no cover
+        raise UnserializeError(f"a malformed value ({type(exc).__name__})", 0) from None
+
+
+# -- the model (what describing the value in R gives) ------------------------------------------------
+
+
+_PLAIN: Final = {_REAL: ("double", "numeric"), _INT: ("integer", "integer"), _LGL: ("logical", "logical"),
+                  _STR: ("character", "character")}  # fmt: skip
+
+
+def _attrs_dict(attributes: list[tuple[str, Any]] | None) -> dict[str, Any]:
+    return dict(attributes) if attributes else {}
+
+
+def _implicit_class(x: Any, attrs: dict[str, Any]) -> list[str]:
+    dim = attrs.get("dim")
+    if isinstance(dim, Vector):
+        return ["matrix", "array"] if len(dim.data) == 2 else ["array"]
+    if isinstance(x, Call):
+        head = x.function
+        if isinstance(head, Symbol) and head.name in ("if", "while", "for", "=", "<-", "(", "{"):
+            return [head.name]
+        return ["call"]
+    if isinstance(x, Symbol):
+        return ["name"]
+    if x.sxp == _REAL:
+        return ["numeric"]
+    if x.sxp == _VEC:
+        return ["list"]
+    return [_TYPE_NAMES.get(x.sxp, "unknown")]
+
+
+def _strings_of(value: Any) -> list[Any] | None:
+    return list(value.data) if isinstance(value, Vector) and value.sxp == _STR else None
+
+
+def _class_of(x: Any, attrs: dict[str, Any]) -> list[str]:
+    cls = attrs.get("class")
+    if isinstance(cls, Vector) and cls.sxp == _STR and cls.data:
+        return [v if isinstance(v, str) else "NA" for v in cls.data]
+    return _implicit_class(x, attrs)
+
+
+def _described_attributes(
+    attributes: list[tuple[str, Any]] | None, skip: tuple[str, ...], limit: int, offset: int
+) -> dict[str, rvalue.RValue]:
+    out: dict[str, rvalue.RValue] = {}
+    for name, value in attributes or ():
+        if name in skip:
+            continue
+        if name == "row.names":
+            value = _row_names(value, limit, offset)
+        model = _model(value, limit, offset)
+        if model is not None:
+            out[name] = model
+    return out
+
+
+def _row_names(value: Any, limit: int, offset: int) -> Any:
+    """R's ``attributes()`` shows compact row names ``c(NA, -n)`` as ``1:n``.
+
+    ``n`` is a declared length with no bytes behind it: it is bounded by :data:`MAX_EXPANDED`.
+    """
+    if isinstance(value, Vector) and value.sxp == _INT and len(value.data) == 2 and value.data[0] is rvalue.NA:
+        n = value.data[1]
+        n = 0 if n is rvalue.NA else abs(n)
+        if n > max(limit, MAX_EXPANDED):
+            raise UnserializeError(f"compact row names declaring {n} rows in {limit} bytes", value.offset)
+        return Vector(_INT, list(range(1, n + 1)), value.attributes, offset=value.offset)
+    return value
+
+
+def _names(x: Vector, attrs: dict[str, Any]) -> list[Any] | None:
+    names = _strings_of(attrs.get("names"))
+    if names is None:
+        dim, dimnames = attrs.get("dim"), attrs.get("dimnames")
+        if isinstance(dim, Vector) and len(dim.data) == 1 and isinstance(dimnames, Vector) and dimnames.data:
+            names = _strings_of(dimnames.data[0])
+    return names
+
+
+def _model(x: Any, limit: int, offset: int) -> Any:
+    """The model of a read object, as ``.ds_describe`` describes it in R (``limit``: the stream's size)."""
+    if x is None:
+        return None
+    if type(x) is Vector and x.attributes is None and not x.s4:  # the common case, first
+        sxp = x.sxp
+        if sxp == _VEC:
+            return rvalue.RList([_model(v, limit, x.offset) for v in x.data], r_class=["list"])
+        plain = _PLAIN.get(sxp)
+        if plain is not None:
+            return rvalue.RAtomic(plain[0], x.data, r_class=[plain[1]])
+    if isinstance(x, Symbol):
+        return rvalue.RLanguage([x.name], r_class=["name"], type="symbol")
+    if isinstance(x, Call):
+        attrs = _attrs_dict(x.attributes)
+        r_class = _class_of(x, attrs)
+        try:
+            text = deparse(x)
+        except DeparseError as exc:
+            raise UnserializeError(f"a call the deparser cannot write: {exc}", offset) from None
+        has_env = None
+        if "formula" in r_class:
+            has_env = attrs.get(".Environment") is not None
+        return rvalue.RLanguage(
+            text,
+            r_class=r_class,
+            type="language",
+            has_environment=has_env,
+            attributes=_described_attributes(x.attributes, ("class", ".Environment"), limit, offset),
+        )
+    if isinstance(x, S4Object) or (isinstance(x, Vector) and x.s4):
+        return _s4_matrix(x, x.offset)
+    if isinstance(x, Environment):
+        raise UnserializeError(f"an environment ({x.kind}) is not a value of the model", offset)
+    if isinstance(x, Pairlist):
+        raise UnserializeError("a pairlist is not a value of the model", offset)
+    if not isinstance(x, Vector):  # pragma: no cover - every read object is handled above
+        raise UnserializeError(f"cannot model {type(x).__name__}", offset)
+    offset = x.offset
+    attrs = _attrs_dict(x.attributes)
+    r_class = _class_of(x, attrs)
+    if x.sxp == _VEC:
+        names = _names(x, attrs)
+        return rvalue.RList(
+            [_model(v, limit, offset) for v in x.data],
+            names=None if names is None else [n if isinstance(n, str) else "" for n in names],
+            r_class=r_class,
+            attributes=_described_attributes(x.attributes, ("names", "class"), limit, offset),
+        )
+    if x.sxp not in (_REAL, _INT, _LGL, _STR):
+        raise UnserializeError(f"cannot encode an R value of type '{_TYPE_NAMES.get(x.sxp)}'", offset)
+    dim = attrs.get("dim")
+    if dim is not None:
+        if not (isinstance(dim, Vector) and dim.sxp in (_INT, _REAL) and dim.data
+                and all(v is not rvalue.NA and v == v and 0 <= v < 2**31 for v in dim.data)
+                and math.prod(int(v) for v in dim.data) == len(x.data)):  # fmt: skip
+            raise UnserializeError("a dim attribute that does not fit its vector", offset)
+    dimnames = attrs.get("dimnames")
+    dn: list[Any] | None = None
+    dn_names: list[str] | None = None
+    if isinstance(dimnames, Vector) and dimnames.sxp == _VEC:
+        dn = [None if d is None else _strings_of(d) for d in dimnames.data]
+        dn_attr = _strings_of(_attrs_dict(dimnames.attributes).get("names"))
+        dn_names = None if dn_attr is None else [n if isinstance(n, str) else "" for n in dn_attr]
+    return rvalue.RAtomic(
+        _TYPE_NAMES[x.sxp],
+        x.data,
+        r_class=r_class,
+        names=_names(x, attrs),
+        dim=None if not isinstance(dim, Vector) else [int(v) for v in dim.data],
+        dimnames=dn,
+        dimnames_names=dn_names,
+        attributes=_described_attributes(x.attributes, ("names", "class", "dim", "dimnames"), limit, offset),
+    )
+
+
+# -- S4: dense matrices of the Matrix package ----------------------------------------------------------
+
+#: slotNames() of the Matrix classes converted (Matrix 1.5), in the class definition's order.
+_MATRIX_SLOTS: Final = {
+    "dgeMatrix": ["Dim", "Dimnames", "x", "factors"],
+    "dsyMatrix": ["Dim", "Dimnames", "x", "uplo", "factors"],
+    "dpoMatrix": ["Dim", "Dimnames", "x", "uplo", "factors"],
+    "corMatrix": ["sd", "Dim", "Dimnames", "x", "uplo", "factors"],
+    "dtrMatrix": ["Dim", "Dimnames", "x", "uplo", "diag"],
+}
+_SYMMETRIC: Final = {"dsyMatrix", "dpoMatrix", "corMatrix"}
+
+
+def _s4_matrix(x: Any, offset: int) -> rvalue.RAtomic:
+    attrs = _attrs_dict(x.attributes)
+    cls_attr = attrs.get("class")
+    cls = _strings_of(cls_attr)
+    if not cls or len(cls) != 1 or not isinstance(cls_attr, Vector):
+        raise UnserializeError("an S4 object without a class", offset)
+    name = cls[0]
+    package = _strings_of(_attrs_dict(cls_attr.attributes).get("package"))
+    if name not in _MATRIX_SLOTS or package != ["Matrix"]:
+        raise UnserializeError(f"cannot encode an S4 object of class '{name}'", offset)
+    dim, xs = attrs.get("Dim"), attrs.get("x")
+    if not (isinstance(dim, Vector) and dim.sxp == _INT and len(dim.data) == 2 and isinstance(xs, Vector)):
+        raise UnserializeError(f"a malformed {name}", offset)
+    nrow, ncol = dim.data
+    values = xs.data
+    if xs.sxp != _REAL or nrow is rvalue.NA or ncol is rvalue.NA or min(nrow, ncol) < 0 or len(values) != nrow * ncol:
+        raise UnserializeError(f"a malformed {name}", offset)
+    data = list(values)
+    uplo = (_strings_of(attrs.get("uplo")) or ["U"])[0]
+    if name in _SYMMETRIC or name == "dtrMatrix":
+        if nrow != ncol or uplo not in ("U", "L"):
+            raise UnserializeError(f"a malformed {name}", offset)
+        n = nrow
+        upper = uplo == "U"
+        for j in range(n):
+            for i in range(n):
+                if (i < j and not upper) or (i > j and upper):
+                    data[i + j * n] = values[j + i * n] if name in _SYMMETRIC else 0.0
+        if name == "dtrMatrix" and (_strings_of(attrs.get("diag")) or ["N"])[0] == "U":
+            for i in range(n):
+                data[i + i * n] = 1.0
+    dimnames = attrs.get("Dimnames")
+    dn: list[Any] | None = None
+    dn_names: list[str] | None = None
+    if isinstance(dimnames, Vector) and dimnames.sxp == _VEC and len(dimnames.data) == 2:
+        parts = [None if d is None else _strings_of(d) for d in dimnames.data]
+        dn_attr = _strings_of(_attrs_dict(dimnames.attributes).get("names"))
+        if name in _SYMMETRIC:  # Matrix's symmetric dimnames: both sides from the columns' (else the rows')
+            side = 1 if parts[1] is not None or parts[0] is None else 0
+            parts = [parts[side], parts[side]]
+            if dn_attr is not None:
+                dn_attr = [dn_attr[side], dn_attr[side]]
+        if parts[0] is not None or parts[1] is not None or dn_attr is not None:
+            dn = parts
+            dn_names = None if dn_attr is None else [n if isinstance(n, str) else "" for n in dn_attr]
+    factors = attrs.get("factors")
+    factor_names = _strings_of(_attrs_dict(factors.attributes).get("names")) if isinstance(factors, Vector) else None
+    s4 = {
+        "s4_class": name,
+        "s4_package": "Matrix",
+        "converted_with": "base::as.matrix",
+        "s4_slot_names": list(_MATRIX_SLOTS[name]),
+        "s4_factors_names": list(factor_names or []),
+    }
+    return rvalue.RAtomic("double", data, r_class=["matrix", "array"], dim=[nrow, ncol], dimnames=dn,
+                          dimnames_names=dn_names, s4=s4)  # fmt: skip

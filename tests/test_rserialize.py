@@ -1,0 +1,433 @@
+"""pydsbase.rserialize: R's own serialize() bytes decoded into the same model as today's encoder.
+
+(a) values built in R: decode(serialize(x, NULL)) (versions 2 and 3) equals the node of the bridge's
+    ``.ds_describe`` pipeline, doubles bit for bit; values that pipeline refuses are refused too.
+(b) the lmerSLMADS2 answers of the golden cases: the value the local runtime encodes, scrubbed of
+    non-global environments (tests/r/serialize_support.R) and serialized by R, decodes to the node
+    the runtime answered.
+(c) hostile bytes: truncation at every offset, huge declared lengths, deep nesting, environments,
+    closures, byte code, external pointers, bad headers, unknown types, trailing bytes: always
+    UnserializeError with the offset of the refused item; a Hypothesis fuzz test of random and
+    mutated streams.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pydsbase import rvalue
+from pydsbase.rserialize import MAX_DEPTH, UnserializeError, read, unserialize
+
+
+def _json(node: Any) -> str:
+    """A node's exact text (doubles by repr: bit for bit; an NA in names, as today's encoder keeps it, as NA)."""
+    return json.dumps(node, allow_nan=False, ensure_ascii=False, default=repr)
+
+
+def _decoded(data: bytes) -> Any:
+    return rvalue.to_node(unserialize(data))
+
+
+# -- (a) values built in R ----------------------------------------------------------------------------
+
+R_VALUES = [
+    "NULL",
+    "c(1.5, NA, NaN, -0, 5e-324, 2.225073858507201e-308, Inf, -Inf, .Machine$double.xmax, 0.1 + 0.2)",
+    "c(1L, NA, -2147483647L, 2147483647L)",
+    "c(TRUE, NA, FALSE)",
+    "c('a', NA, '\\u00e9', '', 'tab\\there', '\\u4e2d')",
+    "iconv('caf\\u00e9', 'UTF-8', 'latin1')",
+    "c(a = 1, b = 2, 3)",
+    "setNames(1:3, c('a', NA, ''))",
+    "structure(1:6, dim = 2:3, dimnames = list(rows = c('a', 'b'), NULL))",
+    "matrix(c(1, NA, NaN, 4), 2, dimnames = list(NULL, c('x', 'y')))",
+    "array(1:24, 2:4)",
+    "array(1:3, 3, list(c('a', 'b', 'c')))",
+    "factor(c('a', 'b', NA, 'a'))",
+    "ordered(c('lo', 'hi'), levels = c('lo', 'hi'))",
+    "data.frame(x = 1:3, y = c('a', 'b', 'c'), z = c(0.5, NA, 2))",
+    "data.frame(x = 1:2, row.names = c('r1', 'r2'))",
+    "data.frame()",
+    "list(1, NULL, list(a = NULL, b = list()), list())",
+    "list(a = 1, 2, a = 3)",
+    "structure(list(x = 1), class = c('foo', 'bar'), extra = 'e')",
+    "structure(1:3, foo = 'bar', comment = 'c')",
+    "1:10",
+    "10:1",
+    "seq_len(0)",
+    "as.numeric(1:5) + 0.5",
+    "sort(c(3, 1, 2))",
+    "as.character(1:3)",
+    "as.character(c(1.5, 1e5, 1/3, NA))",
+    "y ~ x + (1 | g)",
+    "~ x",
+    "local(y ~ x + offset(o))",
+    "list(f = y ~ x, g = local(~ z))",
+    "quote(lme4::lmer(formula = y ~ x, data = d, REML = TRUE))",
+    "quote(x[, 1])",
+    "as.name('a b')",
+    "quote(-x)",
+    "quote((a + b) * c)",
+    "quote({x; y})",
+    "structure(1, class = 'logLik', df = 3L, nobs = 10L)",
+    "character(0)",
+    "logical(0)",
+    "list(1:3, 4:6)",
+    "Matrix::Matrix(c(1.5, 2, 3, 4, 5, 6.5), 2, 3)",
+    "Matrix::Matrix(c(2, 1, 1, 3), 2, 2)",
+    "new('dpoMatrix', Dim = c(2L, 2L), x = c(2, 99, 1, 3), uplo = 'U', Dimnames = list(c('a', 'b'), NULL))",
+    "new('dpoMatrix', Dim = c(2L, 2L), x = c(2, 1, 99, 3), uplo = 'L',"
+    " Dimnames = list(A = c('a', 'b'), B = c('c', 'd')))",
+    "new('dsyMatrix', Dim = c(3L, 3L), x = as.numeric(1:9), uplo = 'L')",
+    "new('dsyMatrix', Dim = c(2L, 2L), x = c(1, 2, 3, 4), Dimnames = list(NULL, c('c', 'd')))",
+    "new('dsyMatrix', Dim = c(2L, 2L), x = c(1, 2, 3, 4), Dimnames = list(A = c('a', 'b'), NULL))",
+    "new('dsyMatrix', Dim = c(2L, 2L), x = c(1, 2, 3, 4), Dimnames = list(A = c('a', 'b'), c('c', 'd')))",
+    "new('dsyMatrix', Dim = c(2L, 2L), x = c(1, 2, 3, 4), Dimnames = list(A = NULL, B = NULL))",
+    "new('dgeMatrix', Dim = c(1L, 2L), x = c(1, 2), Dimnames = list(A = NULL, B = NULL))",
+    "new('dtrMatrix', Dim = c(2L, 2L), x = c(2, 99, 1, 3), uplo = 'U', diag = 'U')",
+    "local({m <- new('dpoMatrix', Dim = c(2L, 2L), x = c(2, 1, 1, 3)); m@factors <- list(correlation = m); m})",
+]
+
+REFUSED_BY_BOTH = ["1i", "as.raw(1:3)", "expression(x)", "pairlist(a = 1)", "function(x) x", "new.env()",
+                   "globalenv()", "list(sum)"]  # fmt: skip
+
+
+@pytest.mark.needs_r
+@pytest.mark.parametrize("version", [2, 3])
+@pytest.mark.parametrize("code", R_VALUES)
+def test_values_built_in_r_decode_as_described(code: str, version: int) -> None:
+    from rserialize_r import oracle_node, r_eval, r_serialize
+
+    value = r_eval(code)
+    expected = oracle_node(value)
+    assert _json(_decoded(r_serialize(value, version))) == _json(expected)
+
+
+@pytest.mark.needs_r
+@pytest.mark.parametrize("version", [2, 3])
+def test_native_binary_format_decodes_too(version: int) -> None:
+    """``serialize(x, NULL, xdr = FALSE)``: R's native little-endian format ('B')."""
+    from rserialize_r import oracle_node, r_eval, r_serialize
+
+    for code in R_VALUES:
+        value = r_eval(code)
+        data = r_serialize(value, version, xdr=False)
+        assert data[:2] == b"B\n"
+        assert _json(_decoded(data)) == _json(oracle_node(value)), code
+
+
+@pytest.mark.needs_r
+@pytest.mark.parametrize("code", REFUSED_BY_BOTH)
+def test_values_the_describer_refuses_are_refused(code: str) -> None:
+    from rserialize_r import oracle_node, r_eval, r_serialize
+
+    from r_server.errors import RCallError
+
+    value = r_eval(code)
+    with pytest.raises(RCallError):
+        oracle_node(value)
+    with pytest.raises(UnserializeError):
+        unserialize(r_serialize(value, 3))
+
+
+@pytest.mark.needs_r
+def test_altrep_compact_sequences_are_what_r_writes_in_version_3() -> None:
+    """Version 3 writes 1:n as an ALTREP compact sequence (a few bytes), version 2 expanded."""
+    from rserialize_r import r_eval, r_serialize
+
+    value = r_eval("1:100000")
+    v3, v2 = r_serialize(value, 3), r_serialize(value, 2)
+    assert len(v3) < 200 < 400000 < len(v2)
+    assert _decoded(v3) == _decoded(v2) == rvalue.to_node(rvalue.r_integer(range(1, 100001)))
+
+
+@pytest.mark.needs_r
+@pytest.mark.parametrize(
+    ("code", "refused"),
+    [
+        ("new.env()", 4),
+        ("function(x) x", 3),
+        ("compiler::cmpfun(function(x) x + 1)", 3),
+        ("list(a = 1, e = new.env())", 4),
+        ("structure(1, env = asNamespace('stats'))", 249),
+    ],
+)
+def test_environments_and_functions_made_by_r_are_refused_at_their_offset(code: str, refused: int) -> None:
+    from rserialize_r import r_eval
+
+    from r_server.rbridge import default_bridge
+
+    bridge = default_bridge()
+    value = r_eval(code)
+    with bridge._r() as ri:  # serialized as is (no scrub)
+        data = bytes(ri.baseenv["serialize"](ri.ListSexpVector([value.sexp]), ri.NULL))
+    with pytest.raises(UnserializeError) as err:
+        unserialize(data)
+    assert data[err.value.offset + 3] == refused
+
+
+# -- (b) the golden cases' answers ---------------------------------------------------------------------
+
+
+def _golden_cases() -> list[str]:
+    from test_runtime_golden import _cases
+
+    return _cases()
+
+
+@pytest.mark.needs_r
+@pytest.mark.parametrize("case_id", _golden_cases())
+def test_golden_answers_decode_as_the_runtime_encodes_them(case_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from rserialize_r import r_serialize
+    from test_runtime_golden import _load, _run_study
+
+    from r_server.errors import RCallError
+    from r_server.rbridge import RBridge
+
+    seen: list[tuple[Any, bytes, bytes]] = []
+    original = RBridge.encode
+
+    def encode(self: RBridge, value: Any) -> Any:
+        node = original(self, value)
+        seen.append((node, r_serialize(value, 3, self), r_serialize(value, 2, self)))
+        return node
+
+    monkeypatch.setattr(RBridge, "encode", encode)
+    case = _load(case_id)
+    for server in case["call"]["effective_arguments"]["datasources"]["servers"]:
+        seen.clear()
+        try:
+            answer = _run_study(case, server)
+        except RCallError:
+            assert case["datashield_errors"] is not None
+            continue
+        node, v3, v2 = seen[-1]
+        assert node == answer
+        assert _json(_decoded(v3)) == _json(node)
+        assert _json(_decoded(v2)) == _json(node)
+        for other, data, _ in seen[:-1]:  # the setup aggregates too
+            assert _json(_decoded(data)) == _json(other)
+
+
+# -- (c) hostile bytes ---------------------------------------------------------------------------------
+
+
+def _i(*values: int) -> bytes:
+    return struct.pack(f">{len(values)}i", *values)
+
+
+def _header(version: int = 3) -> bytes:
+    head = b"X\n" + _i(version, 0x040202, 0x030500)
+    return head + (_i(5) + b"UTF-8" if version == 3 else b"")
+
+
+def _char(text: str) -> bytes:
+    raw = text.encode()
+    return _i(9 | (1 << 3 | 1 << 6) << 12, len(raw)) + raw
+
+
+def _strsxp(*texts: str) -> bytes:
+    return _i(16, len(texts)) + b"".join(_char(t) for t in texts)
+
+
+def _reals(*values: float) -> bytes:
+    return _i(14, len(values)) + struct.pack(f">{len(values)}d", *values)
+
+
+NIL = _i(254)
+
+
+def _sample() -> bytes:
+    """A list with names, doubles, integers, strings, NULL, a formula and a nested list."""
+    names = _i(2 | 1 << 10) + _i(1) + _char("names") + _strsxp("a", "b", "c", "d", "e") + NIL
+    formula_attrs = (_i(2 | 1 << 10) + _i(1) + _char("class") + _strsxp("formula")
+                     + _i(2 | 1 << 10) + _i(1) + _char(".Environment") + _i(253) + NIL)  # fmt: skip
+    formula = (_i(6 | 1 << 8 | 1 << 9) + formula_attrs + _i(1) + _char("~") + _i(2) + _i(1) + _char("y")
+               + _i(2) + _i(255 | 4 << 8) + NIL)  # fmt: skip
+    items = [_reals(1.5, -0.0), _i(13, 2, 7, -(2**31)), _strsxp("x", "é"), NIL, formula]
+    return _header() + _i(19 | 1 << 9, len(items)) + b"".join(items) + names
+
+
+def test_the_sample_stream_decodes() -> None:
+    value = unserialize(_sample())
+    assert isinstance(value, rvalue.RList)
+    assert value.names == ["a", "b", "c", "d", "e"]
+    assert value["b"] == rvalue.r_integer([7, rvalue.NA])
+    f = value["e"]
+    assert isinstance(f, rvalue.RLanguage) and f.deparsed == ["y ~ y"] and f.has_environment is True
+
+
+def test_truncation_at_every_offset_is_a_clear_error() -> None:
+    data = _sample()
+    for end in range(len(data)):
+        with pytest.raises(UnserializeError) as err:
+            unserialize(data[:end])
+        assert 0 <= err.value.offset <= end
+
+
+@pytest.mark.needs_r
+def test_truncated_r_made_streams_are_clear_errors() -> None:
+    from rserialize_r import r_eval, r_serialize
+
+    value = r_eval("list(df = data.frame(x = 1:3, y = c('a', 'b', NA)), f = y ~ x + (1 | g), n = NULL, s = 1:5)")
+    data = r_serialize(value, 3)
+    unserialize(data)
+    for end in range(len(data)):
+        with pytest.raises(UnserializeError):
+            unserialize(data[:end])
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        _i(14, 2**31 - 1),  # a double vector of 2^31 - 1 elements
+        _i(14, -1, 2**20, 0),  # a long vector of 2^52 elements
+        _i(19, 2**31 - 1),  # a list
+        _i(16, 2**30),  # a character vector
+        _i(16, 1) + _i(9, 2**31 - 1),  # one string
+        _i(13, -5),  # a negative length
+        _i(19 | 1 << 9, 1) + NIL + _i(2 | 1 << 10, 1) + _char("row.names") + _i(13, 2, -(2**31), 1 - 2**31) + NIL,
+    ],
+)
+def test_huge_declared_lengths_are_refused_before_allocating(body: bytes) -> None:
+    with pytest.raises(UnserializeError):
+        unserialize(_header() + body)
+
+
+def test_deep_nesting_is_refused_without_recursion_error() -> None:
+    depth = 10**5
+    data = _header() + _i(19, 1) * depth + NIL
+    with pytest.raises(UnserializeError) as err:
+        unserialize(data)
+    assert err.value.offset == len(_header()) + 8 * (MAX_DEPTH + 1)
+    calls = _header() + (_i(6) + _i(1) + _char("f") + _i(2)) * depth
+    with pytest.raises(UnserializeError):
+        unserialize(calls)
+    ok = _header() + _i(19, 1) * (MAX_DEPTH - 1) + NIL
+    assert unserialize(ok) is not None
+
+
+@pytest.mark.parametrize(
+    ("code", "what"),
+    [(4, "environment"), (3, "closure"), (21, "byte code"), (22, "external pointer"), (23, "weak reference"),
+     (5, "promise"), (7, "primitive"), (8, "primitive"), (249, "namespace"), (248, "package"),
+     (247, "persistent"), (250, "base namespace"), (17, "'...'")],
+)  # fmt: skip
+def test_refused_types_name_themselves_at_their_offset(code: int, what: str) -> None:
+    prefix = _header() + _i(19, 2) + _reals(1.0)
+    data = prefix + _i(code) + b"\0" * 64
+    with pytest.raises(UnserializeError) as err:
+        unserialize(data)
+    assert err.value.offset == len(prefix)
+    assert what in str(err.value)
+
+
+@pytest.mark.parametrize("code", [253, 241, 242])
+def test_the_three_environment_markers_are_accepted_in_attributes(code: int) -> None:
+    attrs = _i(2 | 1 << 10) + _i(1) + _char("env") + _i(code) + NIL
+    data = _header() + _i(14 | 1 << 9, 1) + struct.pack(">d", 1.0) + attrs
+    with pytest.raises(UnserializeError, match="environment"):  # readable, but not a value of the model
+        unserialize(data)
+    assert read(data).attributes[0][1].kind in ("global", "base", "empty")
+
+
+@pytest.mark.parametrize(
+    ("data", "offset"),
+    [
+        (b"RDX3\nX\n" + b"\0" * 20, 0),
+        (b"A\n3\n" + b"\0" * 20, 0),
+        (b"X\n" + _i(4, 0, 0) + NIL, 2),
+        (b"X\n", 0),
+        (_header() + _i(30), len(_header())),
+        (_header() + _i(200), len(_header())),
+        (_header() + NIL + b"\0", len(_header()) + 4),
+        (_header() + _i(255 | 7 << 8), len(_header())),
+        (_header(3)[:14] + _i(100) + b"x" * 100 + NIL, 14),
+    ],
+)
+def test_bad_streams_are_refused_with_their_offset(data: bytes, offset: int) -> None:
+    with pytest.raises(UnserializeError) as err:
+        unserialize(data)
+    assert err.value.offset == offset
+
+
+def test_na_and_nan_are_told_apart_bit_for_bit() -> None:
+    na = struct.pack(">II", 0x7FF00000, 1954)
+    other_nan = struct.pack(">II", 0x7FF80000, 0)
+    data = _header() + _i(14, 3) + na + other_nan + struct.pack(">d", -0.0)
+    [a, b, c] = unserialize(data).data  # type: ignore[union-attr]
+    assert a is rvalue.NA and b != b and str(c) == "-0.0"
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=400))
+def test_random_bytes_only_raise_the_typed_error(data: bytes) -> None:
+    for candidate in (data, _header() + data, _header(2) + data):
+        try:
+            unserialize(candidate)
+        except UnserializeError:
+            pass
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255), st.sampled_from(["set", "del", "ins"])),
+                min_size=1, max_size=6))  # fmt: skip
+def test_mutated_streams_only_raise_the_typed_error(edits: list[tuple[int, int, str]]) -> None:
+    data = bytearray(_sample())
+    for where, byte, how in edits:
+        i = where % (len(data) + 1)
+        if how == "set" and i < len(data):
+            data[i] = byte
+        elif how == "del" and i < len(data):
+            del data[i]
+        else:
+            data.insert(i, byte)
+    try:
+        unserialize(bytes(data))
+    except UnserializeError:
+        pass
+
+
+_R_MADE: list[bytes] = []
+
+
+def _r_made_stream() -> bytes:
+    """An R-made stream with S4, ALTREP, a formula, a data frame, factors and a deparsed call (made once)."""
+    if not _R_MADE:
+        from rserialize_r import r_eval, r_serialize
+
+        value = r_eval(
+            "list(m = local({m <- new('dpoMatrix', Dim = c(2L, 2L), x = c(2, 1, 1, 3),"
+            " Dimnames = list(c('a', 'b'), NULL)); m@factors <- list(correlation = m); m}),"
+            " s = 1:10, f = y ~ x + (1 | g), d = data.frame(x = c(1.5, NA), g = factor(c('u', 'v'))),"
+            " c = quote(lme4::lmer(formula = y ~ x, REML = TRUE)), ch = as.character(1:3))"
+        )
+        _R_MADE.append(r_serialize(value, 3))
+    return _R_MADE[0]
+
+
+@pytest.mark.needs_r
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255), st.sampled_from(["set", "del", "ins"])),
+                min_size=1, max_size=6))  # fmt: skip
+def test_mutated_r_made_streams_only_raise_the_typed_error(edits: list[tuple[int, int, str]]) -> None:
+    data = bytearray(_r_made_stream())
+    unserialize(bytes(data))
+    for where, byte, how in edits:
+        i = where % (len(data) + 1)
+        if how == "set" and i < len(data):
+            data[i] = byte
+        elif how == "del" and i < len(data):
+            del data[i]
+        else:
+            data.insert(i, byte)
+    try:
+        unserialize(bytes(data))
+    except UnserializeError:
+        pass
