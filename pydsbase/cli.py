@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 if TYPE_CHECKING:
     from pydsbase.results import SLMAResult
 
-__all__ = ["main", "register", "register_cli", "run_lmer"]
+__all__ = ["main", "register_cli", "run_lmer"]
 
 OUTPUTS = ("table", "json", "r-json", "plot")
 
@@ -70,8 +70,6 @@ def register_cli(subparsers: Any) -> None:
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait for each call")
     p.set_defaults(func=run_lmer, handler=run_lmer)
 
-
-register = register_cli  # the name pydsbase.__main__'s command registry calls
 
 
 def run_lmer(opts: argparse.Namespace, out: TextIO | None = None) -> int:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import re
 import shlex
 import subprocess
 import sys
@@ -18,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mdblocks import code_blocks
 
 TUTORIAL = Path(__file__).resolve().parents[1] / "docs" / "TUTORIAL.md"
-BLOCK = re.compile(r"^```(\w+)\n(.*?)^```", re.DOTALL | re.MULTILINE)
 
 
 def blocks() -> list[tuple[str, str]]:
-    return [(m.group(1), m.group(2)) for m in BLOCK.finditer(TUTORIAL.read_text())]
+    return code_blocks(TUTORIAL)
 
 
 def test_the_tutorial_has_runnable_blocks() -> None:
