@@ -84,7 +84,7 @@ def run_demo(seed: int = 20240611) -> int:
     return 0
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser("demo", help="three synthetic studies through ds_lmer_slma")
     parser.add_argument("--seed", type=int, default=20240611)
     parser.set_defaults(handler=lambda args: run_demo(args.seed))

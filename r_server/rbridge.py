@@ -96,7 +96,8 @@ class RBridge:
                 cb.consolewrite_print, cb.consolewrite_warnerror = saved
 
     def _fn(self, name: str) -> Callable[..., Any]:
-        return self._env[name]
+        fn: Callable[..., Any] = self._env[name]
+        return fn
 
     def _guarded(self, result: Any) -> Any:
         """Unpack a ``.ds_guard`` result: the value, or RCallError with R's bare message."""

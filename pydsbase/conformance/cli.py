@@ -11,7 +11,7 @@ from pydsbase.conformance.runner import BACKENDS, run_cases
 __all__ = ["register"]
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser("conformance", help="replay validation cases and compare with golden outputs")
     sub = parser.add_subparsers(dest="conformance_command", required=True)
 
