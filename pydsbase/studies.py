@@ -461,7 +461,7 @@ class StudiesUp:
 
 @contextlib.contextmanager
 def copied_studies(tables: Mapping[str, Mapping[str, str | os.PathLike[str]]],
-                   prefix: str = "pydsbase-studies-") -> Iterator[dict[str, Path]]:
+                   prefix: str = "pydsbase-folders-") -> Iterator[dict[str, Path]]:
     """A temporary folder per study holding copies of only its tables; removed on exit.
 
     ``tables`` maps a study name to its tables (table name -> CSV file); the folder of the
