@@ -643,15 +643,3 @@ def _cli_build(opts: argparse.Namespace) -> int:
         return 1
     return 0
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m pydsbase.studies up ...`` (the same as ``python -m pydsbase studies up ...``)."""
-    parser = argparse.ArgumentParser(prog="python -m pydsbase")
-    register_cli(parser.add_subparsers(dest="command", required=True))
-    args = list(sys.argv[1:] if argv is None else argv)
-    opts = parser.parse_args(args if args[:1] == ["studies"] else ["studies", *args])
-    return int(opts.handler(opts))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
