@@ -3,13 +3,12 @@ values it says: the R-compatible pooled matrix and the rich result of the same f
 
 from __future__ import annotations
 
-import contextlib
 import io
 from pathlib import Path
 from typing import Any
 
 import pytest
-from mdblocks import code_blocks
+from mdblocks import code_blocks, exec_python, runs_docs
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -19,18 +18,14 @@ def readme_python() -> str:
     return code
 
 
-@pytest.mark.needs_r
-@pytest.mark.slow
-# the local driver leaves its worker pipes to the garbage collector (reported to its owner)
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@runs_docs
 def test_readme_example_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from pydsbase.rvalue import RAtomic
 
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, Any] = {"__name__": "readme"}
     printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        exec(compile(readme_python(), str(README), "exec"), namespace)
+    exec_python(readme_python(), README, namespace, printed)
 
     fit, rich = namespace["fit"], namespace["rich"]
     pooled = fit["SLMA.pooled.ests.matrix"]
