@@ -101,27 +101,18 @@ def r_string(text: str | Path) -> str:
 @contextlib.contextmanager
 def study_folders(tables: Sequence[Mapping[str, Path]], prefix: str = "pydsbase-bench-") -> Iterator[dict[str, Path]]:
     """``study1``, ``study2``... folders holding copies of the given CSVs (table name -> CSV)."""
-    root = Path(tempfile.mkdtemp(prefix=prefix))
-    try:
-        folders: dict[str, Path] = {}
-        for i, study_tables in enumerate(tables, start=1):
-            folder = root / f"study{i}"
-            folder.mkdir()
-            for table, csv in study_tables.items():
-                shutil.copyfile(csv, folder / f"{table}.csv")
-            folders[f"study{i}"] = folder
+    from pydsbase.studies import copied_studies
+
+    with copied_studies({f"study{i}": t for i, t in enumerate(tables, start=1)}, prefix=prefix) as folders:
         yield folders
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def local_logins(folders: Mapping[str, Path]) -> list[Any]:
-    from datashield import DSLoginBuilder
+    """The launcher's local engine: login records only (the session starts the worker processes)."""
+    from pydsbase.studies import studies_up
 
-    builder = DSLoginBuilder()
-    for name, folder in folders.items():
-        builder.add(name, url=f"local://{folder}", user="bench", password="bench", driver="pydsbase.LocalDriver")
-    return list(builder.build())
+    with studies_up(dict(folders), "local") as federation:
+        return federation.logins
 
 
 @contextlib.contextmanager

@@ -1,36 +1,32 @@
 """The ``pydsbase`` command line: ``python -m pydsbase <command> ...``.
 
-Each command lives in its own module exposing ``register(subparsers)``; modules listed in
-``COMMAND_MODULES`` that are not installed yet are skipped, so others can add commands
-(e.g. ``studies up``) by adding one module name here.
+Each command's module has a function that adds its subcommand to an argparse subparsers object;
+``COMMANDS`` lists those functions (add a command by adding its function here).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
-from importlib import import_module
+from collections.abc import Callable, Sequence
+from typing import Any
 
-COMMAND_MODULES = (
-    "pydsbase.cli",
-    "pydsbase.conformance.cli",
-    "pydsbase.demo",
-    "pydsbase.studies_cli",
+from pydsbase import cli, demo, studies
+from pydsbase.conformance import cli as conformance_cli
+
+COMMANDS: tuple[Callable[[Any], None], ...] = (
+    cli.register_cli,
+    conformance_cli.register,
+    demo.register,
+    studies.register_cli,
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pydsbase", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="pydsbase", description=(__doc__ or "").splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    for name in COMMAND_MODULES:
-        try:
-            module = import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue
-            raise
-        module.register(commands)
+    for register in COMMANDS:
+        register(commands)
     return parser
 
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 if TYPE_CHECKING:
     from pydsbase.results import SLMAResult
 
-__all__ = ["main", "register", "register_cli", "run_lmer"]
+__all__ = ["main", "register_cli", "run_lmer"]
 
 OUTPUTS = ("table", "json", "r-json", "plot")
 
@@ -68,10 +68,8 @@ def register_cli(subparsers: Any) -> None:
     p.add_argument("--plot-format", nargs="+", choices=["png", "svg", "pdf"], default=["png", "svg"])
     p.add_argument("--progress", action="store_true", help="a per-study progress bar on stderr")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait for each call")
-    p.set_defaults(func=run_lmer, handler=run_lmer)
+    p.set_defaults(handler=run_lmer)
 
-
-register = register_cli  # the name pydsbase.__main__'s command registry calls
 
 
 def run_lmer(opts: argparse.Namespace, out: TextIO | None = None) -> int:
@@ -170,13 +168,8 @@ def _fail(message: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m pydsbase.cli lmer ...`` (the same as ``python -m pydsbase lmer ...``)."""
-    parser = argparse.ArgumentParser(prog="pydsbase")
-    register_cli(parser.add_subparsers(dest="command", required=True))
+    """``pydsbase lmer ARGS...`` with ARGS given (``lmer`` may lead); the same as ``python -m pydsbase lmer``."""
+    from pydsbase.__main__ import main as pydsbase_main
+
     args = list(sys.argv[1:] if argv is None else argv)
-    opts = parser.parse_args(args if args[:1] == ["lmer"] else ["lmer", *args])
-    return int(opts.func(opts))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    return pydsbase_main(args if args[:1] == ["lmer"] else ["lmer", *args])

@@ -15,7 +15,7 @@ import numpy as np
 
 from pydsbase.rvalue import RAtomic, RList
 
-__all__ = ["generate_studies", "register", "run_demo"]
+__all__ = ["demo_studies", "generate_studies", "register", "run_demo"]
 
 FORMULA = "BMI ~ trtGrp + Male + (1|idDoctor)"
 
@@ -49,19 +49,20 @@ def generate_studies(folder: Path, seed: int = 20240611, studies: int = 3) -> li
     return folders
 
 
-def run_demo(seed: int = 20240611) -> int:
-    from datashield import DSLoginBuilder
+def demo_studies(folder: Path, seed: int = 20240611, studies: int = 3) -> dict[str, Path]:
+    """``generate_studies`` by study name (``study1``, ``study2``...), ready for ``pydsbase.studies_up``."""
+    return {f"study{i}": path for i, path in enumerate(generate_studies(folder, seed, studies), start=1)}
 
+
+def run_demo(seed: int = 20240611) -> int:
     from pydsbase.lmer import ds_lmer_slma
     from pydsbase.session import Session
+    from pydsbase.studies import studies_up
     from pydsbase.workflow import ds_complete_cases
 
-    with tempfile.TemporaryDirectory(prefix="pydsbase-demo-") as tmp:
-        builder = DSLoginBuilder()
-        for i, folder in enumerate(generate_studies(Path(tmp), seed), start=1):
-            builder.add(f"study{i}", url=f"local://{folder}", user="analyst", password="demo",
-                        driver="pydsbase.LocalDriver")
-        session = Session(builder.build())
+    with tempfile.TemporaryDirectory(prefix="pydsbase-demo-") as tmp, \
+            studies_up(demo_studies(Path(tmp), seed), "local") as federation:
+        session = Session(federation.logins)
         session.open()
         try:
             session.assign_table("D", table="TRIAL")
@@ -83,7 +84,7 @@ def run_demo(seed: int = 20240611) -> int:
     return 0
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser("demo", help="three synthetic studies through ds_lmer_slma")
     parser.add_argument("--seed", type=int, default=20240611)
     parser.set_defaults(handler=lambda args: run_demo(args.seed))

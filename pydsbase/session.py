@@ -222,7 +222,9 @@ class Session(DSSession):
         self.sessions()
         self._sync("rm", lambda c: c.rm_symbol(symbol), conn_names)
 
-    def _sync(self, operation: str, call: Callable[[DSConnection], Any], conn_names: list[str] | None) -> dict:
+    def _sync(
+        self, operation: str, call: Callable[[DSConnection], Any], conn_names: list[str] | None
+    ) -> dict[str, Any]:
         results: dict[str, Any] = {}
         for conn in self._selected(conn_names):
             try:

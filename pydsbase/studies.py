@@ -8,6 +8,8 @@
         with pydsbase.Session(fed.logins) as session:
             ...
 
+``engine="local"`` starts nothing here: its login records (``local://FOLDER``, ``pydsbase.LocalDriver``)
+make the session start one ``r_server.worker`` process per study on login, spoken to over a pipe.
 ``engine="docker"`` runs each study in its own container of the study image (see the Dockerfile): ports
 published on 127.0.0.1 only, memory/CPU/pids/open-file limits, a read-only root file system, no
 capabilities, labels ``pydsbase=1`` and ``pydsbase.study=<name>``, only that study's folder mounted
@@ -57,12 +59,14 @@ __all__ = [
     "Study",
     "StudyLaunchError",
     "build_image",
+    "copied_studies",
     "register_cli",
     "remove_leftovers",
     "studies_up",
 ]
 
-Engine = Literal["docker", "process"]
+Engine = Literal["local", "process", "docker"]
+ENGINES: tuple[Engine, ...] = ("local", "process", "docker")
 
 DEFAULT_IMAGE = "pydsbase-study:latest"
 LABEL = "pydsbase"  # every container and network we create carries LABEL=1
@@ -72,6 +76,7 @@ CONTAINER_PORT = 8080
 CONTAINER_USERS = "/run/pydsbase/users.json"
 NOFILE_LIMIT = 20000
 DRIVER = "pydsbase.HTTPDriver"
+LOCAL_DRIVER = "pydsbase.LocalDriver"
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -85,10 +90,14 @@ class Study:
     user: str
     password: str = field(repr=False)
     token: str = field(repr=False)
+    driver: str = DRIVER
 
-    def login(self, driver: str = DRIVER) -> DSLoginInfo:
-        """The study's login record (token login)."""
-        return DSLoginInfo(name=self.name, url=self.url, token=self.token, driver=driver)
+    def login(self) -> DSLoginInfo:
+        """The study's login record: a token login over HTTP, user and password for the local backend."""
+        if self.driver == LOCAL_DRIVER:
+            return DSLoginInfo(name=self.name, url=self.url, user=self.user, password=self.password,
+                               driver=self.driver)
+        return DSLoginInfo(name=self.name, url=self.url, token=self.token, driver=self.driver)
 
 
 @dataclass(frozen=True)
@@ -153,8 +162,27 @@ def _wait_healthy(url: str, study: str, alive: Callable[[], str | None], timeout
 # -- engines ----------------------------------------------------------------------------------------
 
 
+class _LocalEngine:
+    """Each study is a ``local://FOLDER`` login; the session starts its worker process on login."""
+
+    driver = LOCAL_DRIVER
+    serves_http = False
+
+    def start(self, name: str, folder: Path, users_file: Path) -> str:
+        return f"local://{folder}"
+
+    def why_dead(self, name: str) -> str | None:
+        return None
+
+    def stop_all(self) -> list[str]:
+        return []
+
+
 class _ProcessEngine:
     """Each study is a ``python -m r_server`` child process listening on a free 127.0.0.1 port."""
+
+    driver = DRIVER
+    serves_http = True
 
     def __init__(self, workdir: Path) -> None:
         self._workdir = workdir
@@ -214,6 +242,9 @@ def _check_readable_by_others(name: str, folder: Path) -> None:
 
 class _DockerEngine:
     """Each study is a container on a bridge network of its own (see the module docstring)."""
+
+    driver = DRIVER
+    serves_http = True
 
     def __init__(self, run_id: str, image: str, memory: str, cpus: float, pids: int) -> None:
         import docker
@@ -317,10 +348,12 @@ class _DockerEngine:
 
 
 class StudiesUp:
-    """A context manager that starts one server per study and stops and removes them all on exit.
+    """A context manager that starts one server per study (engine ``local``: none, the session does) and
+    stops and removes them all on exit.
 
     Inside the ``with`` block: ``studies`` (name -> ``Study``), ``logins`` (``DSLoginInfo`` list for
-    ``pydsbase.Session`` / ``datashield.DSSession``, driver ``pydsbase.HTTPDriver``) and, with
+    ``pydsbase.Session`` / ``datashield.DSSession``: driver ``pydsbase.HTTPDriver``, or
+    ``pydsbase.LocalDriver`` for engine ``local``) and, with
     ``config_out``, a YAML file in the ``datashield`` package's config format (``DSConfig``).
 
     ``build``: None (default) builds the image from the source checkout when there is one, so the
@@ -341,8 +374,8 @@ class StudiesUp:
         pids: int = 256,
         health_timeout: float = 180.0,
     ) -> None:
-        if engine not in ("docker", "process"):
-            raise ValueError(f"engine is 'docker' or 'process', not {engine!r}")
+        if engine not in ENGINES:
+            raise ValueError(f"engine is one of {', '.join(map(repr, ENGINES))}, not {engine!r}")
         self.folders = _check_studies(studies)
         self.engine: Engine = engine
         self.image = image
@@ -353,13 +386,13 @@ class StudiesUp:
         self.run_id = secrets.token_hex(4)
         self.studies: dict[str, Study] = {}
         self._workdir: Path | None = None
-        self._engine: _ProcessEngine | _DockerEngine | None = None
+        self._engine: _LocalEngine | _ProcessEngine | _DockerEngine | None = None
 
     @property
     def logins(self) -> list[DSLoginInfo]:
         return [study.login() for study in self.studies.values()]
 
-    def engine_handle(self) -> _ProcessEngine | _DockerEngine:
+    def engine_handle(self) -> _LocalEngine | _ProcessEngine | _DockerEngine:
         """The running engine (for tests and diagnostics: containers, logs)."""
         if self._engine is None:
             raise RuntimeError("the studies are not up")
@@ -387,14 +420,17 @@ class StudiesUp:
             if self.build or (self.build is None and (_in_checkout() or not _image_exists(self.image))):
                 build_image(self.image)
             self._engine = _DockerEngine(self.run_id, self.image, self.memory, self.cpus, self.pids)
-        else:
+        elif self.engine == "process":
             self._engine = _ProcessEngine(self._workdir)
+        else:
+            self._engine = _LocalEngine()
         pending: dict[str, tuple[str, _Credentials]] = {}
         for name, folder in self.folders.items():
             credentials = _Credentials.new(name)
             users_file = self._workdir / f"{name}.users.json"
-            users_file.write_text(json.dumps(credentials.users_document()), encoding="utf-8")
-            users_file.chmod(0o644)  # hashes and digests only, never the password or token
+            if self._engine.serves_http:
+                users_file.write_text(json.dumps(credentials.users_document()), encoding="utf-8")
+                users_file.chmod(0o644)  # hashes and digests only, never the password or token
             try:
                 url = self._engine.start(name, folder, users_file)
             except Exception as exc:
@@ -402,12 +438,13 @@ class StudiesUp:
             pending[name] = (url, credentials)
         engine = self._engine
         for name, (url, credentials) in pending.items():
-            try:
-                _wait_healthy(url, name, functools.partial(engine.why_dead, name), self.health_timeout)
-            except StudyLaunchError as exc:
-                raise StudyLaunchError(f"study {name}: {exc}") from None
+            if engine.serves_http:
+                try:
+                    _wait_healthy(url, name, functools.partial(engine.why_dead, name), self.health_timeout)
+                except StudyLaunchError as exc:
+                    raise StudyLaunchError(f"study {name}: {exc}") from None
             self.studies[name] = Study(name, self.folders[name], url, credentials.user,
-                                       credentials.password, credentials.token)
+                                       credentials.password, credentials.token, engine.driver)
         if self.config_out is not None:
             write_config(self.config_out, self.logins)
 
@@ -418,6 +455,37 @@ class StudiesUp:
             shutil.rmtree(self._workdir, ignore_errors=True)
             self._workdir = None
         return problems
+
+
+@contextlib.contextmanager
+def copied_studies(tables: Mapping[str, Mapping[str, str | os.PathLike[str]]],
+                   prefix: str = "pydsbase-folders-") -> Iterator[dict[str, Path]]:
+    """A temporary folder per study holding copies of only its tables; removed on exit.
+
+    ``tables`` maps a study name to its tables (table name -> CSV file); the folder of the
+    ``i``-th study is ``study<i>`` and holds ``TABLE.csv`` per table. Copies, not links (a study
+    refuses links that leave its folder), readable by a container's unprivileged user. Yields
+    study name -> folder, in the order given.
+    """
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        root.chmod(0o755)
+        folders: dict[str, Path] = {}
+        for i, (name, study_tables) in enumerate(tables.items(), start=1):
+            folder = root / f"study{i}"
+            folder.mkdir()
+            folder.chmod(0o755)
+            for table, csv in study_tables.items():
+                source = Path(csv).resolve()
+                if not source.is_file():
+                    raise FileNotFoundError(f"study data not found: {source}")
+                target = folder / f"{table}.csv"
+                shutil.copyfile(source, target)
+                target.chmod(0o644)
+            folders[name] = folder
+        yield folders
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -509,11 +577,11 @@ def _study_arg(text: str) -> tuple[str, str]:
 
 def register_cli(subparsers: Any) -> None:
     """Add ``studies up|down|build`` to a ``pydsbase`` command line (an argparse subparsers object)."""
-    studies = subparsers.add_parser("studies", help="stand study servers up (docker or processes)")
+    studies = subparsers.add_parser("studies", help="stand study servers up (docker, processes or local logins)")
     verbs = studies.add_subparsers(dest="studies_command", required=True)
     up = verbs.add_parser("up", help="start one server per study; stop them all on Ctrl-C")
     up.add_argument("--study", action="append", type=_study_arg, required=True, metavar="NAME=FOLDER")
-    up.add_argument("--engine", choices=["docker", "process"], default="docker")
+    up.add_argument("--engine", choices=ENGINES, default="docker")
     up.add_argument("--config-out", type=Path, help="write the logins as a datashield config YAML file")
     up.add_argument("--image", default=DEFAULT_IMAGE)
     up.add_argument("--build", choices=["auto", "always", "never"], default="auto",
@@ -573,15 +641,3 @@ def _cli_build(opts: argparse.Namespace) -> int:
         return 1
     return 0
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m pydsbase.studies up ...`` (the same as ``python -m pydsbase studies up ...``)."""
-    parser = argparse.ArgumentParser(prog="python -m pydsbase")
-    register_cli(parser.add_subparsers(dest="command", required=True))
-    args = list(sys.argv[1:] if argv is None else argv)
-    opts = parser.parse_args(args if args[:1] == ["studies"] else ["studies", *args])
-    return int(opts.handler(opts))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

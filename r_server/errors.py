@@ -36,7 +36,3 @@ class AuthError(StudyError):
 
     kind = "auth"
 
-
-ERROR_KINDS: dict[str, type[StudyError]] = {
-    cls.kind: cls for cls in (StudyError, CallRejected, RCallError, SessionError, AuthError)
-}

@@ -1,5 +1,9 @@
 """The study's allow-lists: which server functions a client may call, with which arguments.
 
+These are the only lists of server function names: the R side runs exactly these, built from them
+when the bridge starts (``r_server.rbridge``), each mapped to our R function of the same name (or
+``Signature.r_name``).
+
 Aggregate and assign functions are listed separately (a function is callable only in the mode
 dsBase declares it for). Each entry is a signature: the R formals in order, the node types each
 accepts, a default when R has one, and a check of a string argument's content. ``check_call``
@@ -31,6 +35,7 @@ from r_server.grammar import Rejected, is_syntactic_name
 
 __all__ = [
     "AGGREGATE_FUNCTIONS",
+    "ALLOW_LISTS",
     "ASSIGN_FUNCTIONS",
     "ArgKind",
     "BoundCall",
@@ -40,7 +45,6 @@ __all__ = [
     "Signature",
     "check_arith",
     "check_call",
-    "formula_variables",
     "missing_object",
     "parse_object_ref",
     "parse_object_refs",
@@ -117,6 +121,14 @@ class Param:
 class Signature:
     func: str
     params: tuple[Param, ...]
+    r_name: str | None = None
+    """Our R function (``r_server/R``) that implements ``func``, where the names differ: ``exists`` is
+    ``ds_exists``, as a function named ``exists`` would mask ``base::exists`` for our own R code."""
+
+    @property
+    def implementation(self) -> str:
+        """The name of the R function the bridge runs for ``func``."""
+        return self.r_name or self.func
 
 
 # -- string content checks -------------------------------------------------------------------
@@ -265,7 +277,9 @@ def _signatures(*sigs: Signature) -> Mapping[str, Signature]:
 AGGREGATE_FUNCTIONS: Mapping[str, Signature] = _signatures(
     # base::exists as dsBase maps it; only x and where (no envir/inherits/mode from clients)
     Signature(
-        "exists", (_p("x", S, check=_plain_name), _p("where", SYM, required=False, must_exist=True, bare_name=True))
+        "exists",
+        (_p("x", S, check=_plain_name), _p("where", SYM, required=False, must_exist=True, bare_name=True)),
+        r_name="ds_exists",
     ),
     Signature("colnamesDS", (_p("x", S, check=_object_ref, must_exist=True),)),
     Signature("classDS", (_p("x", S, check=_object_ref, must_exist=True),)),
@@ -307,6 +321,13 @@ ASSIGN_FUNCTIONS: Mapping[str, Signature] = _signatures(
     Signature("dataFrameSubsetDS2", _subset_params()),
 )
 """Assign functions (dsBase 6.3.0 names and formals) that the dsBaseClient workflows call."""
+
+ALLOW_LISTS: Mapping[Literal["aggregate", "assign"], Mapping[str, Signature]] = {
+    "aggregate": AGGREGATE_FUNCTIONS,
+    "assign": ASSIGN_FUNCTIONS,
+}
+"""The allow-lists by kind: the only source of what a client may call. ``r_server.rbridge`` hands them
+to R when it starts, and R runs nothing else (``.ds_allow`` in ``r_server/R/zz_bridge.R``)."""
 
 
 # -- binding and checking ---------------------------------------------------------------------
@@ -367,10 +388,9 @@ def check_call(call: ct.Call, kind: Literal["aggregate", "assign"], scope: NameS
     argument, wrong node type, bad string content) or ``RCallError`` (R's message for a missing
     object where dsBase's function would fail with it first).
     """
-    table = AGGREGATE_FUNCTIONS if kind == "aggregate" else ASSIGN_FUNCTIONS
-    sig = table.get(call.func)
+    sig = ALLOW_LISTS[kind].get(call.func)
     if sig is None:
-        other = ASSIGN_FUNCTIONS if kind == "aggregate" else AGGREGATE_FUNCTIONS
+        other = ALLOW_LISTS["assign" if kind == "aggregate" else "aggregate"]
         if call.func in other:
             raise _rejected(f"{call.func}() is not allowed in {kind} calls")
         raise _rejected(f"function {_short(call.func)}() is not allowed")
@@ -467,38 +487,3 @@ def check_arith(expr: ct.Expr, scope: NameScope) -> tuple[ObjectRef, ...]:
             raise _rejected("an assign must be an allowed function call or arithmetic (+ - * / ^) of names and numbers")
     return tuple(refs)
 
-
-def formula_variables(formula: ct.Formula) -> tuple[ObjectRef, ...]:
-    """The variables of a formula in order of appearance (``D$BMI`` -> ObjectRef("D", "BMI")).
-
-    Names of transformations (``log`` in ``log(age)``) are not variables. Not used by
-    ``check_call`` (lme4/glm give the reference messages for missing variables); offered to the R
-    side and to security checks that want to resolve formula variables by lookup only.
-    """
-    out: list[ObjectRef] = []
-    stack: list[ct.Expr] = [formula]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, ct.Sym):
-            out.append(ObjectRef(node.name))
-        elif isinstance(node, ct.Dollar):
-            path: list[str] = [node.name]
-            cur: ct.Expr = node.obj
-            while isinstance(cur, ct.Dollar):
-                path.append(cur.name)
-                cur = cur.obj
-            assert isinstance(cur, ct.Sym)
-            out.append(ObjectRef(cur.name, "$".join(reversed(path))))
-        elif isinstance(node, ct.Formula):
-            stack.append(node.rhs)
-            if node.lhs is not None:
-                stack.append(node.lhs)
-        elif isinstance(node, ct.Binary):
-            stack.extend((node.right, node.left))
-        elif isinstance(node, ct.Unary):
-            stack.append(node.operand)
-        elif isinstance(node, ct.Paren):
-            stack.append(node.inner)
-        elif isinstance(node, ct.FormulaCall):
-            stack.extend(reversed(node.args))
-    return tuple(out)

@@ -18,13 +18,13 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydsbase import rvalue
 from r_server import calltree as ct
-from r_server import lme4_numerics, rserial
+from r_server import functions, lme4_numerics, rserial
 from r_server.errors import RCallError
 
 R_DIR = Path(__file__).resolve().parent / "R"
@@ -37,15 +37,6 @@ class RObject:
     sexp: Any
 
 
-@dataclass
-class RCallOutput:
-    """What one R call printed or signalled besides its value."""
-
-    console: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    messages: list[str] = field(default_factory=list)
-
-
 class RBridge:
     """Owns the embedded R. One instance per process (see :func:`default_bridge`)."""
 
@@ -54,7 +45,6 @@ class RBridge:
         self._lock = threading.RLock()
         self._ri: Any = None
         self._env: Any = None
-        self.last_output = RCallOutput()
         self.pins: lme4_numerics.Pins | None = None
 
     # -- start-up -------------------------------------------------------------------------------
@@ -82,6 +72,10 @@ class RBridge:
         env = base["new.env"](parent=ri.globalenv)
         for path in sorted(self._r_dir.glob("*.R")):
             base["sys.source"](ri.StrSexpVector([str(path)]), envir=env, **{"keep.source": ri.BoolSexpVector([False])})
+        # R runs only what r_server/functions.py allows, each DataSHIELD name by its R implementation.
+        for kind, table in functions.ALLOW_LISTS.items():
+            env[".ds_allow"](ri.StrSexpVector([kind]), ri.StrSexpVector(list(table)),
+                             ri.StrSexpVector([sig.implementation for sig in table.values()]))
         self._env = env
         # Same doubles on every run and host: see r_server/lme4_numerics.py.
         lme4_path, libr_path = _strings(env[".ds_native_paths"]())
@@ -89,28 +83,25 @@ class RBridge:
 
     @contextmanager
     def _r(self) -> Iterator[Any]:
-        """Hold the lock, start R if needed, and capture console output for this call."""
+        """Hold the lock, start R if needed, and keep what R prints during the call off the console."""
         with self._lock:
             self._start()
-            output = RCallOutput()
-            self.last_output = output
             cb = self._callbacks
             saved = (cb.consolewrite_print, cb.consolewrite_warnerror)
-            cb.consolewrite_print = output.console.append
-            cb.consolewrite_warnerror = output.console.append
+            cb.consolewrite_print = _discard
+            cb.consolewrite_warnerror = _discard
             try:
                 yield self._ri
             finally:
                 cb.consolewrite_print, cb.consolewrite_warnerror = saved
 
     def _fn(self, name: str) -> Callable[..., Any]:
-        return self._env[name]
+        fn: Callable[..., Any] = self._env[name]
+        return fn
 
     def _guarded(self, result: Any) -> Any:
         """Unpack a ``.ds_guard`` result: the value, or RCallError with R's bare message."""
         fields = dict(zip(result.names, result, strict=True))
-        self.last_output.warnings.extend(_strings(fields["warnings"]))
-        self.last_output.messages.extend(_strings(fields["messages"]))
         if not _logical(fields["ok"]):
             raise RCallError(_strings(fields["message"])[0] if len(fields["message"]) else "R error")
         return fields.get("value", self._ri.NULL)
@@ -229,7 +220,7 @@ class RBridge:
             return rvalue.to_node(_model(self._description(desc)))
 
     def methods(self, kind: str) -> list[str]:
-        """The server functions of ``kind`` ("aggregate" or "assign") our R side will run."""
+        """The server functions of ``kind`` ("aggregate" or "assign") our R side will run (asked of R)."""
         with self._r() as ri:
             return _strings(self._fn(".ds_methods")(ri.StrSexpVector([kind])))
 
@@ -344,6 +335,10 @@ def _first_true(vector: rserial.RVector) -> bool:
 
 
 # -- helpers ---------------------------------------------------------------------------------------
+
+
+def _discard(text: str) -> None:
+    """R's console output during a call: dropped (a study never shows it to a client)."""
 
 
 def _strings(sexp: Any) -> list[Any]:

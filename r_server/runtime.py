@@ -199,14 +199,6 @@ class StudyRuntime:
             info["function"] = tree.func if isinstance(tree, ct.Call) else "<arithmetic>"
             self._assign_tree(session, symbol, tree)
 
-    def assign_call(self, sid: str, symbol: str, tree: ct.Call | ct.Expr) -> None:
-        """``assign_expr`` for an already parsed tree (the allow-list and name checks still apply)."""
-        with self._audited("assign_expr", sid, symbol=symbol) as info:
-            session = self._session(sid)
-            _check_symbol(symbol)
-            info["function"] = tree.func if isinstance(tree, ct.Call) else "<arithmetic>"
-            self._assign_tree(session, symbol, tree)
-
     def _assign_tree(self, session: _Session, symbol: str, tree: ct.Call | ct.Expr) -> None:
         if isinstance(tree, ct.Call):
             bound = functions.check_call(tree, "assign", self._scope(session))
@@ -225,11 +217,6 @@ class StudyRuntime:
             tree = grammar.parse_aggregate(expr_text)
             info["function"] = tree.func
             return self._aggregate_tree(session, tree)
-
-    def aggregate_call(self, sid: str, tree: ct.Call) -> Any:
-        """``aggregate`` for an already parsed tree (the allow-list and name checks still apply)."""
-        with self._audited("aggregate", sid, function=tree.func):
-            return self._aggregate_tree(self._session(sid), tree)
 
     def _aggregate_tree(self, session: _Session, tree: ct.Call) -> Any:
         bound = functions.check_call(tree, "aggregate", self._scope(session))

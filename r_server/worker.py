@@ -4,7 +4,7 @@
 process's original stdout; the process then points fd 1 at stderr, so nothing R or a library prints
 can corrupt the channel. One request per line, answered in order::
 
-    -> {"id": 7, "op": "aggregate", "args": {"sid": "...", "expr": "colnamesDS(\\"D\\")"}}
+    -> {"id": 7, "op": "aggregate", "args": {"sid": "...", "expr_text": "colnamesDS(\\"D\\")"}}
     <- {"id": 7, "ok": true, "value": {...node...}}
     <- {"id": 7, "ok": false, "error": {"kind": "r_error", "message": "object 'x' not found"}}
 

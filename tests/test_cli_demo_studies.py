@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from datashield import DSLoginBuilder
 
 from pydsbase import Session, ds_lmer_slma
 from pydsbase.demo import FORMULA, generate_studies
@@ -27,10 +26,8 @@ def test_cli_over_http_demo_studies_equals_in_process_fit(tmp_path: Path) -> Non
     folders = generate_studies(tmp_path / "demo", seed=7)
     names = [f"demo{i}" for i in range(1, len(folders) + 1)]
 
-    builder = DSLoginBuilder()
-    for name, folder in zip(names, folders, strict=True):
-        builder.add(name, url=f"local://{folder}", user="analyst", password="x", driver="pydsbase.LocalDriver")
-    with Session(builder.build()) as session:
+    with studies_up(dict(zip(names, folders, strict=True)), engine="local") as local, \
+            Session(local.logins) as session:
         session.assign_table("D", table="TRIAL")
         expected = ds_lmer_slma(session, formula=FORMULA, data_name="D", combine_with_metafor=False)
     assert isinstance(expected, RList) and expected.names is not None

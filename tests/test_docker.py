@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,19 +45,13 @@ def image() -> str:
 
 
 @pytest.fixture(scope="module")
-def folders(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("studies")
-    root.chmod(0o755)
-    result = {}
-    for i, server in enumerate(SERVERS, start=1):
-        folder = root / server
-        folder.mkdir()
-        folder.chmod(0o755)
-        target = folder / f"CLUSTER_INT{i}.csv"
-        shutil.copyfile(data_dir / "CLUSTER" / f"CLUSTER_INT{i}.csv", target)
-        target.chmod(0o644)
-        result[server] = folder
-    return result
+def folders(data_dir: Path) -> Iterator[dict[str, Path]]:
+    from pydsbase.studies import copied_studies
+
+    tables = {server: {f"CLUSTER_INT{i}": data_dir / "CLUSTER" / f"CLUSTER_INT{i}.csv"}
+              for i, server in enumerate(SERVERS, start=1)}
+    with copied_studies(tables) as result:
+        yield result
 
 
 @pytest.fixture(scope="module")
@@ -137,10 +130,9 @@ def test_golden_cases_identical_to_local_backend_and_golden(federation: Any, gol
     from pydsbase.conformance import runner
     from pydsbase.conformance.compare import compare
 
-    runner.register_backend("docker-module", lambda case, root: contextlib.nullcontext(federation.logins))
     case = runner.read_case(golden_dir / f"{case_id}.json")
     assert tuple(study.server for study in case.studies) == SERVERS
-    ours = runner.run_case(case, data_dir.parent.parent, "docker-module")
+    ours = runner.run_case(case, data_dir.parent.parent, logins=federation.logins)
     local = runner.run_case(case, data_dir.parent.parent, "local")
     assert ours["outcome"] == "returned", ours["error"]
     assert ours["result"] == local["result"]  # identical nodes: doubles bit for bit

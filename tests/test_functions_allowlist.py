@@ -20,7 +20,6 @@ from r_server.functions import (
     Signature,
     check_arith,
     check_call,
-    formula_variables,
     parse_object_ref,
     parse_object_refs,
 )
@@ -377,21 +376,6 @@ def test_object_reference_strings() -> None:
     assert parse_object_refs("D,,x") is None
 
 
-def test_formula_variables_in_order_of_appearance() -> None:
-    bound = agg(
-        "lmerSLMADS2(logyyyBMIzzz ~ D$age + Iyyyageppp10zzz + yyy1xxxidDoctorzzz, "
-        'NULL, NULL, "D", TRUE, NULL, NULL, NULL, 0)'
-    )
-    formula = bound.args["formula"]
-    assert isinstance(formula, ct.Formula)
-    assert formula_variables(formula) == (
-        ObjectRef("BMI"),
-        ObjectRef("D", "age"),
-        ObjectRef("age"),
-        ObjectRef("idDoctor"),
-    )
-
-
 # -- bare arithmetic assigns --------------------------------------------------------------------
 
 
@@ -512,3 +496,60 @@ def test_canary_texts_through_the_study_runtime_create_nothing(tmp_path: Path) -
     finally:
         runtime.close_session(sid)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tables"]
+
+
+# -- the allow-list the running R enforces --------------------------------------------------------
+
+
+@pytest.mark.needs_r
+@pytest.mark.parametrize("kind", ["aggregate", "assign"])
+def test_r_runs_exactly_the_functions_of_functions_py(kind: Literal["aggregate", "assign"]) -> None:
+    from r_server.functions import ALLOW_LISTS
+    from r_server.rbridge import default_bridge
+
+    assert sorted(default_bridge().methods(kind)) == sorted(ALLOW_LISTS[kind])
+
+
+@pytest.mark.needs_r
+@pytest.mark.parametrize(
+    ("kind", "name"),
+    [
+        ("aggregate", "ds_exists"),  # our R implementation of exists, not a DataSHIELD name
+        ("aggregate", ".ds_thr"),  # an internal helper of our R code
+        ("aggregate", ".ds_allow"),  # the function that sets the allow-list
+        ("aggregate", "completeCasesDS"),  # allowed, but as an assign function only
+        ("assign", "lmerSLMADS2"),  # allowed, but as an aggregate function only
+        ("aggregate", "system"),  # base R
+        ("assign", "get"),
+    ],
+)
+def test_r_refuses_an_existing_r_function_missing_from_functions_py(kind: str, name: str) -> None:
+    """The bridge asked directly (no Python checks before it): R itself refuses what is not listed."""
+    from r_server.functions import ALLOW_LISTS
+    from r_server.rbridge import default_bridge
+
+    bridge = default_bridge()
+    session = bridge.new_session()
+    assert name not in ALLOW_LISTS[kind]  # type: ignore[index]
+    with bridge._r() as ri:  # the R function exists: in our R files, or in base R
+        assert name in bridge._env or ri.baseenv.find(name) is not None
+    with pytest.raises(RCallError) as refused:
+        bridge.call(session, kind, name, [], {})
+    assert refused.value.message == f"'{name}' is not an allowed {kind} function"
+    # A listed function runs through its R implementation (exists -> ds_exists).
+    answer = bridge.call(session, "aggregate", "exists", [(None, ct.Str("nothing.here"))], {})
+    assert bridge.encode(answer)["data"] == [False]
+
+
+@pytest.mark.needs_r
+def test_the_allow_list_cannot_be_set_again() -> None:
+    from rpy2.rinterface_lib.embedded import RRuntimeError
+
+    from r_server.rbridge import default_bridge
+
+    bridge = default_bridge()
+    bridge.methods("aggregate")  # R started, the lists handed over
+    with bridge._r() as ri, pytest.raises(RRuntimeError, match="already set"):
+        bridge._fn(".ds_allow")(ri.StrSexpVector(["aggregate"]), ri.StrSexpVector(["evilDS"]),
+                                ri.StrSexpVector(["ds_exists"]))
+    assert "evilDS" not in bridge.methods("aggregate")

@@ -17,7 +17,7 @@ from datashield.interface import DSConfig
 
 from pydsbase.drivers.http import HTTPConnection
 from pydsbase.errors import StudyCallError
-from pydsbase.studies import StudiesUp, StudyLaunchError, studies_up, write_config
+from pydsbase.studies import StudiesUp, StudyLaunchError, copied_studies, studies_up, write_config
 
 
 def _study_folders(tmp_path: Path, data_dir: Path, count: int) -> dict[str, Path]:
@@ -65,6 +65,34 @@ def test_config_file_is_datashield_format_and_private(tmp_path: Path) -> None:
     write_config(target, logins)
     assert DSConfig.load_from_file(str(target)).servers == logins
     assert target.stat().st_mode & 0o777 == 0o600
+
+
+def test_copied_studies_hold_copies_of_only_their_tables_and_are_removed(tmp_path: Path, data_dir: Path) -> None:
+    csv = [data_dir / "CLUSTER" / f"CLUSTER_INT{i}.csv" for i in (1, 2, 3)]
+    with copied_studies({"a": {"T1": csv[0]}, "b": {"T2": csv[1], "T3": csv[2]}}) as folders:
+        assert list(folders) == ["a", "b"]
+        assert sorted(p.name for p in folders["a"].iterdir()) == ["T1.csv"]
+        assert sorted(p.name for p in folders["b"].iterdir()) == ["T2.csv", "T3.csv"]
+        copy = folders["b"] / "T3.csv"
+        assert copy.read_bytes() == csv[2].read_bytes() and not copy.is_symlink()
+        assert folders["b"].stat().st_mode & 0o777 == 0o755 and copy.stat().st_mode & 0o777 == 0o644
+        root = folders["a"].parent
+    assert not root.exists()
+    with pytest.raises(FileNotFoundError, match="study data not found"):
+        with copied_studies({"a": {"T": tmp_path / "absent.csv"}}):
+            pass
+
+
+def test_local_engine_gives_local_logins_and_starts_nothing(tmp_path: Path, data_dir: Path) -> None:
+    folders = _study_folders(tmp_path, data_dir, 2)
+    with studies_up(folders, engine="local") as fed:
+        assert [(login.name, login.url, login.driver, login.token) for login in fed.logins] == [
+            (name, f"local://{folder.resolve()}", "pydsbase.LocalDriver", None) for name, folder in folders.items()
+        ]
+        assert all(login.user and login.password for login in fed.logins)
+        (workdir,) = Path(tempfile.gettempdir()).glob(f"pydsbase-studies-{fed.run_id}-*")
+        assert list(workdir.iterdir()) == []  # no users files: nothing serves HTTP
+    assert not workdir.exists()
 
 
 # -- real study processes --------------------------------------------------------------------------

@@ -8,9 +8,7 @@ doubles ``ds_lmer_slma`` gives for those two, and names hospital C's missing coe
 
 from __future__ import annotations
 
-import contextlib
 import io
-import re
 import shlex
 import subprocess
 import sys
@@ -18,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mdblocks import code_blocks, exec_python, runs_docs
 
 TUTORIAL = Path(__file__).resolve().parents[1] / "docs" / "TUTORIAL.md"
-BLOCK = re.compile(r"^```(\w+)\n(.*?)^```", re.DOTALL | re.MULTILINE)
 
 
 def blocks() -> list[tuple[str, str]]:
-    return [(m.group(1), m.group(2)) for m in BLOCK.finditer(TUTORIAL.read_text())]
+    return code_blocks(TUTORIAL)
 
 
 def test_the_tutorial_has_runnable_blocks() -> None:
@@ -34,10 +32,7 @@ def test_the_tutorial_has_runnable_blocks() -> None:
     assert sum(line.startswith("pydsbase lmer ") for line in commands) == 2
 
 
-@pytest.mark.needs_r
-@pytest.mark.slow
-# the local driver leaves its worker pipes to the garbage collector (reported to its owner)
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@runs_docs
 def test_tutorial_runs_and_shows_the_promised_values(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, Any] = {"__name__": "tutorial"}
@@ -46,8 +41,7 @@ def test_tutorial_runs_and_shows_the_promised_values(tmp_path: Path, monkeypatch
     try:
         for kind, code in blocks():
             if kind == "python":
-                with contextlib.redirect_stdout(printed):
-                    exec(compile(code, str(TUTORIAL), "exec"), namespace)
+                exec_python(code, TUTORIAL, namespace, printed)
             elif kind == "sh":
                 for line in code.splitlines():
                     if not line.startswith("pydsbase "):

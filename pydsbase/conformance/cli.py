@@ -6,10 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from pydsbase.conformance.runner import BACKENDS, run_cases
+
 __all__ = ["register"]
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser("conformance", help="replay validation cases and compare with golden outputs")
     sub = parser.add_subparsers(dest="conformance_command", required=True)
 
@@ -17,7 +19,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     run.add_argument("cases", nargs="+", type=Path, metavar="CASE.json")
     run.add_argument("--data-root", type=Path, required=True, help="the directory that contains shared/")
     run.add_argument("--out-dir", type=Path, required=True)
-    run.add_argument("--backend", default="local", help="local (default), http, docker, or a registered name")
+    run.add_argument("--backend", default="local", choices=list(BACKENDS),
+                     help="local (default; worker processes), http (server processes) or docker (containers)")
     run.set_defaults(handler=_run)
 
     compare = sub.add_parser("compare", help="compare one output with its golden case")
@@ -27,8 +30,6 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pydsbase.conformance.runner import run_cases
-
     for path in run_cases(args.cases, args.data_root, args.out_dir, args.backend):
         print(path)
     return 0

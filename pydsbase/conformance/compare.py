@@ -184,7 +184,7 @@ def _tolerance(path: tuple[str, ...], rules: _Rules) -> float | None:
 
 def _same_double(g: Any, o: Any) -> bool:
     if isinstance(g, str) or isinstance(o, str):
-        return g == o
+        return bool(g == o)
     return bool(struct.pack("<d", float(g)) == struct.pack("<d", float(o)))
 
 

@@ -1,10 +1,11 @@
 """Replay validation cases against pydsbase and write what happened, in the golden files' encoding.
 
 A case file is read for ``case_id``, ``studies``, ``login``, ``disclosure_settings``,
-``setup[].call`` and ``call`` only; nothing here opens a golden result. Per case: the backend
-gives one login record per study (the local backend: a temporary folder per study holding only
-that study's CSV as ``TABLE.csv``), the session logs in and assigns the table to ``login.symbol``
-with ``login.variables``, the setup calls are replayed, then the call under test. The output
+``setup[].call`` and ``call`` only; nothing here opens a golden result. Per case: a temporary
+folder per study holds only that study's CSV as ``TABLE.csv``, the launcher (``pydsbase.studies``,
+engine local, process or docker) stands the studies up and gives one login record each, the
+session logs in and assigns the table to ``login.symbol`` with ``login.variables``, the setup
+calls are replayed, then the call under test. The output
 ``OUT/<case_id>.json`` has ``outcome``, ``result``, ``error`` {message, class},
 ``datashield_errors``, ``stdout``, ``messages`` and ``warnings``.
 """
@@ -14,26 +15,26 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import shutil
-import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from importlib import import_module
 from pathlib import Path
 from typing import Any
+
+from datashield.interface import DSLoginInfo
 
 from pydsbase import console
 from pydsbase.conformance.rcall import ConnsIndex, ParsedCall, RFunction, bind, parse_call
 from pydsbase.dsi import DataSHIELDErrors
 from pydsbase.errors import RError
 from pydsbase.rvalue import RList, RValue, r_character, to_node
+from pydsbase.studies import Engine, copied_studies, studies_up
 
 __all__ = [
     "BACKENDS",
     "CaseSpec",
     "StudySpec",
+    "case_logins",
     "read_case",
-    "register_backend",
     "run_case",
     "run_cases",
 ]
@@ -83,53 +84,20 @@ def read_case(path: Path) -> CaseSpec:
 
 # -- backends -------------------------------------------------------------------------------------
 
-LoginFactory = Callable[[CaseSpec, Path], contextlib.AbstractContextManager[list[Any]]]
-BACKENDS: dict[str, LoginFactory] = {}
-# Backends defined elsewhere, imported on first use: name -> "module:function".
-_LAZY_BACKENDS = {
-    "http": "pydsbase.conformance.http_backend:logins",
-    "docker": "pydsbase.conformance.docker_backend:logins",
-}
-
-
-def register_backend(name: str, factory: LoginFactory) -> None:
-    """Make ``--backend NAME`` available: ``factory(case, data_root)`` yields the login records."""
-    BACKENDS[name] = factory
-
-
-def backend(name: str) -> LoginFactory:
-    if name not in BACKENDS and name in _LAZY_BACKENDS:
-        module, function = _LAZY_BACKENDS[name].split(":")
-        register_backend(name, getattr(import_module(module), function))
-    if name not in BACKENDS:
-        raise ValueError(f"unknown backend {name!r}; known: {', '.join(sorted({*BACKENDS, *_LAZY_BACKENDS}))}")
-    return BACKENDS[name]
+BACKENDS: dict[str, Engine] = {"local": "local", "http": "process", "docker": "docker"}
+"""``--backend`` name -> the launcher's engine (``pydsbase.studies``)."""
 
 
 @contextlib.contextmanager
-def local_logins(case: CaseSpec, data_root: Path) -> Iterator[list[Any]]:
-    """One temporary folder per study holding a copy of only its CSV (as TABLE.csv); LocalDriver logins."""
-    from datashield import DSLoginBuilder
-
-    root = Path(tempfile.mkdtemp(prefix=f"pydsbase-{case.case_id}-"))
-    try:
-        builder = DSLoginBuilder()
-        for i, study in enumerate(case.studies, start=1):
-            folder = root / f"study{i}"
-            folder.mkdir()
-            source = (data_root / study.csv).resolve()
-            if not source.is_file():
-                raise FileNotFoundError(f"study data not found: {source}")
-            target = folder / f"{study.table}.csv"
-            shutil.copyfile(source, target)  # a copy: studies refuse links that leave their folder
-            builder.add(study.server, url=f"local://{folder}", user="conformance", password="conformance",
-                        driver="pydsbase.LocalDriver")
-        yield builder.build()
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-
-
-register_backend("local", local_logins)
+def case_logins(case: CaseSpec, data_root: Path, backend: str = "local") -> Iterator[list[DSLoginInfo]]:
+    """The case's studies stood up by the launcher: one temporary folder per study holding a copy of
+    only its CSV (as TABLE.csv); yields their login records. Everything is removed afterwards."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
+    tables = {study.server: {study.table: data_root / study.csv} for study in case.studies}
+    with copied_studies(tables, prefix=f"pydsbase-{case.case_id}-") as folders, \
+            studies_up(folders, BACKENDS[backend]) as federation:
+        yield federation.logins
 
 
 # -- the dsBaseClient functions a case may call ---------------------------------------------------
@@ -214,8 +182,10 @@ def _errors_node(exc: BaseException) -> Any:
     return to_node(value)
 
 
-def run_case(case: CaseSpec, data_root: Path, backend_name: str = "local") -> dict[str, Any]:
-    """Run one case and return its output record."""
+def run_case(case: CaseSpec, data_root: Path, backend_name: str = "local",
+             logins: Sequence[DSLoginInfo] | None = None) -> dict[str, Any]:
+    """Run one case and return its output record: on studies stood up for it with ``backend_name``,
+    or on the already running studies of ``logins`` (one per case study, holding its table)."""
     from pydsbase.session import Session
 
     functions = _functions()
@@ -229,8 +199,9 @@ def run_case(case: CaseSpec, data_root: Path, backend_name: str = "local") -> di
         "messages": [],
         "warnings": [],
     }
-    with backend(backend_name)(case, data_root) as logins:
-        session = Session(logins)
+    studies = case_logins(case, data_root, backend_name) if logins is None else contextlib.nullcontext(list(logins))
+    with studies as study_logins:
+        session = Session(study_logins)
         try:
             session.open()
             tables = {study.server: study.table for study in case.studies}

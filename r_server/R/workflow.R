@@ -1,5 +1,6 @@
 # The other dsBase 6.3.0 server functions of the ds.lmerSLMA workflow.
 
+# The allow-list (r_server/functions.py) maps dsBase's "exists" to this function.
 # base::exists as DSLite runs it in a session: exists("D") looks in the session and the
 # environments it inherits from; exists("y", X) looks among the columns of X.
 ds_exists <- function(x, where) {
@@ -226,12 +227,3 @@ dataFrameSubsetDS2 <- function(df.name = NULL, V1.name = NULL, V2.name = NULL, B
 
 listDisclosureSettingsDS <- function() .ds_thr()
 
-# The server functions a client may call, by kind (the bridge refuses anything else).
-.ds_aggregate_functions <- list(
-  exists = ds_exists, lmerSLMADS2 = lmerSLMADS2, colnamesDS = colnamesDS, isNaDS = isNaDS,
-  classDS = classDS, checkNegValueDS = checkNegValueDS, testObjExistsDS = testObjExistsDS,
-  messageDS = messageDS, dataFrameSubsetDS1 = dataFrameSubsetDS1,
-  listDisclosureSettingsDS = listDisclosureSettingsDS)
-.ds_assign_functions <- list(
-  lmerSLMADS.assign = lmerSLMADS.assign, completeCasesDS = completeCasesDS, dataFrameDS = dataFrameDS,
-  BooleDS = BooleDS, dataFrameSubsetDS2 = dataFrameSubsetDS2)

@@ -109,10 +109,36 @@
   invisible()
 }
 
+# The allow-lists, by kind: DataSHIELD name -> our R function. Empty until r_server/rbridge.py hands
+# over r_server/functions.py's lists (.ds_allow, once per kind, when the bridge starts); nothing else
+# can be run, whatever other functions exist here or in R.
+.ds_allowed <- new.env(parent = emptyenv())
+
+# Allow `names` as `kind` functions, each run by our R function of the same position in
+# `implementations`, looked up among the functions of r_server/R only (never base R or packages).
+.ds_allow <- function(kind, names, implementations) {
+  if (!(kind %in% c("aggregate", "assign"))) stop("kind must be 'aggregate' or 'assign'", call. = FALSE)
+  if (exists(kind, envir = .ds_allowed, inherits = FALSE)) {
+    stop(sprintf("the %s allow-list is already set", kind), call. = FALSE)
+  }
+  here <- parent.env(environment())
+  funs <- lapply(implementations, function(impl) {
+    fun <- get0(impl, envir = here, mode = "function", inherits = FALSE)
+    if (is.null(fun)) stop(sprintf("no R function '%s' in r_server/R for the allow-list", impl), call. = FALSE)
+    fun
+  })
+  assign(kind, stats::setNames(funs, names), envir = .ds_allowed)
+  invisible()
+}
+
+.ds_allow_list <- function(kind) {
+  if (kind %in% c("aggregate", "assign")) get0(kind, envir = .ds_allowed, inherits = FALSE) else NULL
+}
+
 # Run an allowed server function of `kind` on argument nodes in a session.
 .ds_invoke <- function(kind, name, args, session, settings) {
   .ds_guard({
-    table <- switch(kind, aggregate = .ds_aggregate_functions, assign = .ds_assign_functions)
+    table <- .ds_allow_list(kind)
     fun <- if (name %in% names(table)) table[[name]] else NULL
     if (is.null(fun)) stop(sprintf("'%s' is not an allowed %s function", name, kind), call. = FALSE)
     values <- lapply(args, .ds_value, env = session)
@@ -202,5 +228,5 @@
 # lme4's shared object and libR, for r_server/lme4_numerics.py
 .ds_native_paths <- function() c(getLoadedDLLs()[["lme4"]][["path"]], file.path(R.home("lib"), "libR.so"))
 
-.ds_methods <- function(kind) sort(names(switch(kind, aggregate = .ds_aggregate_functions,
-                                                 assign = .ds_assign_functions)))
+# The names of the functions of `kind` that .ds_invoke runs (what the allow-list handed over).
+.ds_methods <- function(kind) sort(names(.ds_allow_list(kind)))

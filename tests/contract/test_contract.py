@@ -1,6 +1,6 @@
 """The DataSHIELD contract: the same operations give the same answers on every backend.
 
-Each test runs once per backend registered in ``conftest.py`` (local, http; docker when added). The
+Each test runs once per backend listed in ``backends.py`` (local, http, docker). The
 expected values come from the CSV files and the golden outputs of the real R packages, never from
 another backend, so a backend cannot pass by agreeing with a wrong one.
 """
