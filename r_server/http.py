@@ -85,7 +85,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from r_server.auth import Authenticator, LoginSession, RateLimited, token_digest
 from r_server.errors import AuthError, CallRejected, SessionError, StudyError
 
-__all__ = ["HTTPSettings", "RWorker", "Runtime", "create_app", "parse_variables_filter"]
+__all__ = ["HTTPSettings", "RWorker", "Runtime", "create_app", "default_project", "parse_variables_filter"]
 
 log = logging.getLogger("r_server.http")
 
@@ -819,6 +819,12 @@ def _refuse_unsupported(what: str) -> HTTPFault:
     return HTTPFault("unsupported", f"{what} are not supported by pydsbase studies")
 
 
+def default_project(study: str) -> str:
+    """The project of the study's top-level tables (``<tables>/TABLE.csv``): the study's name, with every
+    character other than a letter, digit, ``_`` or ``-`` made ``_`` (Opal's names split at the first dot)."""
+    return re.sub(r"[^A-Za-z0-9_\-]", "_", study) or "study"
+
+
 def _check_name(text: str, what: str) -> None:
     if not text or len(text) > MAX_NAME:
         raise CallRejected(f"{what} name empty or too long")
@@ -960,13 +966,15 @@ def create_app(
         return await end_login(request, server, token_digest(token))
 
     # -- tables --
+    home = default_project(settings.study)
+
     def split_tables(names: list[str]) -> dict[str, list[str]]:
-        """Tables by project; a top-level table belongs to the project named after the study."""
+        """Tables by project; a top-level table belongs to the study's default project."""
         projects: dict[str, list[str]] = {}
         for name in names:
             project, sep, table = name.partition(".")
             if not sep:
-                project, table = settings.study, name
+                project, table = home, name
             projects.setdefault(project, []).append(table)
         return projects
 
@@ -976,8 +984,8 @@ def create_app(
         _check_name(table, "table")
         names = list(await server.run(lambda rt: rt.list_tables()))
         name = f"{project}.{table}"
-        if name not in names and project == settings.study and table in names:
-            name = table  # a top-level table, listed under the study's name
+        if name not in names and project == home and table in names:
+            name = table  # a top-level table, listed under the study's default project
         variables = list(await server.run(lambda rt: rt.table_variables(name)))
         return name, variables
 
@@ -1063,10 +1071,10 @@ def create_app(
         filt = query.get("variables")
         variables = parse_variables_filter(filt) if filt else None
         project, sep, name = table.partition(".")
-        if sep and project == settings.study:
+        if sep and project == home:
             names = list(await server.run(lambda rt: rt.list_tables()))
             if table not in names and name in names:
-                table = name  # a top-level table, listed under the study's name
+                table = name  # a top-level table, listed under the study's default project
         command = server.submit(login, session, "assign_table", f"{symbol} <- {table}", None,
                                 lambda rt: rt.assign_table(sid, symbol, table, variables))
         return await submitted(request, server, command)

@@ -6,6 +6,7 @@ bob with a password); failed logins limited to 3 per 3 s window so the limit can
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import socket
@@ -69,7 +70,7 @@ class ServerProcess:
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, "the server exited"
             try:
-                if httpx.get(self.url + "/v1/health", timeout=2).status_code == 200:
+                if httpx.get(self.url + "/health", timeout=2).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
@@ -109,12 +110,27 @@ def _session(server: ServerProcess, **login: Any) -> Session:
     return Session(builder.build(), timeout=300)
 
 
+PROFILE = "/system/subject-profile/_current"
+RSCRIPT = {"Content-Type": "application/x-rscript", "Accept": "application/vnd.pydsbase.node+json"}
+
+
+def _basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
 def _login(server: ServerProcess, user: str) -> httpx.Client:
-    client = httpx.Client(base_url=server.url + "/v1", timeout=60)
-    reply = client.post("/login", json={"user": user, "password": PASSWORDS[user]})
+    """Basic credentials once; the opalsid cookie (kept by the client) from then on."""
+    client = httpx.Client(base_url=server.url + "/ws", timeout=60)
+    reply = client.get(PROFILE, headers=_basic(user, PASSWORDS[user]))
     assert reply.status_code == 200, reply.text
-    client.headers["Authorization"] = "Bearer " + reply.json()["token"]
+    assert client.cookies.get("opalsid")
     return client
+
+
+def _open(client: httpx.Client) -> str:
+    reply = client.post("/datashield/sessions")
+    assert reply.status_code == 201, reply.text
+    return str(reply.json()["id"])
 
 
 def test_hash_password_cli_makes_verifiable_hashes() -> None:
@@ -128,7 +144,8 @@ def test_colnames_and_lmer_equal_the_golden_study1(server: ServerProcess, golden
     golden = json.loads((golden_dir / "int_bmi_ri.json").read_text())
     expected = to_node(from_node(golden["result"]["data"]["output.summary"]["data"]["study1"]))
     with _session(server, token=TOKEN) as session:
-        assert session.conns[0].list_tables() == ["CLUSTER_INT1"]
+        # Opal's names: the study's top-level tables are in its default project (its name, dots made _)
+        assert session.conns[0].list_tables() == ["cluster_int1.CLUSTER_INT1"]
         session.assign_table("D", table="CLUSTER_INT1", variables=VARIABLES)
         assert session.aggregate('colnamesDS("D")')["cluster.int1"].data == VARIABLES
         assert to_node(session.aggregate(LMER)["cluster.int1"]) == expected
@@ -155,31 +172,31 @@ def test_r_error_message_and_rejections_surface_in_fetch(server: ServerProcess) 
 def test_users_are_isolated(server: ServerProcess) -> None:
     alice, bob = _login(server, "alice"), _login(server, "bob")
     try:
-        sid = alice.post("/sessions").json()["session"]
-        done = alice.post(f"/sessions/{sid}/assign-table", json={"symbol": "D", "table": "CLUSTER_INT1"})
-        assert alice.get(f"/commands/{done.json()['command']}", params={"wait": 60}).status_code == 200
-        assert bob.get(f"/sessions/{sid}/symbols").status_code == 404
-        stolen = bob.post(f"/sessions/{sid}/aggregate", json={"expr": 'colnamesDS("D")'})
-        assert stolen.status_code == 404 and stolen.json()["error"]["kind"] == "session"
-        bobs = bob.post("/sessions").json()["session"]
-        assert bob.get(f"/sessions/{bobs}/symbols").json() == []
-        assert alice.get(f"/sessions/{sid}/symbols").json() == ["D"]
+        sid = _open(alice)
+        done = alice.put(f"/datashield/session/{sid}/symbol/D/table/cluster_int1.CLUSTER_INT1",
+                         params={"async": "false"})
+        assert done.status_code == 200, done.text
+        assert bob.get(f"/datashield/session/{sid}/symbols").status_code == 404
+        stolen = bob.post(f"/datashield/session/{sid}/aggregate", content='colnamesDS("D")', headers=RSCRIPT)
+        assert stolen.status_code == 404 and stolen.json()["status"] == "session"
+        bobs = _open(bob)
+        assert bob.get(f"/datashield/session/{bobs}/symbols").json() == []
+        assert alice.get(f"/datashield/session/{sid}/symbols").json() == ["D"]
     finally:
         alice.close()
         bob.close()
 
 
 def test_auth_failures_and_rate_limit(server: ServerProcess) -> None:
-    with httpx.Client(base_url=server.url + "/v1", timeout=60) as client:
-        assert client.get("/tables").status_code == 401
-        assert client.get("/tables", headers={"Authorization": "Bearer " + new_token()}).status_code == 401
-        assert client.post("/login", json={"token": new_token()}).status_code == 401
-        codes = [client.post("/login", json={"user": "bob", "password": f"wrong-{i}-pw"}).status_code
-                 for i in range(4)]
+    with httpx.Client(base_url=server.url + "/ws", timeout=60) as client:
+        assert client.get("/datasources").status_code == 401
+        assert client.get("/datasources", headers={"Cookie": "opalsid=" + new_token()}).status_code == 401
+        assert client.get(PROFILE, headers={"X-Opal-Auth": new_token()}).status_code == 401
+        codes = [client.get(PROFILE, headers=_basic("bob", f"wrong-{i}-pw")).status_code for i in range(4)]
         assert codes == [401, 401, 401, 429]
-        assert client.post("/login", json={"user": "bob", "password": PASSWORDS["bob"]}).status_code == 429
+        assert client.get(PROFILE, headers=_basic("bob", PASSWORDS["bob"])).status_code == 429
         time.sleep(3.2)
-        assert client.post("/login", json={"user": "bob", "password": PASSWORDS["bob"]}).status_code == 200
+        assert client.get(PROFILE, headers=_basic("bob", PASSWORDS["bob"])).status_code == 200
     with pytest.raises(StudyCallError) as failed, _session(server, user="alice", password="not-it") as session:
         session.ls()
     assert (failed.value.study, failed.value.kind, str(failed.value)) == ("cluster.int1", "auth",
@@ -189,12 +206,15 @@ def test_auth_failures_and_rate_limit(server: ServerProcess) -> None:
 def test_malformed_and_oversized_requests_are_4xx(server: ServerProcess) -> None:
     client = _login(server, "alice")
     try:
-        sid = client.post("/sessions").json()["session"]
-        for body in (b"{", b'{"expr": 1}', b'{"expr": "x", "more": 2}'):
-            reply = client.post(f"/sessions/{sid}/aggregate", content=body)
-            assert reply.status_code == 400 and reply.json()["error"]["kind"] == "bad_request"
-        reply = client.post(f"/sessions/{sid}/aggregate", json={"expr": "x" * 200_000})
-        assert reply.status_code == 413 and reply.json()["error"]["kind"] == "too_large"
+        sid = _open(client)
+        aggregate = f"/datashield/session/{sid}/aggregate"
+        for body in (b"\xff(", b"", b"  "):
+            reply = client.post(aggregate, content=body, headers=RSCRIPT)
+            assert reply.status_code == 400 and reply.json()["status"] == "bad_request"
+        reply = client.post(aggregate, content=b'{"expr": 1}', headers={"Content-Type": "application/json"})
+        assert reply.status_code == 415 and reply.json()["status"] == "unsupported_media"
+        reply = client.post(aggregate, content=b"x" * 200_000, headers=RSCRIPT)
+        assert reply.status_code == 413 and reply.json()["status"] == "too_large"
         assert "Traceback" not in reply.text
     finally:
         client.close()
@@ -204,16 +224,19 @@ def test_audit_log_has_one_line_per_call(server: ServerProcess) -> None:
     before = len(server.audit_lines())
     client = _login(server, "bob")
     try:
-        sid = client.post("/sessions").json()["session"]
+        sid = _open(client)
+        session = f"/datashield/session/{sid}"
         commands = [
-            client.post(f"/sessions/{sid}/assign-table", json={"symbol": "D", "table": "CLUSTER_INT1"}),
-            client.post(f"/sessions/{sid}/aggregate", json={"expr": 'colnamesDS("D")'}),
-            client.post(f"/sessions/{sid}/aggregate", json={"expr": 'system("id")'}),
-            client.post(f"/sessions/{sid}/assign", json={"symbol": "x", "expr": 'eval(parse(text="1"))'}),
+            client.put(f"{session}/symbol/D", params={"async": "true"}, content="CLUSTER_INT1",
+                       headers={"Content-Type": "application/x-opal"}),
+            client.post(f"{session}/aggregate", params={"async": "true"}, content='colnamesDS("D")', headers=RSCRIPT),
+            client.post(f"{session}/aggregate", params={"async": "true"}, content='system("id")', headers=RSCRIPT),
+            client.put(f"{session}/symbol/x", params={"async": "true"}, content='eval(parse(text="1"))',
+                       headers=RSCRIPT),
         ]
         for c in commands:
-            client.get(f"/commands/{c.json()['command']}", params={"wait": 60})
-        client.get("/sessions/not-a-session/symbols")
+            client.get(f"{session}/command/{c.text}/result", params={"wait": "true"})
+        client.get("/datashield/session/not-a-session/symbols")
     finally:
         client.close()
     lines = server.audit_lines()[before:]
