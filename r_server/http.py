@@ -62,6 +62,8 @@ import binascii
 import concurrent.futures
 import contextlib
 import datetime
+import hashlib
+import hmac
 import itertools
 import json
 import logging
@@ -92,6 +94,7 @@ log = logging.getLogger("r_server.http")
 WS = "/ws"
 SESSION = f"{WS}/datashield/session/{{sid}}"
 HEALTH = "/health"
+PROFILE_PATH = f"{WS}/system/subject-profile/_current"  # where clients log in
 # DSOpal 1.4.1 and opalr 3.5.2 compare the server's version with 2.1, 2.6, 2.14, 2.16 and 4.2: any
 # version from 4.2 on selects their current code paths (profiles, commands, identifiers column names).
 # It stays below 5.3, where DSOpal 1.5 starts reading R session events we do not keep.
@@ -387,6 +390,8 @@ class StudyServer:
         self.clock = clock
         self.sessions: dict[str, RSession] = {}
         self.commands: dict[str, Command] = {}
+        self._credential_salt = secrets.token_bytes(32)
+        self._credential_logins: dict[bytes, str] = {}  # HMAC of credential headers -> login digest
         self.warmed = False  # R started and the study answered once: healthy
         self.warm_failed = False
         self._ids = itertools.count(1)
@@ -516,6 +521,25 @@ class StudyServer:
         }
         resources = await self.run(lambda rt: getattr(rt, "resources", dict)())
         return {**counts, **{str(k): int(v) for k, v in dict(resources).items()}}
+
+    # -- logins of clients that resend their credentials (see ``_credential_login``) --
+    def _credential_key(self, header: str, token: str) -> bytes:
+        return hmac.new(self._credential_salt, f"{header}\n{token}".encode(), hashlib.sha256).digest()
+
+    def remembered_login(self, header: str, token: str) -> LoginSession | None:
+        digest = self._credential_logins.get(self._credential_key(header, token))
+        if digest is None:
+            return None
+        try:
+            return self.auth.resolve_digest(digest)
+        except AuthError:
+            self._credential_logins.pop(self._credential_key(header, token), None)
+            return None
+
+    def remember_login(self, header: str, token: str, login: LoginSession) -> None:
+        if len(self._credential_logins) >= 10_000:  # bounded: forget the oldest
+            self._credential_logins.pop(next(iter(self._credential_logins)))
+        self._credential_logins[self._credential_key(header, token)] = login.digest
 
     async def logout(self, digest: str) -> None:
         self.auth.logout(digest)
@@ -700,6 +724,16 @@ async def _credential_login(request: Request, server: StudyServer) -> LoginSessi
     header = request.headers.get("authorization", "").strip()
     token = request.headers.get("x-opal-auth", "").strip()
     scheme, _, value = header.partition(" ")
+    if not header and not token:
+        return None
+    # Clients that send their credentials on every request and no cookie (obiba-opal does) reuse the
+    # login those exact credentials opened: found by an HMAC of the header under a key of this process,
+    # so neither a password nor a session token is kept, and scrypt runs once per login, not per request.
+    # The login route itself always opens a new login (a new opalsid for a client that keeps cookies).
+    remembered = None if request.url.path == PROFILE_PATH else server.remembered_login(header, token)
+    if remembered is not None:
+        request.state.user = remembered.user
+        return remembered
     loop = asyncio.get_running_loop()
     address = _client_address(request)
     user: str | None = None
@@ -727,6 +761,7 @@ async def _credential_login(request: Request, server: StudyServer) -> LoginSessi
         server.refuse("login", exc.kind, exc.message, user=user)
         raise
     login = server.auth.resolve(session_token)
+    server.remember_login(header, token, login)
     if server.audit is not None:
         server.audit.record(user=login.user, session=None, operation="login", outcome="ok")
     secure = "; Secure" if request.url.scheme == "https" else ""
@@ -937,7 +972,7 @@ def create_app(
         return JSONResponse({"status": "ok", "study": settings.study})
 
     # -- login, logout --
-    @app.get(f"{WS}/system/subject-profile/_current")
+    @app.get(PROFILE_PATH)
     async def subject_profile(login: Login) -> JSONResponse:
         return JSONResponse({"principal": login.user, "realm": "pydsbase", "groups": [], "otpEnabled": False})
 
