@@ -35,6 +35,7 @@ _RESERVED = {
     "Inf", "NaN", "NA", "NA_integer_", "NA_real_", "NA_character_", "NA_complex_", "in",
 }  # fmt: skip
 MAX_SYMBOL_LENGTH = 100
+MAX_TABLE_PART = 128  # a project or table name (a folder or file name: the file system allows 255 bytes)
 
 
 @dataclass
@@ -128,7 +129,8 @@ class StudyRuntime:
 
     def _table_path(self, table: str) -> Path:
         parts = table.split(".")
-        if not 1 <= len(parts) <= 2 or not all(_TABLE_PART.match(p) for p in parts):
+        if (not 1 <= len(parts) <= 2 or not all(_TABLE_PART.match(p) for p in parts)
+                or any(len(p) > MAX_TABLE_PART for p in parts)):
             raise CallRejected(f"not a table name: {table[:80]!r}")
         candidates = [self.tables_dir.joinpath(*parts[:-1], parts[-1] + ".csv")]
         if len(parts) == 2:
