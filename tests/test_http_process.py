@@ -250,3 +250,42 @@ def test_audit_log_has_one_line_per_call(server: ServerProcess) -> None:
         ("bob", "list_symbols", None, None, "session"),
     ]
     assert all(r["duration_ms"] >= 0 and r["time"].endswith("Z") for r in lines)
+
+
+def test_what_dsopal_sends_and_gets(server: ServerProcess, golden_dir: Path) -> None:
+    """deparse()d calls split over lines with 1L literals; answers in R's serialization and Rock's JSON."""
+    from rstream import ENVSXP, sexp_types
+
+    golden = json.loads((golden_dir / "int_bmi_ri.json").read_text())
+    expected = to_node(from_node(golden["result"]["data"]["output.summary"]["data"]["study1"]))
+    client = _login(server, "alice")
+    try:
+        sid = _open(client)
+        session = f"/datashield/session/{sid}"
+        filt = "name().any('" + "','".join(VARIABLES) + "')"
+        assert client.put(f"{session}/symbol/D", params={"async": "false", "variables": filt},
+                          content="cluster_int1.CLUSTER_INT1",
+                          headers={"Content-Type": "application/x-opal"}).status_code == 200
+        deparsed = LMER.replace("NULL, NULL, NULL, 0)", "NULL, \n    NULL, NULL, 0L)")
+        reply = client.post(f"{session}/aggregate", content=deparsed, headers=RSCRIPT)
+        assert reply.status_code == 200 and reply.json() == expected
+        raw = client.post(f"{session}/aggregate", content=deparsed,
+                          headers={**RSCRIPT, "Accept": "application/octet-stream"})
+        assert raw.status_code == 200 and raw.headers["content-type"] == "application/octet-stream"
+        assert raw.content.startswith(b"X\n\x00\x00\x00\x03") and sexp_types(raw.content)[ENVSXP] == 0
+        rock = client.post(f"{session}/aggregate", content='colnamesDS("D")',
+                           headers={**RSCRIPT, "Accept": "application/json"})
+        assert rock.headers["content-type"] == "application/json" and rock.json() == VARIABLES
+        symbols = client.get(f"{session}/symbols", headers={"Accept": "application/octet-stream"})
+        assert symbols.content.startswith(b"X\n") and b"\x00\x00\x00\x01D" in symbols.content
+        # path traversal in table names: refused, whichever way it is written
+        for table in ("../../etc/passwd", "cluster_int1/../../x", "/etc/passwd", "..", "a.b.c"):
+            reply = client.put(f"{session}/symbol/E", params={"async": "false"}, content=table,
+                               headers={"Content-Type": "application/x-opal"})
+            assert reply.status_code == 400 and reply.json()["status"] == "rejected", table
+        for path in ("..%2F..%2Fetc%2Fpasswd", "%2Fetc%2Fpasswd", "cluster_int1.%2E%2E"):
+            reply = client.put(f"{session}/symbol/E/table/{path}", params={"async": "false"})
+            assert 400 <= reply.status_code < 500, path
+        assert "E" not in client.get(f"{session}/symbols").json()
+    finally:
+        client.close()

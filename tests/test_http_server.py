@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import base64
 import socket
+import ssl as stdlib_ssl
 import struct
+import subprocess
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -148,7 +151,7 @@ class FakeRuntime:
 class ThreadServer:
     """uvicorn serving one app in a thread of this process, on a free loopback port."""
 
-    def __init__(self, name: str, **settings: Any) -> None:
+    def __init__(self, name: str, tls: tuple[Path, Path] | None = None, **settings: Any) -> None:
         self.audit = AuditLog()
         self.runtime = FakeRuntime(name, self.audit)
         self.auth = Authenticator(
@@ -164,8 +167,10 @@ class ThreadServer:
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", 0))
         self.port = self._sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="error", access_log=False))
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
+        ssl = {} if tls is None else {"ssl_certfile": str(tls[0]), "ssl_keyfile": str(tls[1])}
+        self.verify: Any = True if tls is None else stdlib_ssl.create_default_context(cafile=str(tls[0]))
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="error", access_log=False, **ssl))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self._sock]}, daemon=True)
         self.clients: list[httpx.Client] = []
 
@@ -176,7 +181,7 @@ class ThreadServer:
             if time.monotonic() > deadline:
                 raise RuntimeError("test server did not start")
             time.sleep(0.01)
-        while httpx.get(self.url + "/health").status_code != 200:
+        while httpx.get(self.url + "/health", verify=self.verify).status_code != 200:
             if time.monotonic() > deadline:
                 raise RuntimeError("test server is not healthy")
             time.sleep(0.01)
@@ -190,7 +195,7 @@ class ThreadServer:
         self._sock.close()
 
     def client(self) -> httpx.Client:
-        client = httpx.Client(base_url=self.url + "/ws")
+        client = httpx.Client(base_url=self.url + "/ws", verify=self.verify)
         self.clients.append(client)
         return client
 
@@ -556,6 +561,20 @@ def test_the_opalsid_cookie(server: ThreadServer) -> None:
         assert reply.status_code == 200 and "set-cookie" not in reply.headers
     assert [r for r in server.audit.records[before:] if r["operation"] == "login"] == []
     assert second.get(PROFILE, headers=basic("bob", PASSWORDS["bob"])).json()["principal"] == "bob"
+
+
+def test_the_opalsid_cookie_is_secure_under_tls(tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=study",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    with ThreadServer("tls", tls=(cert, key), sweep_interval=3600) as srv:
+        client = srv.client()
+        reply = client.get(PROFILE, headers=basic("alice", PASSWORDS["alice"]))
+        assert reply.status_code == 200 and reply.headers["x-opal-version"] == "4.7.0"
+        attributes = [a.strip() for a in reply.headers["set-cookie"].split(";")]
+        assert "Secure" in attributes and "HttpOnly" in attributes
+        assert client.get("/datasources").status_code == 200  # the cookie travels over TLS
 
 
 def test_only_failed_credential_checks_count_toward_the_limits() -> None:
