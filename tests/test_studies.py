@@ -86,13 +86,13 @@ def test_process_federation_logins_isolation_and_clean_up(tmp_path: Path, data_d
         # Each study's own credentials work there, both token and password ...
         connection = HTTPConnection(fed.logins[0])
         try:
-            assert connection.list_tables() == ["CLUSTER_INT1"]
+            assert connection.list_tables() == ["study1.CLUSTER_INT1"]  # Opal names: the default project
         finally:
             connection.disconnect()
         by_password = s2.login().model_copy(update={"token": None, "user": s2.user, "password": s2.password})
         connection = HTTPConnection(by_password)
         try:
-            assert connection.list_tables() == ["CLUSTER_INT2"]
+            assert connection.list_tables() == ["study2.CLUSTER_INT2"]
         finally:
             connection.disconnect()
         # ... and nowhere else.
