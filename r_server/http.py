@@ -1162,7 +1162,11 @@ def create_app(
     async def rm_symbol(sid: str, symbol: str, login: Login, server: Server) -> Response:
         server.session_of(login, sid, "rm_symbol")
         _check_name(symbol, "symbol")
-        await server.run(lambda rt: rt.rm_symbol(sid, symbol))
+        try:
+            await server.run(lambda rt: rt.rm_symbol(sid, symbol))
+        except CallRejected as exc:  # as Opal: removing a symbol that is not there is no error
+            if exc.message != f"object '{symbol}' not found":
+                raise
         return Response(b"", status_code=200)
 
     # -- commands --

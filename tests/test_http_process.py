@@ -287,5 +287,9 @@ def test_what_dsopal_sends_and_gets(server: ServerProcess, golden_dir: Path) -> 
             reply = client.put(f"{session}/symbol/E/table/{path}", params={"async": "false"})
             assert 400 <= reply.status_code < 500, path
         assert "E" not in client.get(f"{session}/symbols").json()
+        # as Opal: removing a symbol that is not there answers 200 (DSI's datashield.rm goes on to the next
+        # server); a name that is no symbol name is still refused
+        assert client.delete(f"{session}/symbol/nothere").status_code == 200
+        assert client.delete(f"{session}/symbol/a b").status_code == 400
     finally:
         client.close()

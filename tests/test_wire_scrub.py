@@ -155,3 +155,21 @@ def test_attack_corpus_answers_hold_no_environment_and_no_row(tmp_path: Path) ->
             assert _leaks(raw, text) == []
     finally:
         canary.close()
+
+
+def test_the_scrub_changes_nothing_but_environments(tmp_path: Path) -> None:
+    """Values without a foreign environment come back identical (dimnames of matrices included)."""
+    import rpy2.rinterface as ri
+
+    from r_server.rbridge import RObject, default_bridge
+
+    bridge = default_bridge()
+    values = ri.baseenv["eval"](ri.parse(
+        "list(m = matrix(1:4, 2, dimnames = list(c('a', 'b'), c('x', 'y'))), a = array(1:3, 3, list(c('p', 'q', 'r'))),"
+        " f = factor(c('u', 'v')), d = data.frame(x = 1:2, y = c('s', 't')), n = NULL, na = c(NA, 1.5, NaN, -0),"
+        " g = y ~ x, l = list(list(1L, 'z'), quote(f(x, 1)), TRUE))"))
+    raw = bridge.serialize(RObject(values))
+    back = ri.baseenv["unserialize"](ri.baseenv["as.raw"](ri.IntSexpVector(list(raw))))
+    assert ri.baseenv["identical"](back, values)[0] is True
+    text = bridge.to_json(RObject(values))
+    assert b'"dimnames"' in text and b'"x","y"' in text

@@ -9,9 +9,12 @@
 .ds_kept_env <- function(e) identical(e, globalenv()) || identical(e, baseenv()) || identical(e, emptyenv())
 
 .ds_scrub_attributes <- function(x) {
+  # Only an attribute the scrub changed is set again: setting `dim` (even to itself) drops `dimnames`.
   for (name in names(attributes(x))) {
     value <- attr(x, name, exact = TRUE)
-    if (!is.null(value) && !is.symbol(value)) attr(x, name) <- .ds_scrub(value)
+    if (is.null(value) || is.symbol(value)) next
+    scrubbed <- .ds_scrub(value)
+    if (!identical(scrubbed, value)) attr(x, name) <- scrubbed
   }
   x
 }
