@@ -19,16 +19,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import datashield.api as datashield
+import datashield_opal  # noqa: F401  (the driver the logins name; in the test extra, so a missing one fails)
 import httpx
+import obiba_opal
 import pytest
 
 from r_server.auth import hash_password, new_token, token_digest
 
 pytestmark = pytest.mark.needs_r
 
-datashield = pytest.importorskip("datashield.api")
-pytest.importorskip("datashield_opal")
-obiba_opal = pytest.importorskip("obiba_opal")
 
 PASSWORD = "analyst-password-1"
 TOKEN = new_token()
