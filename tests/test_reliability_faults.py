@@ -60,7 +60,7 @@ def _wait_running(conn: Any, seconds: float = 0.5, timeout: float = 120.0) -> No
     since: float | None = None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        running = conn.request("GET", f"/sessions/{sid}")["running"]
+        running = conn.request("GET", f"/datashield/session/{sid}")["status"] == "BUSY"  # Opal's RSessionDto
         now = time.monotonic()
         since = (since or now) if running else None
         if since is not None and now - since >= seconds:
