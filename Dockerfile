@@ -25,7 +25,7 @@ ENV DEBIAN_FRONTEND=noninteractive \
 # R, lme4 and Python from Debian; the apt lists are dropped in the same layer.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-        r-base-core r-cran-lme4 python3 python3-venv ca-certificates \
+        r-base-core r-cran-lme4 r-cran-jsonlite python3 python3-venv ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && python3 -m venv /opt/venv
 
@@ -47,7 +47,7 @@ WORKDIR /tmp
 EXPOSE 8080
 
 HEALTHCHECK --interval=5s --timeout=3s --start-period=60s --retries=3 \
-    CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8080/v1/health', timeout=2).status != 200)"]
+    CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8080/health', timeout=2).status != 200)"]
 
 ENTRYPOINT ["python", "-m", "r_server", "--tables", "/data", "--host", "0.0.0.0", "--port", "8080", \
             "--users", "/run/pydsbase/users.json"]

@@ -4,7 +4,7 @@ stopped, restarted on the same port and measured.
 
 Each study serves one CLUSTER_INT table (study i gets CLUSTER_INT{i}.csv, as table ``CLUSTER``); the
 users file holds ``analysts`` users (``analyst1``...) who log in with access tokens (no scrypt cost per
-login), the same token on every study. ``Federation.counts(i)`` reads study i's ``/v1/info`` ``load``
+login), the same token on every study. ``Federation.counts(i)`` reads study i's ``/ws/pydsbase/info`` ``load``
 counts through a login of its own (that login is counted in ``logins``).
 """
 
@@ -77,13 +77,13 @@ class StudyProcess:
         return self.proc.pid
 
     def wait_healthy(self, timeout: float = 180.0) -> float:
-        """Seconds until ``/v1/health`` answers ok for this study."""
+        """Seconds until ``/health`` answers ok for this study."""
         start = time.monotonic()
         while time.monotonic() - start < timeout:
             if self.proc is None or self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited: {self.log()[-800:]}")
             try:
-                reply = httpx.get(self.url + "/v1/health", timeout=2)
+                reply = httpx.get(self.url + "/health", timeout=2)
                 if reply.status_code == 200 and reply.json().get("study") == self.name:
                     return time.monotonic() - start
             except httpx.HTTPError:
@@ -202,17 +202,18 @@ class Federation:
         return list(builder.build())
 
     def counts(self, study: int) -> dict[str, int]:
-        """Study ``study``'s (0-based) ``/v1/info`` load counts, through a login of its own."""
+        """Study ``study``'s (0-based) ``/ws/pydsbase/info`` load counts, through a login of its own."""
         server = self.servers[study]
-        with httpx.Client(base_url=server.url + "/v1", timeout=60) as client:
-            token = client.post("/login", json={"token": token_for("probe", self.run)}).json()["token"]
-            client.headers["Authorization"] = f"Bearer {token}"
+        with httpx.Client(base_url=server.url + "/ws", timeout=60) as client:
+            login = client.get("/system/subject-profile/_current",
+                               headers={"X-Opal-Auth": token_for("probe", self.run)})
+            login.raise_for_status()  # the opalsid cookie it set authenticates what follows
             try:
-                reply = client.get("/info")
+                reply = client.get("/pydsbase/info")
                 reply.raise_for_status()
                 return dict(reply.json()["load"])
             finally:
-                client.post("/logout")
+                client.delete("/auth/session/_current")
 
     def close(self) -> None:
         for server in self.servers:

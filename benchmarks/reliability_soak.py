@@ -5,7 +5,7 @@
    after warm-up must stay under 5%. Every result must equal the first one bit for bit.
 2. ``--cycles`` login/logout cycles (a fresh ``pydsbase.Session``: log in to the three studies, assign
    ``D``, ask ``colnamesDS``, close): afterwards each server must hold no R session, no command, no login
-   but the probe's own, and no more R objects than before the cycles (``/v1/info`` ``load`` counts).
+   but the probe's own, and no more R objects than before the cycles (``/ws/pydsbase/info`` ``load`` counts).
    The resident memory is also read 10 times during the cycles (is it still growing at the end?).
 
     python benchmarks/reliability_soak.py [--fits 1000] [--warmup 100] [--cycles 1000]

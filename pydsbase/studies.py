@@ -135,7 +135,7 @@ def _check_studies(studies: Mapping[str, str | os.PathLike[str]]) -> dict[str, P
 
 
 def _wait_healthy(url: str, study: str, alive: Callable[[], str | None], timeout: float) -> None:
-    """Poll ``GET /v1/health`` until it answers 200 for ``study``; ``alive()`` is None while the server runs."""
+    """Poll ``GET /health`` until it answers 200 for ``study``; ``alive()`` is None while the server runs."""
     deadline = time.monotonic() + timeout
     last = "no answer yet"
     with httpx.Client(timeout=2.0) as client:
@@ -144,7 +144,7 @@ def _wait_healthy(url: str, study: str, alive: Callable[[], str | None], timeout
             if dead is not None:
                 raise StudyLaunchError(dead)
             try:
-                response = client.get(f"{url}/v1/health")
+                response = client.get(f"{url}/health")
                 if response.status_code == 200:
                     answered = response.json().get("study")
                     if answered != study:  # another server holds the port

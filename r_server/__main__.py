@@ -1,4 +1,4 @@
-"""``python -m r_server`` (also ``pydsbase-server``): serve one study over HTTP.
+"""``python -m r_server`` (also ``pydsbase-server``): serve one study over HTTP, with Opal's DataSHIELD API.
 
 Usage::
 
@@ -12,7 +12,9 @@ Every flag has an environment variable, used when the flag is absent:
 flag                   environment                 meaning
 =====================  ==========================  =====================================================
 ``--name``             ``PYDSBASE_STUDY``          the study's name (required)
-``--tables``           ``PYDSBASE_TABLES``         folder of the study's tables, only read (required)
+``--tables``           ``PYDSBASE_TABLES``         folder of the study's tables, only read (required): PROJECT/TABLE.csv
+                                                   is table PROJECT.TABLE; a top-level TABLE.csv is in the
+                                                   study's default project (``http.default_project``)
 ``--users``            ``PYDSBASE_USERS``          users file, format below (required)
 ``--disclosure``       ``PYDSBASE_DISCLOSURE``     disclosure settings file (default: dsBase's defaults)
 ``--host``             ``PYDSBASE_HOST``           address to listen on (default 127.0.0.1)
@@ -41,7 +43,8 @@ Users file (JSON, never plaintext passwords; unknown fields are refused)::
 
 ``name`` is 1-64 letters, digits or ``._-@``; ``password_hash`` comes from ``hash-password`` (salted
 scrypt, about 30 ms to verify); ``token_sha256`` is one digest or a list of digests of access tokens
-(from ``new-token``): a client logs in with either user and password or a token. Every user may use
+(from ``new-token``): a client logs in with either user and password (``Authorization: Basic`` or opalr's
+``Authorization: X-Opal-Auth``) or a token (``X-Opal-Auth``), see ``r_server/http.py``. Every user may use
 every table of the study; each user's R sessions are visible to that user only.
 
 Disclosure settings file (JSON object; dsBase's option names or ours; missing ones keep dsBase's

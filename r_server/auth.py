@@ -321,6 +321,16 @@ class Authenticator:
             session.last_used = now
             return session
 
+    def resolve_digest(self, digest: str) -> LoginSession:
+        """``resolve`` for a login known by its digest (the HTTP layer's credential cache)."""
+        now = self._clock()
+        with self._lock:
+            session = self._sessions.get(digest)
+            if session is None or self._expired(session, now):
+                raise AuthError("not logged in, or the login has expired")
+            session.last_used = now
+            return session
+
     def _expired(self, session: LoginSession, now: float) -> bool:
         return now - session.last_used > self.idle_timeout or now - session.created > self.max_lifetime
 

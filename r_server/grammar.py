@@ -329,7 +329,11 @@ class _Lexer:
                 k += 1
             j = k
         if j < n and text[j] == "L":
-            raise _lex_reject("integer literals (L suffix) are not allowed", text, i)
+            # R's integer literals, as deparse() writes them (1L): plain digits only, within R's integers
+            if not text[i:j].isdigit() or int(text[i:j]) > 2**31 - 1:
+                raise _lex_reject("integer literals (L suffix) are only accepted as plain digits up to "
+                                  "2147483647", text, i)
+            j += 1
         if j < n and (text[j] in _NAME_CHARS or text[j] in "ij"):
             raise _lex_reject("malformed number", text, i)
         if j - i > 64:
@@ -361,7 +365,7 @@ def is_syntactic_name(name: str) -> bool:
 
 
 def _number(tok: Token) -> ct.Num:
-    value = float(tok.text)
+    value = float(tok.text.removesuffix("L"))
     if math.isinf(value):
         raise _lex_reject(f"number {tok.text[:20]!r} is out of range")
     return ct.Num(value=value, text=tok.text)

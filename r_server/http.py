@@ -1,45 +1,74 @@
-"""The HTTP study server: one study behind a small, versioned, authenticated JSON API.
+"""The HTTP study server: one study behind Opal's DataSHIELD REST API (the one DSOpal and datashield-opal speak).
 
-Every route is under ``/v1``. Only ``GET /v1/health`` and ``POST /v1/login`` go without a session
-token; every other request carries ``Authorization: Bearer <token>`` from ``login``.
+Every route of the API is under ``/ws``, as in Opal; only ``GET /health`` (for the image's HEALTHCHECK
+and the launcher) is outside it and needs no login. ``P`` is ``/ws/datashield/session/{id}``.
 
-==========================================  ==================================================
-``GET  /v1/health``                         ``{"status": "ok", "study": name}`` (503 while starting)
-``POST /v1/login``                          ``{"user", "password"}`` or ``{"token"}`` -> ``{"token", "user"}``
-``POST /v1/logout``                         ends the login and closes its R sessions
-``GET  /v1/tables``                         table names; ``/v1/tables/{table}/variables`` its columns
-``GET  /v1/methods?kind=aggregate``         allowed server functions (``kind=assign`` too)
-``GET  /v1/info``                           study, R and package versions; ``load``: counts only
-``POST /v1/sessions``                       opens an R session -> ``{"session": sid}``
-``GET|DELETE /v1/sessions/{sid}``           keeps alive / closes it
-``POST /v1/sessions/{sid}/assign-table``    ``{"symbol", "table", "variables"}`` -> command
-``POST /v1/sessions/{sid}/assign``          ``{"symbol", "expr"}`` -> command
-``POST /v1/sessions/{sid}/aggregate``       ``{"expr"}`` -> command
-``GET  /v1/sessions/{sid}/symbols``         the session's symbols; ``DELETE .../symbols/{symbol}``
-``GET  /v1/commands/{cid}?wait=S``          a command's outcome, waiting up to S seconds for it
-==========================================  ==================================================
+=================================================  =================================================
+``GET  /health``                                   ``{"status": "ok", "study": name}`` (503 while starting)
+``GET  /ws/system/subject-profile/_current``       ``{"principal": user, ...}``; logs in (sets ``opalsid``)
+``DELETE /ws/auth/session/_current``, ``/{sid}``   logs out, closing the login's R sessions
+``GET  /ws/datasources``                           ``[{"name": PROJECT, "table": [TABLE, ...]}]``
+``GET  /ws/datasource/{p}/table/{t}[/variables]``  a table, its variables
+``GET  /ws/datashield/profiles``                   the one profile, ``default``
+``GET  /ws/datashield/env/{type}/methods``         allowed functions (``aggregate``/``assign``), Opal's DTOs
+``POST /ws/datashield/sessions``                   opens an R session -> 201 RSessionDto
+``GET  /ws/datashield/sessions``                   the user's R sessions
+``GET|DELETE /ws/datashield/session/{id}``         RSessionDto (touches it) / closes it
+``PUT  P/symbol/{s}``                              assign: ``application/x-opal`` body ``PROJECT.TABLE``,
+                                                   or ``application/x-rscript`` body an expression
+``PUT  P/symbol/{s}/table/{PROJECT.TABLE}``        assign a table (the path form datashield-opal uses)
+``POST P/aggregate``                               ``application/x-rscript`` body an expression
+``GET  P/symbols``, ``DELETE P/symbol/{s}``        the session's symbols (JSON, or R-serialized ``ls()``)
+``GET  P/commands``, ``GET|DELETE P/command/{c}``  asynchronous commands (RCommandDto JSON)
+``GET  P/command/{c}/result``                      a finished command's value (204 while it runs)
+``GET  /ws/pydsbase/info``                         study, R and package versions, ``load`` counts (ours)
+=================================================  =================================================
 
-Commands are asynchronous: submitting answers ``202 {"command": cid, "status": "pending"}`` at once
-(or, with ``?wait=S``, the outcome itself when the command finishes within S seconds),
-so a client submits to all its studies before waiting on any. Fetching answers ``202`` while the
-command runs, ``200 {"command", "status": "done", "value": node}`` when it is done (``value`` is the R
-value as a JSON node, doubles written by ``repr``, hence lossless), or the command's error.
+Submits (assign, aggregate) run at once with ``?async=false`` (Opal's default): the answer is the value
+(aggregate) or empty (assign). With ``?async=true`` the answer is the command id as ``text/plain``; the
+client polls ``P/command/{id}?wait=true`` and takes ``P/command/{id}/result`` (which forgets the command).
 
-Every error is a JSON body ``{"error": {"kind": ..., "message": ...}}`` with a 4xx status for client
-faults and never a stack trace. R runs on one dedicated thread that owns the ``StudyRuntime``; the
-event loop only queues work for it. A user sees only their own R sessions and commands: another
-user's ids answer exactly as unknown ids do.
+**Results.** The ``Accept`` of the submitting request fixes the format of a value:
+``application/octet-stream`` is R's own ``serialize(value, NULL)`` (XDR, as Opal's Rock sends it);
+``application/json`` (and no Accept) is Rock's JSON (``jsonlite::toJSON(value, auto_unbox = TRUE,
+null = "null", na = "null", digits = NA)``, ``jsonlite::serializeJSON`` where ``toJSON`` fails).
+Every value is scrubbed of environments before it is encoded (see ``r_server/R/wire.R``).
+
+**pydsbase extensions** (no Opal client sends them; issue 18 retires the first two):
+``Accept: application/vnd.pydsbase.node+json`` answers a value as the study's exact JSON node (the
+golden README's encoding, doubles written by ``repr``); ``?wait=S`` (seconds) on an asynchronous
+submit answers the outcome itself when it is in within S seconds (else 202 and the id), and on
+``P/command/{c}`` and ``.../result`` waits up to S seconds; ``GET /ws/pydsbase/info``.
+
+**Authentication.** ``Authorization: Basic base64(user:password)``, ``Authorization: X-Opal-Auth
+base64(user:password)`` (opalr) or ``X-Opal-Auth: <access token>``; a successful check opens a login
+and sets the ``opalsid`` cookie (HttpOnly, Secure under TLS, new at each login, forgotten by the server
+after the idle timeout). A valid ``opalsid`` authenticates before any credential header is verified
+(so a client sending both costs one scrypt check per login, not per request); only failed credential
+checks count toward the rate limits. No ``XSRF-TOKEN`` is set or checked. Every response carries
+``X-Opal-Version``.
+
+Every error is Opal's error JSON ``{"code": status, "status": kind, "arguments": [message],
+"message": message}`` with a 4xx status for client faults and never a stack trace. R runs on one
+dedicated thread that owns the ``StudyRuntime``; the event loop only queues work for it. A user sees
+only their own R sessions and commands: another user's ids answer exactly as unknown ids do.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import concurrent.futures
 import contextlib
+import datetime
+import hashlib
+import hmac
 import itertools
 import json
 import logging
 import queue
+import re
 import secrets
 import signal
 import threading
@@ -49,27 +78,43 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Protocol
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from r_server.auth import Authenticator, LoginSession, RateLimited
+from r_server.auth import Authenticator, LoginSession, RateLimited, token_digest
 from r_server.errors import AuthError, CallRejected, SessionError, StudyError
 
-__all__ = ["HTTPSettings", "RWorker", "Runtime", "create_app"]
+__all__ = ["HTTPSettings", "RWorker", "Runtime", "create_app", "default_project", "parse_variables_filter"]
 
 log = logging.getLogger("r_server.http")
 
-API = "/v1"
+WS = "/ws"
+SESSION = f"{WS}/datashield/session/{{sid}}"
+HEALTH = "/health"
+PROFILE_PATH = f"{WS}/system/subject-profile/_current"  # where clients log in
+# DSOpal 1.4.1 and opalr 3.5.2 compare the server's version with 2.1, 2.6, 2.14, 2.16 and 4.2: any
+# version from 4.2 on selects their current code paths (profiles, commands, identifiers column names).
+# It stays below 5.3, where DSOpal 1.5 starts reading R session events we do not keep.
+OPAL_VERSION = "4.7.0"
+SID_COOKIE = "opalsid"
 MAX_HEADER_BYTES = 16 * 1024  # all request headers together (h11 refused more; httptools sets no limit)
+MAX_EXPR_BYTES = 256 * 1024
+MAX_NAME = 256
+
+NODE_MEDIA = "application/vnd.pydsbase.node+json"
+RDS_MEDIA = "application/octet-stream"
+JSON_MEDIA = "application/json"
+# the runtime's name for each result format
+ENCODING_OF_MEDIA = {NODE_MEDIA: "node", RDS_MEDIA: "rds", JSON_MEDIA: "json"}
 
 # HTTP status of each error kind; anything not listed is a server fault (500).
 STATUS_OF_KIND = {
     "rejected": 400,
     "bad_request": 400,
+    "unsupported": 400,
     "r_error": 422,
     "study_error": 422,
     "auth": 401,
@@ -77,6 +122,7 @@ STATUS_OF_KIND = {
     "not_found": 404,
     "method_not_allowed": 405,
     "too_large": 413,
+    "unsupported_media": 415,
     "rate_limited": 429,
     "too_many": 429,
     "unavailable": 503,
@@ -183,34 +229,35 @@ class RWorker:
         self._thread.join(timeout)
 
 
-# -- requests ---------------------------------------------------------------------------------------
+# -- variables filters ------------------------------------------------------------------------------
 
-_Name = Annotated[str, Field(min_length=1, max_length=256)]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-
-class LoginRequest(_Strict):
-    user: Annotated[str, Field(min_length=1, max_length=64)] | None = None
-    password: Annotated[str, Field(min_length=1, max_length=1024)] | None = None
-    token: Annotated[str, Field(min_length=1, max_length=1024)] | None = None
+_QUOTED = r"""'[^'"\\]*'|"[^'"\\]*\""""
+_ANY = re.compile(rf"""^\s*name(?:\(\))?\.any\(\s*((?:{_QUOTED})(?:\s*,\s*(?:{_QUOTED}))*)?\s*\)\s*$""")
+_ITEM = re.compile(_QUOTED)
+_BARE = re.compile(r"^\s*([A-Za-z._][A-Za-z0-9._\-]*)\s*$")
+MAX_VARIABLES = 10_000
 
 
-class AssignTableRequest(_Strict):
-    symbol: _Name
-    table: _Name
-    variables: Annotated[list[_Name], Field(max_length=10_000)] | None = None
+def parse_variables_filter(text: str) -> list[str]:
+    """The column names an Opal ``variables`` filter selects, for the filters DataSHIELD clients write.
 
-
-class AssignRequest(_Strict):
-    symbol: _Name
-    expr: Annotated[str, Field(min_length=1, max_length=256 * 1024)]
-
-
-class AggregateRequest(_Strict):
-    expr: Annotated[str, Field(min_length=1, max_length=256 * 1024)]
+    ``name().any('a','b')`` (DSOpal), ``name.any("a","b")`` (datashield-opal) and a bare name are
+    understood; anything else (any other Magma script) is refused. Never evaluated: matched whole
+    by the patterns above, quotes holding no quote or backslash.
+    """
+    if len(text) > 1024 * 1024:
+        raise CallRejected("variables filter too long")
+    bare = _BARE.match(text)
+    if bare is not None:
+        return [bare.group(1)]
+    found = _ANY.match(text)
+    if found is None:
+        raise CallRejected("unsupported variables filter: use name().any('a','b'), name.any(\"a\",\"b\") or a "
+                           "variable name")
+    names = [item[1:-1] for item in _ITEM.findall(found.group(1) or "")]
+    if not names or len(names) > MAX_VARIABLES or not all(0 < len(n) <= MAX_NAME for n in names):
+        raise CallRejected("the variables filter names no variable, or too many, or an empty or too long name")
+    return names
 
 
 # -- state ------------------------------------------------------------------------------------------
@@ -226,13 +273,26 @@ class HTTPFault(Exception):
         self.headers = headers or {}
 
 
+def _now_iso() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 @dataclass
 class RSession:
     sid: str
     user: str
-    login: str  # digest of the session token that opened it
+    login: str  # digest of the login (opalsid) that opened it
     last_used: float
+    created_at: str = field(default_factory=_now_iso)
+    last_used_at: str = field(default_factory=_now_iso)
     running: int = 0
+
+    def dto(self, study: str) -> dict[str, Any]:
+        """Opal's RSessionDto (``state`` as newer Opals add it)."""
+        return {"id": self.sid, "user": self.user, "creationDate": self.created_at,
+                "lastAccessDate": self.last_used_at, "status": "BUSY" if self.running else "WAITING",
+                "context": "DataSHIELD", "profile": "default", "cluster": "default", "server": study,
+                "state": "RUNNING"}
 
 
 @dataclass
@@ -241,42 +301,75 @@ class Command:
     user: str
     sid: str
     operation: str
+    script: str
+    with_result: bool
+    media: str | None  # the result's media type (None: an assign, no value)
     future: concurrent.futures.Future[Any]
     created: float
+    created_at: str = field(default_factory=_now_iso)
+    started_at: str | None = None
+    ended_at: str | None = None
     done_event: asyncio.Event = field(default_factory=asyncio.Event)
     finished: float | None = None
-    body: bytes | None = None  # the JSON answer once done
+    body: bytes | None = None  # the answer once done: the value, or the error JSON
     status: int = 200
+    error: str | None = None
+
+    def dto(self) -> dict[str, Any]:
+        """Opal's RCommandDto."""
+        if self.finished is None:
+            state = "IN_PROGRESS" if self.started_at is not None else "PENDING"
+        else:
+            state = "FAILED" if self.error is not None else "COMPLETED"
+        out: dict[str, Any] = {"id": self.cid, "script": self.script, "status": state,
+                               "createDate": self.created_at, "withResult": self.with_result}
+        if self.started_at is not None:
+            out["startDate"] = self.started_at
+        if self.ended_at is not None:
+            out["endDate"] = self.ended_at
+        if self.error is not None:
+            out["error"] = self.error
+        return out
 
 
 def _error_body(kind: str, message: str) -> dict[str, Any]:
-    return {"error": {"kind": kind, "message": message}}
+    """Opal's error JSON: opalr reads ``status`` and ``arguments``, others ``message``."""
+    return {"code": STATUS_OF_KIND.get(kind, 500), "status": kind, "arguments": [message], "message": message}
+
+
+def _error_bytes(kind: str, message: str) -> bytes:
+    return json.dumps(_error_body(kind, message)).encode()
 
 
 def _error_response(kind: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse(_error_body(kind, message), status_code=STATUS_OF_KIND.get(kind, 500), headers=headers)
 
 
-def _encode_outcome(cid: str, future: concurrent.futures.Future[Any], max_bytes: int) -> tuple[int, bytes]:
-    """The HTTP status and JSON body of a finished command (runs on the R thread's callback)."""
+def _encode_outcome(command: Command, future: concurrent.futures.Future[Any],
+                    max_bytes: int) -> tuple[int, bytes, str | None]:
+    """The HTTP status, body and error message of a finished command (runs on the R thread's callback)."""
     exc = future.exception()
     kind, message = "internal", "internal error"
     if exc is None:
+        if command.media is None:
+            return 200, b"", None
+        value = future.result()
         try:
-            value = json.dumps(future.result(), allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+            if command.media == NODE_MEDIA:
+                body = json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":")).encode()
+            else:
+                body = value.encode() if isinstance(value, str) else bytes(value)
         except (TypeError, ValueError):
-            log.exception("command %s returned a value that is not a JSON node", cid)
+            log.exception("command %s returned a value that cannot be sent", command.cid)
         else:
-            if len(value) <= max_bytes:
-                head = json.dumps({"command": cid, "status": "done"})[:-1]
-                return 200, f'{head},"value":{value}}}'.encode()
+            if len(body) <= max_bytes:
+                return 200, body, None
             kind, message = "too_large", f"the answer exceeds the study's response limit of {max_bytes} bytes"
     elif isinstance(exc, StudyError):
         kind, message = exc.kind, exc.message
     else:
-        log.error("command %s failed inside the server", cid, exc_info=exc)
-    body = {"command": cid, "status": "failed", **_error_body(kind, message)}
-    return STATUS_OF_KIND.get(kind, 500), json.dumps(body).encode()
+        log.error("command %s failed inside the server", command.cid, exc_info=exc)
+    return STATUS_OF_KIND.get(kind, 500), _error_bytes(kind, message), message
 
 
 class StudyServer:
@@ -297,6 +390,8 @@ class StudyServer:
         self.clock = clock
         self.sessions: dict[str, RSession] = {}
         self.commands: dict[str, Command] = {}
+        self._credential_salt = secrets.token_bytes(32)
+        self._credential_logins: dict[bytes, str] = {}  # HMAC of credential headers -> login digest
         self.warmed = False  # R started and the study answered once: healthy
         self.warm_failed = False
         self._ids = itertools.count(1)
@@ -318,17 +413,19 @@ class StudyServer:
             self.refuse(operation, SessionError.kind, message, user=login.user, session=sid[:64])
             raise SessionError(message)
         session.last_used = self.clock()
+        session.last_used_at = _now_iso()
         return session
 
-    async def open_session(self, login: LoginSession) -> str:
+    async def open_session(self, login: LoginSession) -> RSession:
         owned = sum(1 for s in self.sessions.values() if s.user == login.user)
         if owned >= self.settings.max_sessions_per_user:
             message = f"at most {self.settings.max_sessions_per_user} open sessions per user"
             self.refuse("open_session", "too_many", message, user=login.user)
             raise HTTPFault("too_many", message)
-        sid = await self.run(lambda rt: rt.open_session(login.user))
-        self.sessions[sid] = RSession(sid, login.user, login.digest, self.clock())
-        return str(sid)
+        sid = str(await self.run(lambda rt: rt.open_session(login.user)))
+        session = RSession(sid, login.user, login.digest, self.clock())
+        self.sessions[sid] = session
+        return session
 
     async def close_session(self, sid: str) -> None:
         session = self.sessions.pop(sid, None)
@@ -342,7 +439,7 @@ class StudyServer:
             pass
 
     # -- commands --
-    def submit(self, login: LoginSession, session: RSession, operation: str,
+    def submit(self, login: LoginSession, session: RSession, operation: str, script: str, media: str | None,
                call: Callable[[Runtime], Any]) -> Command:
         owned = sum(1 for c in self.commands.values() if c.user == login.user)
         if owned >= self.settings.max_commands_per_user:
@@ -351,35 +448,52 @@ class StudyServer:
             raise HTTPFault("too_many", message)
         loop = asyncio.get_running_loop()
         cid = f"{next(self._ids)}-{secrets.token_hex(8)}"
-        future = self.worker.submit(call)
-        command = Command(cid, login.user, session.sid, operation, future, self.clock())
+        holder: list[Command] = []
+
+        def started(rt: Runtime) -> Any:
+            if holder:
+                holder[0].started_at = _now_iso()
+            return call(rt)
+
+        future = self.worker.submit(started)
+        command = Command(cid, login.user, session.sid, operation, script[:4096], media is not None, media, future,
+                          self.clock())
+        holder.append(command)
         session.running += 1
         max_bytes = self.settings.max_response_bytes
 
         def finished(fut: concurrent.futures.Future[Any]) -> None:
-            status, body = _encode_outcome(cid, fut, max_bytes)
-            loop.call_soon_threadsafe(self._complete, command, status, body)
+            status, body, error = _encode_outcome(command, fut, max_bytes)
+            loop.call_soon_threadsafe(self._complete, command, status, body, error)
 
         self.commands[cid] = command
         future.add_done_callback(finished)
         return command
 
-    def _complete(self, command: Command, status: int, body: bytes) -> None:
-        command.status, command.body = status, body
+    def _complete(self, command: Command, status: int, body: bytes, error: str | None) -> None:
+        command.status, command.body, command.error = status, body, error
         command.finished = self.clock()
+        command.ended_at = _now_iso()
+        if command.started_at is None:
+            command.started_at = command.ended_at
         session = self.sessions.get(command.sid)
         if session is not None:
             session.running -= 1
             session.last_used = command.finished
         command.done_event.set()
 
-    def command_of(self, login: LoginSession, cid: str) -> Command:
+    def command_of(self, login: LoginSession, session: RSession, cid: str, operation: str) -> Command:
         command = self.commands.get(cid)
-        if command is None or command.user != login.user:
+        if command is None or command.user != login.user or command.sid != session.sid:
             message = "unknown or expired command"
-            self.refuse("fetch", "not_found", message, user=login.user)
+            self.refuse(operation, "not_found", message, user=login.user, session=session.sid)
             raise HTTPFault("not_found", message)
         return command
+
+    async def wait_for(self, command: Command, wait: float) -> None:
+        if command.body is None and wait > 0:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(command.done_event.wait(), min(wait, self.settings.max_wait))
 
     # -- housekeeping --
     async def sweep(self) -> None:
@@ -408,9 +522,28 @@ class StudyServer:
         resources = await self.run(lambda rt: getattr(rt, "resources", dict)())
         return {**counts, **{str(k): int(v) for k, v in dict(resources).items()}}
 
-    async def logout(self, login: LoginSession) -> None:
-        self.auth.logout(login.digest)
-        for sid in [s.sid for s in self.sessions.values() if s.login == login.digest]:
+    # -- logins of clients that resend their credentials (see ``_credential_login``) --
+    def _credential_key(self, header: str, token: str) -> bytes:
+        return hmac.new(self._credential_salt, f"{header}\n{token}".encode(), hashlib.sha256).digest()
+
+    def remembered_login(self, header: str, token: str) -> LoginSession | None:
+        digest = self._credential_logins.get(self._credential_key(header, token))
+        if digest is None:
+            return None
+        try:
+            return self.auth.resolve_digest(digest)
+        except AuthError:
+            self._credential_logins.pop(self._credential_key(header, token), None)
+            return None
+
+    def remember_login(self, header: str, token: str, login: LoginSession) -> None:
+        if len(self._credential_logins) >= 10_000:  # bounded: forget the oldest
+            self._credential_logins.pop(next(iter(self._credential_logins)))
+        self._credential_logins[self._credential_key(header, token)] = login.digest
+
+    async def logout(self, digest: str) -> None:
+        self.auth.logout(digest)
+        for sid in [s.sid for s in self.sessions.values() if s.login == digest]:
             await self.close_session(sid)
 
 
@@ -436,14 +569,14 @@ class BodyLimit:
                 return
             received += len(message.get("body", b""))
             more = message.get("more_body", False)
-        body = json.dumps(_error_body("too_large", f"request body exceeds {self.limit} bytes")).encode()
+        body = _error_bytes("too_large", f"request body exceeds {self.limit} bytes")
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", str(len(body)).encode()), (b"connection", b"close")]})
         await send({"type": "http.response.body", "body": body})
 
     async def _refuse_headers(self, send: Send) -> None:
-        body = json.dumps(_error_body("too_large", f"request headers exceed {MAX_HEADER_BYTES} bytes")).encode()
+        body = _error_bytes("too_large", f"request headers exceed {MAX_HEADER_BYTES} bytes")
         await send({"type": "http.response.start", "status": 431,
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", str(len(body)).encode()), (b"connection", b"close")]})
@@ -487,6 +620,35 @@ class BodyLimit:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+# -- Opal's headers ---------------------------------------------------------------------------------
+
+
+class OpalHeaders:
+    """Adds ``X-Opal-Version`` to every response, and the ``opalsid`` cookie a login asked for."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.version = (b"x-opal-version", OPAL_VERSION.encode())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state: dict[str, Any] = scope.setdefault("state", {})
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.append(self.version)
+                cookie = state.get("set_cookie")
+                if cookie:
+                    headers.append((b"set-cookie", cookie.encode("latin-1")))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 # -- the app ----------------------------------------------------------------------------------------
@@ -536,26 +698,171 @@ def _operation(request: Request) -> str:
     return request.url.path.rsplit("/", 1)[-1][:40]
 
 
-def _current_login(request: Request, server: Annotated[StudyServer, Depends(_state)]) -> LoginSession:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip() or len(token) > 1024:
-        message = "missing bearer token: log in first"
+def _cookie(request: Request, name: str) -> str | None:
+    """The first value of cookie ``name`` (read by hand: no lenient parser decides what a cookie is)."""
+    for header in request.headers.getlist("cookie"):
+        for part in header.split(";"):
+            key, sep, value = part.strip().partition("=")
+            if sep and key == name and value:
+                return value.strip('"')
+    return None
+
+
+def _basic_credentials(value: str) -> tuple[str, str]:
+    try:
+        text = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise AuthError("malformed credentials") from None
+    user, sep, password = text.partition(":")
+    if not sep or not user or not password or len(user) > 64 or len(password) > 1024:
+        raise AuthError("malformed credentials")
+    return user, password
+
+
+async def _credential_login(request: Request, server: StudyServer) -> LoginSession | None:
+    """A new login from the request's credential headers (None when it sends none)."""
+    header = request.headers.get("authorization", "").strip()
+    token = request.headers.get("x-opal-auth", "").strip()
+    scheme, _, value = header.partition(" ")
+    if not header and not token:
+        return None
+    # Clients that send their credentials on every request and no cookie (obiba-opal does) reuse the
+    # login those exact credentials opened: found by an HMAC of the header under a key of this process,
+    # so neither a password nor a session token is kept, and scrypt runs once per login, not per request.
+    # The login route itself always opens a new login (a new opalsid for a client that keeps cookies).
+    remembered = None if request.url.path == PROFILE_PATH else server.remembered_login(header, token)
+    if remembered is not None:
+        request.state.user = remembered.user
+        return remembered
+    loop = asyncio.get_running_loop()
+    address = _client_address(request)
+    user: str | None = None
+    if header and scheme.lower() in ("basic", "x-opal-auth"):
+        try:
+            user, password = _basic_credentials(value)
+        except AuthError as exc:
+            server.refuse("login", exc.kind, exc.message)
+            raise
+        call: Callable[[], Any] = lambda: server.auth.login_password(user or "", password, address)  # noqa: E731
+    elif token and not header:
+        if len(token) > 1024:
+            server.refuse("login", AuthError.kind, "malformed credentials")
+            raise AuthError("malformed credentials")
+        call = lambda: server.auth.login_token(token, address)[1]  # noqa: E731
+    elif header:
+        message = "unsupported Authorization scheme: use Basic or X-Opal-Auth"
+        server.refuse("login", AuthError.kind, message)
+        raise AuthError(message)
+    else:
+        return None
+    try:
+        session_token = await loop.run_in_executor(None, call)
+    except AuthError as exc:
+        server.refuse("login", exc.kind, exc.message, user=user)
+        raise
+    login = server.auth.resolve(session_token)
+    server.remember_login(header, token, login)
+    if server.audit is not None:
+        server.audit.record(user=login.user, session=None, operation="login", outcome="ok")
+    secure = "; Secure" if request.url.scheme == "https" else ""
+    request.state.set_cookie = f"{SID_COOKIE}={session_token}; Path=/; HttpOnly; SameSite=Lax{secure}"
+    request.state.sid_token = session_token
+    return login
+
+
+async def _current_login(request: Request, server: Annotated[StudyServer, Depends(_state)]) -> LoginSession:
+    """The caller's login: a valid ``opalsid`` cookie first, else the credential headers (a new login)."""
+    sid = _cookie(request, SID_COOKIE)
+    if sid is not None and len(sid) <= 1024:
+        with contextlib.suppress(AuthError):
+            known = server.auth.resolve(sid)
+            request.state.user = known.user
+            request.state.sid_token = sid
+            return known
+    login = await _credential_login(request, server)
+    if login is None:
+        message = ("not logged in, or the login has expired" if sid is not None
+                   else "missing credentials: send Authorization (Basic or X-Opal-Auth) or X-Opal-Auth")
         server.refuse(_operation(request), AuthError.kind, message)
         raise AuthError(message)
-    try:
-        login = server.auth.resolve(token.strip())
-    except AuthError as exc:
-        server.refuse(_operation(request), exc.kind, exc.message)
-        raise
     request.state.user = login.user  # for the audit line of a request refused later on
     return login
 
 
 Server = Annotated[StudyServer, Depends(_state)]
 Login = Annotated[LoginSession, Depends(_current_login)]
-# How long a request may wait for its command's outcome (submits too: one round trip when it is quick).
-Wait = Annotated[float, Query(ge=0, le=3600)]
+
+
+def _wait_of(text: str | None, default: float | None = 0.0) -> float | None:
+    """``wait``: ``true`` (until done: None), ``false`` (0) or seconds (our extension)."""
+    if text is None or text == "":
+        return default
+    lowered = text.strip().lower()
+    if lowered == "true":
+        return None
+    if lowered == "false":
+        return 0.0
+    try:
+        seconds = float(lowered)
+    except ValueError:
+        raise HTTPFault("bad_request", "wait is true, false or a number of seconds") from None
+    if not 0 <= seconds <= 3600:
+        raise HTTPFault("bad_request", "wait must be between 0 and 3600 seconds")
+    return seconds
+
+
+def _flag(text: str | None, name: str, default: bool) -> bool:
+    if text is None or text == "":
+        return default
+    lowered = text.strip().lower()
+    if lowered not in ("true", "false"):
+        raise HTTPFault("bad_request", f"{name} is true or false")
+    return lowered == "true"
+
+
+def _result_media(request: Request) -> str:
+    """The result format the submitting request's ``Accept`` asks for (Rock's JSON by default)."""
+    accept = request.headers.get("accept", "").lower()
+    if NODE_MEDIA in accept:
+        return NODE_MEDIA
+    if RDS_MEDIA in accept:
+        return RDS_MEDIA
+    return JSON_MEDIA
+
+
+async def _script(request: Request, allowed: tuple[str, ...]) -> tuple[str, str]:
+    """(content type, text) of a request whose body is an R expression or a table name."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in allowed:
+        raise HTTPFault("unsupported_media", f"send the body as {' or '.join(allowed)}")
+    raw = await request.body()
+    if not raw.strip():
+        raise HTTPFault("bad_request", "the request body is empty")
+    if len(raw) > MAX_EXPR_BYTES:
+        raise HTTPFault("bad_request", f"the expression exceeds {MAX_EXPR_BYTES} bytes")
+    try:
+        return content_type, raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise HTTPFault("bad_request", "the request body is not UTF-8 text") from None
+
+
+# HTTPFaults raised without an audit line of their own (the handler writes it)
+_UNAUDITED_FAULTS = frozenset({"bad_request", "unsupported", "unsupported_media"})
+
+
+def _refuse_unsupported(what: str) -> HTTPFault:
+    return HTTPFault("unsupported", f"{what} are not supported by pydsbase studies")
+
+
+def default_project(study: str) -> str:
+    """The project of the study's top-level tables (``<tables>/TABLE.csv``): the study's name, with every
+    character other than a letter, digit, ``_`` or ``-`` made ``_`` (Opal's names split at the first dot)."""
+    return re.sub(r"[^A-Za-z0-9_\-]", "_", study) or "study"
+
+
+def _check_name(text: str, what: str) -> None:
+    if not text or len(text) > MAX_NAME:
+        raise CallRejected(f"{what} name empty or too long")
 
 
 def create_app(
@@ -591,19 +898,24 @@ def create_app(
                 await server.close_session(sid)
             await asyncio.get_running_loop().run_in_executor(None, worker.stop)
 
-    app = FastAPI(title=f"pydsbase study {settings.study}", version="1", lifespan=lifespan,
+    app = FastAPI(title=f"pydsbase study {settings.study}", version=OPAL_VERSION, lifespan=lifespan,
                   docs_url=None, redoc_url=None, openapi_url=None)
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
+    app.add_middleware(OpalHeaders)
 
     @app.exception_handler(StudyError)
     async def _study_error(request: Request, exc: StudyError) -> JSONResponse:
         headers = {"Retry-After": str(int(exc.retry_after) + 1)} if isinstance(exc, RateLimited) else None
         if isinstance(exc, AuthError):
-            headers = {**(headers or {}), "WWW-Authenticate": "Bearer"}
+            # opalr reads this header on a 401 (it asks for a TOTP code only when it names one)
+            headers = {**(headers or {}), "WWW-Authenticate": "X-Opal-Auth"}
         return _error_response(exc.kind, exc.message, headers)
 
     @app.exception_handler(HTTPFault)
     async def _fault(request: Request, exc: HTTPFault) -> JSONResponse:
+        server = getattr(request.app.state, "study_server", None)
+        if server is not None and exc.kind in _UNAUDITED_FAULTS:  # the others were audited where raised
+            server.refuse(_operation(request), exc.kind, exc.message, user=getattr(request.state, "user", None))
         return _error_response(exc.kind, exc.message, exc.headers)
 
     @app.exception_handler(RequestValidationError)
@@ -626,21 +938,32 @@ def create_app(
         log.error("internal error on %s", request.url.path, exc_info=exc)
         return _error_response("internal", "internal error")
 
-    def pending(command: Command) -> JSONResponse:
-        return JSONResponse({"command": command.cid, "status": "pending"}, status_code=202)
+    def result_response(server: StudyServer, command: Command) -> Response:
+        """A finished command's value (or error): delivered once, then forgotten."""
+        assert command.body is not None
+        server.commands.pop(command.cid, None)
+        if command.status != 200:
+            return Response(command.body, status_code=command.status, media_type=JSON_MEDIA)
+        if command.media is None:
+            return Response(b"", status_code=200)
+        return Response(command.body, status_code=200, media_type=command.media)
 
-    async def outcome(server: StudyServer, command: Command, wait: float) -> Response:
-        """The command's outcome if it is in within ``wait`` s (then delivered, once), else 202."""
-        if command.body is None and wait > 0:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(command.done_event.wait(), min(wait, settings.max_wait))
+    async def submitted(request: Request, server: StudyServer, command: Command) -> Response:
+        """The answer to a submit: Opal's (``async``: the id; else the outcome), or our ``wait`` extension."""
+        asynchronous = _flag(request.query_params.get("async"), "async", False)
+        if not asynchronous:
+            await command.done_event.wait()
+            return result_response(server, command)
+        wait = _wait_of(request.query_params.get("wait"), None)
+        if wait is None and "wait" not in request.query_params:
+            return Response(command.cid, media_type="text/plain")
+        await server.wait_for(command, float(wait if wait is not None else settings.max_wait))
         if command.body is None:
-            return pending(command)
-        server.commands.pop(command.cid, None)  # delivered: a finished command is answered once
-        return Response(command.body, status_code=command.status, media_type="application/json")
+            return Response(command.cid, status_code=202, media_type="text/plain")
+        return result_response(server, command)
 
     # -- unauthenticated --
-    @app.get(f"{API}/health")
+    @app.get(HEALTH)
     async def health(server: Server) -> JSONResponse:
         if not (server.warmed and server.worker.alive()):
             failed = server.worker.failed is not None or server.warm_failed
@@ -648,108 +971,263 @@ def create_app(
             return JSONResponse({"status": status, "study": settings.study}, status_code=503)
         return JSONResponse({"status": "ok", "study": settings.study})
 
-    @app.post(f"{API}/login")
-    async def login(body: LoginRequest, request: Request, server: Server) -> JSONResponse:
-        address = _client_address(request)
-        loop = asyncio.get_running_loop()
-        try:
-            if body.token is not None and body.user is None and body.password is None:
-                user, token = await loop.run_in_executor(None, server.auth.login_token, body.token, address)
-            elif body.user is not None and body.password is not None and body.token is None:
-                user = body.user
-                token = await loop.run_in_executor(
-                    None, server.auth.login_password, body.user, body.password, address
-                )
-            else:
-                raise HTTPFault("bad_request", "log in with either user and password, or a token")
-        except (AuthError, HTTPFault) as exc:
-            server.refuse("login", exc.kind, exc.message, user=body.user)
-            raise
+    # -- login, logout --
+    @app.get(PROFILE_PATH)
+    async def subject_profile(login: Login) -> JSONResponse:
+        return JSONResponse({"principal": login.user, "realm": "pydsbase", "groups": [], "otpEnabled": False})
+
+    async def end_login(request: Request, server: StudyServer, digest: str) -> Response:
+        await server.logout(digest)
         if server.audit is not None:
-            server.audit.record(user=user, session=None, operation="login", outcome="ok")
-        return JSONResponse({"token": token, "user": user, "idle_timeout": settings.idle_timeout})
+            server.audit.record(user=request.state.user, session=None, operation="logout", outcome="ok")
+        secure = "; Secure" if request.url.scheme == "https" else ""
+        request.state.set_cookie = f"{SID_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax{secure}"
+        return Response(b"", status_code=200)
 
-    # -- authenticated --
-    @app.post(f"{API}/logout")
-    async def logout(login: Login, server: Server) -> JSONResponse:
-        await server.logout(login)
-        return JSONResponse({"status": "ok"})
+    @app.delete(f"{WS}/auth/session/_current")
+    async def logout_current(request: Request, login: Login, server: Server) -> Response:
+        return await end_login(request, server, login.digest)
 
-    @app.get(f"{API}/tables")
-    async def tables(login: Login, server: Server) -> JSONResponse:
-        return JSONResponse(list(await server.run(lambda rt: rt.list_tables())))
+    @app.delete(f"{WS}/auth/session/{{token}}")
+    async def logout_sid(token: str, request: Request, login: Login, server: Server) -> Response:
+        try:
+            target = server.auth.resolve(token) if len(token) <= 1024 else None
+        except AuthError:
+            target = None
+        if target is None or target.user != login.user:
+            message = "unknown or expired login session"
+            server.refuse("logout", "not_found", message, user=login.user)
+            raise HTTPFault("not_found", message)
+        return await end_login(request, server, token_digest(token))
 
-    @app.get(f"{API}/tables/{{table}}/variables")
-    async def variables(table: str, login: Login, server: Server) -> JSONResponse:
-        if len(table) > 256:
-            raise CallRejected("table name too long")
-        return JSONResponse(list(await server.run(lambda rt: rt.table_variables(table))))
+    # -- tables --
+    home = default_project(settings.study)
 
-    @app.get(f"{API}/methods")
-    async def methods(login: Login, server: Server,
-                      kind: Annotated[str, Query(pattern="^(aggregate|assign)$")] = "aggregate") -> JSONResponse:
-        return JSONResponse(list(await server.run(lambda rt: rt.list_methods(kind))))
+    def split_tables(names: list[str]) -> dict[str, list[str]]:
+        """Tables by project; a top-level table belongs to the study's default project."""
+        projects: dict[str, list[str]] = {}
+        for name in names:
+            project, sep, table = name.partition(".")
+            if not sep:
+                project, table = home, name
+            projects.setdefault(project, []).append(table)
+        return projects
 
-    @app.get(f"{API}/info")
+    async def table_of(server: StudyServer, project: str, table: str) -> tuple[str, list[str]]:
+        """The runtime's name of PROJECT.TABLE and its variables (unknown tables refused by the runtime)."""
+        _check_name(project, "project")
+        _check_name(table, "table")
+        names = list(await server.run(lambda rt: rt.list_tables()))
+        name = f"{project}.{table}"
+        if name not in names and project == home and table in names:
+            name = table  # a top-level table, listed under the study's default project
+        variables = list(await server.run(lambda rt: rt.table_variables(name)))
+        return name, variables
+
+    @app.get(f"{WS}/datasources")
+    async def datasources(login: Login, server: Server) -> JSONResponse:
+        projects = split_tables(list(await server.run(lambda rt: rt.list_tables())))
+        return JSONResponse([{"name": p, "table": tables, "type": "pydsbase"} for p, tables in projects.items()])
+
+    @app.get(f"{WS}/datasource/{{project}}/table/{{table}}")
+    async def table_dto(project: str, table: str, login: Login, server: Server) -> JSONResponse:
+        _, variables = await table_of(server, project, table)
+        return JSONResponse({"name": table, "datasourceName": project, "entityType": "Participant",
+                             "link": f"{WS}/datasource/{project}/table/{table}", "variableCount": len(variables)})
+
+    @app.get(f"{WS}/datasource/{{project}}/table/{{table}}/variables")
+    async def variables(project: str, table: str, login: Login, server: Server) -> JSONResponse:
+        _, names = await table_of(server, project, table)
+        return JSONResponse([{"name": n, "entityType": "Participant", "index": i, "isRepeatable": False,
+                              "link": f"{WS}/datasource/{project}/table/{table}/variable/{n}"}
+                             for i, n in enumerate(names)])
+
+    # -- DataSHIELD configuration --
+    @app.get(f"{WS}/datashield/profiles")
+    async def profiles(login: Login) -> JSONResponse:
+        return JSONResponse([{"name": "default", "enabled": True, "restrictedAccess": False}])
+
+    @app.get(f"{WS}/datashield/env/{{kind}}/methods")
+    async def methods(kind: str, login: Login, server: Server) -> JSONResponse:
+        if kind not in ("aggregate", "assign"):
+            raise HTTPFault("bad_request", "the environment is aggregate or assign")
+        names = list(await server.run(lambda rt: rt.list_methods(kind)))
+        dto = "DataShield.RFunctionDataShieldMethodDto.method"
+        return JSONResponse([{"name": n, dto: {"func": n, "rPackage": "dsBase", "version": "6.3.0"}}
+                             for n in names])
+
+    @app.get(f"{WS}/pydsbase/info")
     async def info(login: Login, server: Server) -> JSONResponse:
         answer = dict(await server.run(lambda rt: rt.info()))
         answer["load"] = await server.load()
         return JSONResponse(answer)
 
-    @app.post(f"{API}/sessions")
-    async def open_session(login: Login, server: Server) -> JSONResponse:
-        sid = await server.open_session(login)
-        return JSONResponse({"session": sid, "idle_timeout": settings.idle_timeout}, status_code=201)
+    # -- R sessions --
+    @app.post(f"{WS}/datashield/sessions")
+    async def open_session(request: Request, login: Login, server: Server) -> JSONResponse:
+        if request.query_params.get("restore"):
+            raise _refuse_unsupported("workspaces")
+        if request.query_params.get("profile") not in (None, "", "default"):
+            raise HTTPFault("not_found", "unknown DataSHIELD profile: this study has the default profile only")
+        session = await server.open_session(login)
+        return JSONResponse(session.dto(settings.study), status_code=201,
+                            headers={"Location": f"{WS}/datashield/session/{session.sid}"})
 
-    @app.get(f"{API}/sessions/{{sid}}")
+    @app.get(f"{WS}/datashield/sessions")
+    async def list_sessions(login: Login, server: Server) -> JSONResponse:
+        return JSONResponse([s.dto(settings.study) for s in server.sessions.values() if s.user == login.user])
+
+    @app.get(SESSION)
     async def touch_session(sid: str, login: Login, server: Server) -> JSONResponse:
-        session = server.session_of(login, sid, "keep_alive")
-        return JSONResponse({"session": session.sid, "running": session.running})
+        return JSONResponse(server.session_of(login, sid, "keep_alive").dto(settings.study))
 
-    @app.delete(f"{API}/sessions/{{sid}}")
-    async def close_session(sid: str, login: Login, server: Server) -> JSONResponse:
+    @app.delete(SESSION)
+    async def close_session(sid: str, request: Request, login: Login, server: Server) -> Response:
         server.session_of(login, sid, "close_session")
+        if request.query_params.get("save"):
+            raise _refuse_unsupported("workspaces")
         await server.close_session(sid)
-        return JSONResponse({"status": "ok"})
+        return Response(b"", status_code=200)
 
-    @app.post(f"{API}/sessions/{{sid}}/assign-table", status_code=202)
-    async def assign_table(sid: str, body: AssignTableRequest, login: Login, server: Server,
-                           wait: Wait = 0.0) -> Response:
+    # -- assign, aggregate --
+    async def assign_table(request: Request, server: StudyServer, login: LoginSession, sid: str, symbol: str,
+                           table: str) -> Response:
         session = server.session_of(login, sid, "assign_table")
-        variables = list(body.variables) if body.variables is not None else None
-        return await outcome(server, server.submit(login, session, "assign_table",
-                                                   lambda rt: rt.assign_table(sid, body.symbol, body.table,
-                                                                              variables)), wait)
+        query = request.query_params
+        for refused in ("identifiers", "id"):
+            if query.get(refused):
+                raise HTTPFault("unsupported", f"'{refused}' is not supported by pydsbase studies "
+                                               "(tables have no identifier mappings)")
+        if query.get("class") not in (None, "", "data.frame"):
+            raise HTTPFault("unsupported", "tables are assigned as data frames only")
+        _flag(query.get("missings"), "missings", False)
+        _check_name(symbol, "symbol")
+        _check_name(table, "table")
+        filt = query.get("variables")
+        variables = parse_variables_filter(filt) if filt else None
+        project, sep, name = table.partition(".")
+        if sep and project == home:
+            names = list(await server.run(lambda rt: rt.list_tables()))
+            if table not in names and name in names:
+                table = name  # a top-level table, listed under the study's default project
+        command = server.submit(login, session, "assign_table", f"{symbol} <- {table}", None,
+                                lambda rt: rt.assign_table(sid, symbol, table, variables))
+        return await submitted(request, server, command)
 
-    @app.post(f"{API}/sessions/{{sid}}/assign", status_code=202)
-    async def assign(sid: str, body: AssignRequest, login: Login, server: Server, wait: Wait = 0.0) -> Response:
+    @app.put(f"{SESSION}/symbol/{{symbol}}")
+    async def assign(sid: str, symbol: str, request: Request, login: Login, server: Server) -> Response:
+        server.session_of(login, sid, "assign")
+        content_type, text = await _script(request, ("application/x-opal", "application/x-rscript"))
+        if content_type == "application/x-opal":
+            return await assign_table(request, server, login, sid, symbol, text.strip())
         session = server.session_of(login, sid, "assign_expr")
-        return await outcome(server, server.submit(login, session, "assign_expr",
-                                                   lambda rt: rt.assign_expr(sid, body.symbol, body.expr)), wait)
+        _check_name(symbol, "symbol")
+        command = server.submit(login, session, "assign_expr", text, None,
+                                lambda rt: rt.assign_expr(sid, symbol, text))
+        return await submitted(request, server, command)
 
-    @app.post(f"{API}/sessions/{{sid}}/aggregate", status_code=202)
-    async def aggregate(sid: str, body: AggregateRequest, login: Login, server: Server,
-                        wait: Wait = 0.0) -> Response:
+    @app.put(f"{SESSION}/symbol/{{symbol}}/table/{{table}}")
+    async def assign_table_path(sid: str, symbol: str, table: str, request: Request, login: Login,
+                                server: Server) -> Response:
+        return await assign_table(request, server, login, sid, symbol, table)
+
+    @app.put(f"{SESSION}/symbol/{{symbol}}/resource/{{resource}}")
+    async def assign_resource(sid: str, symbol: str, resource: str, login: Login, server: Server) -> Response:
+        server.session_of(login, sid, "assign_resource")
+        raise _refuse_unsupported("resources")
+
+    @app.post(f"{SESSION}/aggregate")
+    async def aggregate(sid: str, request: Request, login: Login, server: Server) -> Response:
         session = server.session_of(login, sid, "aggregate")
-        return await outcome(server, server.submit(login, session, "aggregate",
-                                                   lambda rt: rt.aggregate(sid, body.expr)), wait)
+        _, text = await _script(request, ("application/x-rscript", "text/plain"))
+        media = _result_media(request)
+        encoding = ENCODING_OF_MEDIA[media]
+        if encoding == "node":
+            call: Callable[[Runtime], Any] = lambda rt: rt.aggregate(sid, text)  # noqa: E731
+        else:
+            call = lambda rt: rt.aggregate(sid, text, encoding=encoding)  # type: ignore[call-arg]  # noqa: E731
+        command = server.submit(login, session, "aggregate", text, media, call)
+        return await submitted(request, server, command)
 
-    @app.get(f"{API}/sessions/{{sid}}/symbols")
-    async def symbols(sid: str, login: Login, server: Server) -> JSONResponse:
+    # -- symbols --
+    @app.get(f"{SESSION}/symbols")
+    async def symbols(sid: str, request: Request, login: Login, server: Server) -> Response:
         server.session_of(login, sid, "list_symbols")
+        if _result_media(request) == RDS_MEDIA:
+            raw = await server.run(lambda rt: rt.list_symbols(sid, encoding="rds"))  # type: ignore[call-arg]
+            return Response(bytes(raw), media_type=RDS_MEDIA)
         return JSONResponse(list(await server.run(lambda rt: rt.list_symbols(sid))))
 
-    @app.delete(f"{API}/sessions/{{sid}}/symbols/{{symbol}}")
-    async def rm_symbol(sid: str, symbol: str, login: Login, server: Server) -> JSONResponse:
+    @app.delete(f"{SESSION}/symbol/{{symbol}}")
+    async def rm_symbol(sid: str, symbol: str, login: Login, server: Server) -> Response:
         server.session_of(login, sid, "rm_symbol")
-        if len(symbol) > 256:
-            raise CallRejected("symbol name too long")
-        await server.run(lambda rt: rt.rm_symbol(sid, symbol))
-        return JSONResponse({"status": "ok"})
+        _check_name(symbol, "symbol")
+        try:
+            await server.run(lambda rt: rt.rm_symbol(sid, symbol))
+        except CallRejected as exc:  # as Opal: removing a symbol that is not there is no error
+            if exc.message != f"object '{symbol}' not found":
+                raise
+        return Response(b"", status_code=200)
 
-    @app.get(f"{API}/commands/{{cid}}")
-    async def fetch(cid: str, login: Login, server: Server, wait: Wait = 0.0) -> Response:
-        return await outcome(server, server.command_of(login, cid), wait)
+    # -- commands --
+    @app.get(f"{SESSION}/commands")
+    async def commands(sid: str, login: Login, server: Server) -> JSONResponse:
+        server.session_of(login, sid, "list_commands")
+        return JSONResponse([c.dto() for c in server.commands.values() if c.sid == sid and c.user == login.user])
+
+    @app.get(f"{SESSION}/command/{{cid}}")
+    async def command(sid: str, cid: str, request: Request, login: Login, server: Server) -> JSONResponse:
+        session = server.session_of(login, sid, "command")
+        found = server.command_of(login, session, cid, "command")
+        wait = _wait_of(request.query_params.get("wait"))
+        if wait is None:
+            await found.done_event.wait()
+        else:
+            await server.wait_for(found, wait)
+        return JSONResponse(found.dto())
+
+    @app.get(f"{SESSION}/command/{{cid}}/result")
+    async def command_result(sid: str, cid: str, request: Request, login: Login, server: Server) -> Response:
+        session = server.session_of(login, sid, "fetch")
+        found = server.command_of(login, session, cid, "fetch")
+        wait = _wait_of(request.query_params.get("wait"))
+        if wait is None:
+            await found.done_event.wait()
+        else:
+            await server.wait_for(found, wait)
+        if found.body is None:
+            return Response(status_code=204)
+        return result_response(server, found)
+
+    @app.delete(f"{SESSION}/command/{{cid}}")
+    async def rm_command(sid: str, cid: str, login: Login, server: Server) -> Response:
+        session = server.session_of(login, sid, "rm_command")
+        server.commands.pop(server.command_of(login, session, cid, "rm_command").cid, None)
+        return Response(b"", status_code=200)
+
+    # -- what pydsbase studies do not have: refused with Opal's error JSON --
+    @app.api_route(f"{SESSION}/workspaces", methods=["GET", "POST"])
+    async def workspaces(sid: str, login: Login) -> Response:
+        raise _refuse_unsupported("workspaces")
+
+    @app.api_route(f"{SESSION}/workspace/{{name}}", methods=["GET", "PUT", "DELETE"])
+    async def workspace(sid: str, name: str, login: Login) -> Response:
+        raise _refuse_unsupported("workspaces")
+
+    @app.api_route(f"{WS}/service/r/workspaces", methods=["GET", "DELETE"])
+    async def service_workspaces(login: Login) -> Response:
+        raise _refuse_unsupported("workspaces")
+
+    @app.get(f"{WS}/projects")
+    async def projects(login: Login) -> Response:
+        raise _refuse_unsupported("resources")
+
+    @app.get(f"{WS}/project/{{project}}/resource/{{resource}}")
+    async def resource(project: str, resource: str, login: Login) -> Response:
+        raise _refuse_unsupported("resources")
+
+    @app.get(f"{WS}/project/{{project}}/resources")
+    async def resources(project: str, login: Login) -> Response:
+        raise _refuse_unsupported("resources")
 
     return app
-

@@ -46,6 +46,7 @@ class RBridge:
         self._ri: Any = None
         self._env: Any = None
         self.pins: lme4_numerics.Pins | None = None
+        self.scrub = True  # environments are scrubbed from every serialized value (off: tests' positive control)
 
     # -- start-up -------------------------------------------------------------------------------
 
@@ -219,6 +220,24 @@ class RBridge:
             desc = self._guarded(self._fn(".ds_describe_box")(ri.ListSexpVector([value.sexp])))
             return rvalue.to_node(_model(self._description(desc)))
 
+    def serialize(self, value: RObject) -> bytes:
+        """R's ``serialize(value, NULL)`` of the scrubbed value (see ``r_server/R/wire.R``)."""
+        with self._r() as ri:
+            box = ri.ListSexpVector([value.sexp])
+            return _raw_bytes(self._guarded(self._fn(".ds_serialize")(box, ri.BoolSexpVector([self.scrub]))))
+
+    def to_json(self, value: RObject) -> bytes:
+        """Rock's JSON of the scrubbed value, UTF-8 (see ``r_server/R/wire.R``)."""
+        with self._r() as ri:
+            box = ri.ListSexpVector([value.sexp])
+            return _raw_bytes(self._guarded(self._fn(".ds_to_json")(box, ri.BoolSexpVector([self.scrub]))))
+
+    def serialize_strings(self, values: Sequence[str]) -> bytes:
+        """R's ``serialize()`` of a character vector (``ls()`` as Opal's symbols route sends it)."""
+        with self._r() as ri:
+            box = ri.ListSexpVector([ri.StrSexpVector(list(values))])
+            return _raw_bytes(self._guarded(self._fn(".ds_serialize")(box, ri.BoolSexpVector([True]))))
+
     def methods(self, kind: str) -> list[str]:
         """The server functions of ``kind`` ("aggregate" or "assign") our R side will run (asked of R)."""
         with self._r() as ri:
@@ -258,7 +277,7 @@ class RBridge:
         raw = ri.baseenv["serialize"](desc, ri.NULL, xdr=ri.BoolSexpVector([False]), version=ri.IntSexpVector([2]))
         from rpy2.rinterface_lib import conversion, openrlib
 
-        data = bytes(openrlib.ffi.buffer(openrlib.rlib.RAW(raw.__sexp__._cdata), len(raw)))
+        data = _raw_bytes(raw)
         return rserial.unserialize(
             data,
             latin1=conversion._R_ENC_PY[openrlib.rlib.CE_LATIN1],
@@ -335,6 +354,13 @@ def _first_true(vector: rserial.RVector) -> bool:
 
 
 # -- helpers ---------------------------------------------------------------------------------------
+
+
+def _raw_bytes(raw: Any) -> bytes:
+    """The bytes of an R raw vector (one copy, read from R's memory)."""
+    from rpy2.rinterface_lib import openrlib
+
+    return bytes(openrlib.ffi.buffer(openrlib.rlib.RAW(raw.__sexp__._cdata), len(raw)))
 
 
 def _discard(text: str) -> None:

@@ -35,6 +35,7 @@ _RESERVED = {
     "Inf", "NaN", "NA", "NA_integer_", "NA_real_", "NA_character_", "NA_complex_", "in",
 }  # fmt: skip
 MAX_SYMBOL_LENGTH = 100
+MAX_TABLE_PART = 128  # a project or table name (a folder or file name: the file system allows 255 bytes)
 
 
 @dataclass
@@ -128,7 +129,8 @@ class StudyRuntime:
 
     def _table_path(self, table: str) -> Path:
         parts = table.split(".")
-        if not 1 <= len(parts) <= 2 or not all(_TABLE_PART.match(p) for p in parts):
+        if (not 1 <= len(parts) <= 2 or not all(_TABLE_PART.match(p) for p in parts)
+                or any(len(p) > MAX_TABLE_PART for p in parts)):
             raise CallRejected(f"not a table name: {table[:80]!r}")
         candidates = [self.tables_dir.joinpath(*parts[:-1], parts[-1] + ".csv")]
         if len(parts) == 2:
@@ -210,24 +212,37 @@ class StudyRuntime:
             value = self._bridge.evaluate(session.env, tree)
         self._bridge.assign(session.env, symbol, value)
 
-    def aggregate(self, sid: str, expr_text: str) -> Any:
-        """The JSON node of an allow-listed aggregate call's value (None for R's NULL)."""
+    def aggregate(self, sid: str, expr_text: str, encoding: str = "node") -> Any:
+        """An allow-listed aggregate call's value, encoded (see ``_encode``)."""
         with self._audited("aggregate", sid) as info:
             session = self._session(sid)
             tree = grammar.parse_aggregate(expr_text)
             info["function"] = tree.func
-            return self._aggregate_tree(session, tree)
+            return self._aggregate_tree(session, tree, encoding)
 
-    def _aggregate_tree(self, session: _Session, tree: ct.Call) -> Any:
+    def _aggregate_tree(self, session: _Session, tree: ct.Call, encoding: str) -> Any:
         bound = functions.check_call(tree, "aggregate", self._scope(session))
         value = self._bridge.call(
             session.env, "aggregate", bound.func, list(bound.args.items()), self.settings.as_r_list()
         )
-        return self._bridge.encode(value)
+        return self._encode(value, encoding)
 
-    def list_symbols(self, sid: str) -> list[str]:
+    def _encode(self, value: RObject, encoding: str) -> Any:
+        """``node``: the JSON node (None for R's NULL); ``rds``: R's serialize() bytes; ``json``: Rock's JSON
+        bytes. The last two are scrubbed of environments first (``r_server/R/wire.R``)."""
+        if encoding == "node":
+            return self._bridge.encode(value)
+        if encoding == "rds":
+            return self._bridge.serialize(value)
+        if encoding == "json":
+            return self._bridge.to_json(value)
+        raise CallRejected(f"unknown result encoding {encoding!r}")
+
+    def list_symbols(self, sid: str, encoding: str | None = None) -> Any:
+        """The session's symbols; with ``encoding="rds"``, R's serialize() of that character vector."""
         with self._audited("list_symbols", sid):
-            return self._bridge.symbols(self._session(sid).env)
+            names = self._bridge.symbols(self._session(sid).env)
+            return self._bridge.serialize_strings(names) if encoding == "rds" else names
 
     def rm_symbol(self, sid: str, symbol: str) -> None:
         with self._audited("rm_symbol", sid, symbol=symbol):

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what pydsbase needs on a fresh Debian machine; skips what is already there.
-# R and its packages come from Debian (r-base-core r-base-dev r-cran-lme4 r-cran-metafor); Python ones from PyPI.
+# R and its packages come from Debian (r-base-core r-base-dev r-cran-lme4 r-cran-metafor r-cran-jsonlite); Python ones from PyPI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,7 +10,7 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 if ! Rscript -e 'library(lme4); library(metafor)' >/dev/null 2>&1; then
     echo "== installing R, lme4 and metafor from Debian"
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq r-base-core r-base-dev r-cran-lme4 r-cran-metafor >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq r-base-core r-base-dev r-cran-lme4 r-cran-metafor r-cran-jsonlite >/dev/null
 fi
 
 PY=${PYTHON:-python3}

@@ -91,7 +91,7 @@ def test_image_runs_unprivileged_with_a_health_check(image: str) -> None:
     finally:
         client.close()
     assert config["User"] == "study"
-    assert config["Healthcheck"]["Test"][0] == "CMD" and "/v1/health" in config["Healthcheck"]["Test"][-1]
+    assert config["Healthcheck"]["Test"][0] == "CMD" and "/health" in config["Healthcheck"]["Test"][-1]
     assert config["Entrypoint"][:3] == ["python", "-m", "r_server"]
     assert config["Entrypoint"][3:] == ["--tables", "/data", "--host", "0.0.0.0", "--port", "8080",
                                         "--users", "/run/pydsbase/users.json"]
@@ -155,7 +155,9 @@ def test_a_token_opens_its_own_study_only(federation: Any) -> None:
     login1 = federation.logins[0]
     own = HTTPConnection(login1)
     try:
-        assert own.list_tables() == ["CLUSTER_INT1"]
+        from r_server.http import default_project
+
+        assert own.list_tables() == [f"{default_project(SERVERS[0])}.CLUSTER_INT1"]  # Opal's PROJECT.TABLE
     finally:
         own.disconnect()
     for other in federation.logins[1:]:

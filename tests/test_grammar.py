@@ -295,6 +295,14 @@ def test_numbers_keep_their_text_and_value() -> None:
     ]
 
 
+def test_what_deparse_writes_parses_integer_literals_and_calls_split_over_lines() -> None:
+    # DSOpal sends deparse()d calls, joined by newlines, with R's integer literals (1L)
+    tree = parse_aggregate('lmerSLMADS2(BMI ~ trtGrp + Male + yyy1xxxidDoctorzzz, NULL, \n    NULL, "D", '
+                           'TRUE, NULL, NULL, NULL, 0L)')
+    assert tree.func == "lmerSLMADS2" and tree.args[-1].value == ct.Num(0.0, "0L")
+    assert parse_aggregate("f(2147483647L)").args[0].value == ct.Num(2147483647.0, "2147483647L")
+
+
 def test_named_arguments_and_single_quotes() -> None:
     tree = parse_aggregate("lmerSLMADS2(formula = y ~ x, dataName = 'D', verbose=1)")
     assert tree.args == (
@@ -369,7 +377,10 @@ NASTY_AGGREGATES: list[str] = [
     'colnamesDS("D") # comment',
     "colnamesDS(0x10)",
     "colnamesDS(1e999)",
-    "colnamesDS(1L)",
+    "colnamesDS(1.5L)",
+    "colnamesDS(1e3L)",
+    "colnamesDS(2147483648L)",
+    "colnamesDS(1LL)",
     "colnamesDS(1i)",
     "colnamesDS(NA)",
     "colnamesDS(Inf)",

@@ -67,7 +67,7 @@ def _wait_running(conn: Any, seconds: float = 0.5, timeout: float = 120.0) -> No
     since: float | None = None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        running = conn.request("GET", f"/sessions/{sid}")["running"]
+        running = conn.request("GET", f"/datashield/session/{sid}")["status"] == "BUSY"  # Opal's RSessionDto
         now = time.monotonic()
         since = (since or now) if running else None
         if since is not None and now - since >= seconds:
@@ -216,73 +216,83 @@ def _status(answer: bytes) -> int:
     return int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/1.1 ") else 0
 
 
+RSCRIPT = {"Content-Type": "application/x-rscript", "Accept": "application/vnd.pydsbase.node+json"}
+
+
 def _client(fed: h.Federation, study: int) -> httpx.Client:
+    """Logged in with the access token once; the opalsid cookie (kept by the client) from then on."""
     server = fed.servers[study]
-    client = httpx.Client(base_url=server.url + "/v1", timeout=60)
-    token = client.post("/login", json={"token": h.token_for("analyst2", fed.run)}).json()["token"]
-    client.headers["Authorization"] = f"Bearer {token}"
+    client = httpx.Client(base_url=server.url + "/ws", timeout=60)
+    reply = client.get("/system/subject-profile/_current", headers={"X-Opal-Auth": h.token_for("analyst2", fed.run)})
+    assert reply.status_code == 200 and client.cookies.get("opalsid")
     return client
+
+
+def _open(client: httpx.Client) -> str:
+    return str(client.post("/datashield/sessions").json()["id"])
 
 
 def test_malformed_truncated_and_oversized_requests_get_4xx(fed: h.Federation) -> None:
     server = fed.servers[0]
     client = _client(fed, 0)
     try:
-        sid = client.post("/sessions").json()["session"]
-        aggregate = f"/sessions/{sid}/aggregate"
+        sid = _open(client)
+        aggregate = f"/datashield/session/{sid}/aggregate"
         cases = {
-            "not JSON": b"colnamesDS(D)",
-            "truncated JSON": b'{"expr": "colnamesDS(\\"D\\")',
-            "wrong type": b'{"expr": 1}',
-            "extra field": b'{"expr": "x", "more": 2}',
-            "array": b'["colnamesDS(D)"]',
-            "empty": b"",
-            "not UTF-8": b'{"expr": "\xff\xfe"}',
+            "not R": (b"colnamesDS(D", "application/x-rscript"),
+            "truncated string": (b'colnamesDS("D)', "application/x-rscript"),
+            "JSON": (b'{"expr": 1}', "application/json"),
+            "no content type": (b"colnamesDS(D)", ""),
+            "two calls": (b"colnamesDS(D); ls()", "application/x-rscript"),
+            "empty": (b"", "application/x-rscript"),
+            "not UTF-8": (b"colnamesDS(\xff\xfe)", "application/x-rscript"),
         }
-        for label, body in cases.items():
-            reply = client.post(aggregate, content=body, headers={"content-type": "application/json"})
+        for label, (body, content_type) in cases.items():
+            reply = client.post(aggregate, params={"async": "false"}, content=body,
+                                headers={**RSCRIPT, "content-type": content_type})
             assert 400 <= reply.status_code < 500, label
-            assert reply.json()["error"]["kind"] in ("bad_request", "rejected"), label
-        assert client.post(aggregate, json={"expr": "x" * 2_000_000}).status_code == 413
+            assert reply.json()["status"] in ("bad_request", "rejected", "unsupported_media"), label
+        assert client.post(aggregate, content=b"x" * 2_000_000, headers=RSCRIPT).status_code == 413
 
         def chunks() -> Iterator[bytes]:  # no Content-Length: the limit applies to what streams in
             for _ in range(40):
                 yield b"x" * 65536
 
         assert client.post(aggregate, content=chunks()).status_code == 413
-        assert client.get("/commands/nothere").status_code == 404
-        assert client.get("/commands/x", params={"wait": "soon"}).status_code == 400
-        assert client.put("/tables").status_code == 405
+        assert client.get(f"/datashield/session/{sid}/command/nothere").status_code == 404
+        running = client.post(aggregate, params={"async": "true"}, content='colnamesDS("D")', headers=RSCRIPT).text
+        assert client.get(f"/datashield/session/{sid}/command/{running}", params={"wait": "soon"}).status_code == 400
+        assert client.put("/datasources").status_code == 405
         assert 400 <= client.get("/" + "a" * 60_000).status_code < 500
-        assert 400 <= client.get("/tables", headers={"X-Big": "b" * 200_000}).status_code < 500
+        assert 400 <= client.get("/datasources", headers={"X-Big": "b" * 200_000}).status_code < 500
         # a body shorter than its Content-Length, the client half-closing: refused or dropped, never served
-        head = f"POST /v1{aggregate} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        head += f"Authorization: {client.headers['Authorization']}\r\nContent-Length: 1000\r\n\r\n"
-        answer = _raw(server.url, head.encode() + b'{"expr": "colnam', half_close=True)
+        head = f"POST /ws{aggregate} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-rscript\r\n"
+        head += f"Cookie: opalsid={client.cookies['opalsid']}\r\nContent-Length: 1000\r\n\r\n"
+        answer = _raw(server.url, head.encode() + b"colnam", half_close=True)
         assert answer == b"" or 400 <= _status(answer) < 500
         assert 400 <= _status(_raw(server.url, b"HELLO THERE\r\n\r\n")) < 500
-        negative = b"GET /v1/health HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n"
+        negative = b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n"
         assert 400 <= _status(_raw(server.url, negative)) < 500
         assert "Traceback" not in server.log()
         # and the server still serves: a fit on the same login
         with h.open_session(fed.logins(2)[:1], timeout=120) as session:
             assert h.fit(session)["num.valid.studies"].data == [1.0]
     finally:
-        client.post("/logout")
+        client.delete("/auth/session/_current")
         client.close()
 
 
 _KILLED_CLIENT = """
 import sys, httpx
 url, token, expr = sys.argv[1:4]
-c = httpx.Client(base_url=url + "/v1", timeout=120)
-c.headers["Authorization"] = "Bearer " + c.post("/login", json={"token": token}).json()["token"]
-sid = c.post("/sessions").json()["session"]
-done = c.post(f"/sessions/{sid}/assign-table", json={"symbol": "D", "table": "CLUSTER"}).json()["command"]
-c.get(f"/commands/{done}", params={"wait": 100})
-cid = c.post(f"/sessions/{sid}/aggregate", json={"expr": expr}).json()["command"]
+c = httpx.Client(base_url=url + "/ws", timeout=120)
+c.get("/system/subject-profile/_current", headers={"X-Opal-Auth": token}).raise_for_status()
+sid = c.post("/datashield/sessions").json()["id"]
+c.put(f"/datashield/session/{sid}/symbol/D/table/CLUSTER", params={"async": "false"}).raise_for_status()
+cid = c.post(f"/datashield/session/{sid}/aggregate", params={"async": "true"}, content=expr,
+             headers={"Content-Type": "application/x-rscript"}).text
 print("submitted", flush=True)
-c.get(f"/commands/{cid}", params={"wait": 100})
+c.get(f"/datashield/session/{sid}/command/{cid}/result", params={"wait": "100"})
 """
 
 
@@ -299,15 +309,17 @@ def test_clients_that_disconnect_mid_call_leave_no_stuck_worker(fed: h.Federatio
     child.stdout.close()
     # a client that gives up on its long-poll and drops the connection without logging out
     quitter = _client(fed, 1)
-    sid = quitter.post("/sessions").json()["session"]
-    table = quitter.post(f"/sessions/{sid}/assign-table", json={"symbol": "D", "table": "CLUSTER"}).json()
-    assert quitter.get(f"/commands/{table['command']}", params={"wait": 100}).status_code == 200
-    cid = quitter.post(f"/sessions/{sid}/aggregate", json={"expr": LMER}).json()["command"]
+    sid = _open(quitter)
+    assert quitter.put(f"/datashield/session/{sid}/symbol/D/table/CLUSTER", params={"async": "false"}
+                       ).status_code == 200
+    cid = quitter.post(f"/datashield/session/{sid}/aggregate", params={"async": "true"}, content=LMER,
+                       headers=RSCRIPT).text
     with pytest.raises(httpx.ReadTimeout):  # the fit takes seconds (more on a loaded machine): 0.3 s is far inside
-        quitter.get(f"/commands/{cid}", params={"wait": 100}, timeout=0.3)
+        quitter.get(f"/datashield/session/{sid}/command/{cid}/result", params={"wait": 100}, timeout=0.3)
     quitter.close()
     # a request cut off mid-upload
-    _raw(server.url, b"POST /v1/login HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{\"tok", read_timeout=1)
+    _raw(server.url, b"POST /ws/datashield/sessions HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{\"tok",
+         read_timeout=1)
     # the worker goes on: another analyst's fit is answered, and nothing is left running
     # (a stuck worker fails this by the session's 120 s timeout; no stopwatch on a fit queued behind two others)
     with h.open_session(fed.logins(1)[1:2], timeout=120) as session:

@@ -32,7 +32,7 @@ def _study_folders(tmp_path: Path, data_dir: Path, count: int) -> dict[str, Path
 
 def _refused(url: str) -> bool:
     try:
-        httpx.get(f"{url}/v1/health", timeout=2)
+        httpx.get(f"{url}/health", timeout=2)
     except httpx.ConnectError:
         return True
     return False
@@ -110,17 +110,17 @@ def test_process_federation_logins_isolation_and_clean_up(tmp_path: Path, data_d
         s1, s2 = fed.studies["study1"], fed.studies["study2"]
         assert s1.token != s2.token and s1.password != s2.password
         for study in (s1, s2):
-            assert httpx.get(f"{study.url}/v1/health").json() == {"status": "ok", "study": study.name}
+            assert httpx.get(f"{study.url}/health").json() == {"status": "ok", "study": study.name}
         # Each study's own credentials work there, both token and password ...
         connection = HTTPConnection(fed.logins[0])
         try:
-            assert connection.list_tables() == ["CLUSTER_INT1"]
+            assert connection.list_tables() == ["study1.CLUSTER_INT1"]  # Opal names: the default project
         finally:
             connection.disconnect()
         by_password = s2.login().model_copy(update={"token": None, "user": s2.user, "password": s2.password})
         connection = HTTPConnection(by_password)
         try:
-            assert connection.list_tables() == ["CLUSTER_INT2"]
+            assert connection.list_tables() == ["study2.CLUSTER_INT2"]
         finally:
             connection.disconnect()
         # ... and nowhere else.
@@ -169,7 +169,7 @@ def test_cli_up_writes_config_and_stops_on_sigterm(tmp_path: Path, data_dir: Pat
         assert config.exists(), child.stderr.read() if child.poll() is not None and child.stderr else "timeout"
         (login,) = DSConfig.load_from_file(str(config)).servers
         assert login.name == "study1" and login.token
-        assert httpx.get(f"{login.url}/v1/health").json()["status"] == "ok"
+        assert httpx.get(f"{login.url}/health").json()["status"] == "ok"
     finally:
         child.send_signal(signal.SIGTERM)
         out, err = child.communicate(timeout=60)

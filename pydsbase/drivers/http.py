@@ -1,23 +1,27 @@
 """The HTTP backend: every study is a pydsbase study server (``python -m r_server``) reached over HTTP.
 
 ``DSLoginBuilder().add("study1", url="http://127.0.0.1:8701", user="u", password="p",
-driver="pydsbase.HTTPDriver")`` (or ``token=...`` for an access token). Each connection logs in
-once and keeps one ``httpx.Client`` with keep-alive. Assign and aggregate calls are submitted
-without waiting, so a session fans one call out to all studies at once; the results are then
-collected by long-polling. ``is_completed()`` never raises; failures surface in ``fetch()`` as
+driver="pydsbase.HTTPDriver")`` (or ``token=...`` for an access token). The server speaks Opal's
+DataSHIELD REST API (``/ws``, see ``r_server/http.py``): each connection logs in once (Basic
+credentials or ``X-Opal-Auth`` token on ``/ws/system/subject-profile/_current``), then sends only the
+``opalsid`` cookie, over one ``httpx.Client`` with keep-alive. Assign and aggregate calls are
+submitted asynchronously, so a session fans one call out to all studies at once; the results are
+then collected by long-polling ``.../command/{id}/result``. Values travel as the study's exact JSON
+node (``Accept: application/vnd.pydsbase.node+json``, a pydsbase extension until issue 18 reads R's
+serialization). ``is_completed()`` never raises; failures surface in ``fetch()`` as
 ``StudyCallError`` (a ``datashield.interface.DSError``) whose ``str()`` is the study's message.
 """
 
 from __future__ import annotations
 
+import base64
 import functools
 import http.client
-import json
 import ssl
 import threading
 import time
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
 from datashield.interface import DSDriver, DSLoginInfo, DSResult
@@ -39,20 +43,26 @@ STALE_LOGIN_MESSAGE = (
 )
 
 
+NODE_MEDIA = "application/vnd.pydsbase.node+json"
+SID_COOKIE = "opalsid"
+
+
 def api_base(url: str) -> str:
-    """``http(s)://host:port[/prefix]`` -> the ``/v1`` base of its API."""
+    """``http(s)://host:port[/prefix]`` -> the ``/ws`` base of its API."""
     parsed = httpx.URL(url)
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise ValueError(f"a study URL looks like http://host:port, not {url!r}")
     base = url.rstrip("/")
-    return base if base.endswith("/v1") else base + "/v1"
+    return base if base.endswith("/ws") else base + "/ws"
 
 
 def _error_of(study: str, response: httpx.Response) -> StudyCallError:
+    """The error of Opal's error JSON: ``status`` is our error kind, ``message`` the study's message."""
     try:
-        error = response.json().get("error") or {}
-        kind, message = str(error.get("kind", "")), str(error.get("message", ""))
-    except (ValueError, AttributeError):
+        error = response.json()
+        kind = str(error.get("status", ""))
+        message = str(error.get("message") or ", ".join(str(a) for a in error.get("arguments") or []))
+    except (ValueError, AttributeError, TypeError):
         kind, message = "", ""
     if not message:
         kind, message = kind or "http", f"HTTP {response.status_code} from the study server"
@@ -81,8 +91,8 @@ class _FastLane:
         self._conn: http.client.HTTPConnection | None = None
         self._lock = threading.Lock()
 
-    def post(self, path: str, body: bytes, headers: dict[str, str], timeout: float) -> httpx.Response:
-        """POST and return the answer as an ``httpx.Response``; raises ``OSError``/``HTTPException``."""
+    def send(self, method: str, path: str, body: bytes, headers: dict[str, str], timeout: float) -> httpx.Response:
+        """Send and return the answer as an ``httpx.Response``; raises ``OSError``/``HTTPException``."""
         with self._lock:
             for attempt in (1, 2):
                 conn = self._conn
@@ -98,7 +108,7 @@ class _FastLane:
                     conn.timeout = timeout
                     if conn.sock is not None:
                         conn.sock.settimeout(timeout)
-                    conn.request("POST", self._prefix + path, body=body, headers=headers)
+                    conn.request(method, self._prefix + path, body=body, headers=headers)
                     answer = conn.getresponse()
                     content = answer.read()
                     return httpx.Response(answer.status, content=content,
@@ -131,22 +141,39 @@ class HTTPConnection(StudyConnection):
             base_url=api_base(info.url),
             timeout=httpx.Timeout(_CALL_TIMEOUT, connect=_CONNECT_TIMEOUT),
             limits=httpx.Limits(max_connections=4, max_keepalive_connections=2, keepalive_expiry=60),
-            headers={"User-Agent": "pydsbase-http"},
+            headers={"User-Agent": "pydsbase-http", "Accept": "application/json"},
             verify=_tls_context(),
             transport=transport,
         )
         self._session: ReadySession | None = None
+        self._logged_in = False
         try:
-            if info.token is not None and info.user is None:
-                body: dict[str, str] = {"token": info.token}
-            else:
-                body = {"user": info.user or "", "password": info.password or ""}
-            answer = self.request("POST", "/login", json=body)
+            self.user = self._login(info)
         except BaseException:
             self._client.close()
             raise
-        self.user = str(answer["user"])
-        self._client.headers["Authorization"] = f"Bearer {answer['token']}"
+
+    def _login(self, info: DSLoginInfo) -> str:
+        """Log in with the credentials once; keep only the ``opalsid`` cookie the study sets."""
+        if info.token is not None and info.user is None:
+            credentials = {"X-Opal-Auth": info.token}
+        else:
+            pair = f"{info.user or ''}:{info.password or ''}".encode()
+            credentials = {"Authorization": "Basic " + base64.b64encode(pair).decode("ascii")}
+        response = self.send("GET", "/system/subject-profile/_current", headers=credentials)
+        if response.status_code >= 400:
+            raise _error_of(self.name, response)
+        sid = response.cookies.get(SID_COOKIE)
+        try:
+            user = str(response.json()["principal"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise study_error(self.name, "the study server sent a malformed answer", kind="http") from exc
+        if not sid:
+            raise study_error(self.name, "the study server set no login cookie", kind="http")
+        self._client.cookies.clear()
+        self._client.headers["Cookie"] = f"{SID_COOKIE}={sid}"
+        self._logged_in = True
+        return user
 
     # -- the wire ---------------------------------------------------------------------------------
 
@@ -161,12 +188,12 @@ class HTTPConnection(StudyConnection):
             raise study_error(self.name, f"cannot reach the study server at {self.url}: {exc}",
                                  kind="unavailable") from exc
 
-    def _fast_submit(self, path: str, body: dict[str, Any], wait: float) -> httpx.Response:
+    def _fast_send(self, method: str, path: str, body: bytes, headers: dict[str, str],
+                   wait: float) -> httpx.Response:
         assert self._fast is not None
-        headers = {"Content-Type": "application/json", "User-Agent": "pydsbase-http",
-                   "Authorization": self._client.headers["Authorization"]}
+        headers = {"User-Agent": "pydsbase-http", "Cookie": self._client.headers["Cookie"], **headers}
         try:
-            return self._fast.post(path, json.dumps(body).encode("utf-8"), headers, _CALL_TIMEOUT + wait)
+            return self._fast.send(method, path, body, headers, _CALL_TIMEOUT + wait)
         except TimeoutError as exc:
             raise study_error(self.name, f"the study server did not answer in time ({exc})",
                                  kind="timeout") from exc
@@ -176,7 +203,7 @@ class HTTPConnection(StudyConnection):
 
     def failure(self, response: httpx.Response) -> StudyCallError:
         """The error of a 4xx/5xx answer; a 401 once logged in means the server forgot the login."""
-        if response.status_code == 401 and "Authorization" in self._client.headers:
+        if response.status_code == 401 and self._logged_in:
             return study_error(self.name, STALE_LOGIN_MESSAGE, kind="session")
         return _error_of(self.name, response)
 
@@ -184,6 +211,8 @@ class HTTPConnection(StudyConnection):
         response = self.send(method, path, **kwargs)
         if response.status_code >= 400:
             raise self.failure(response)
+        if not response.content:
+            return None
         try:
             return response.json()
         except ValueError as exc:
@@ -191,38 +220,61 @@ class HTTPConnection(StudyConnection):
 
     # -- content ----------------------------------------------------------------------------------
 
+    def _datasources(self) -> list[dict[str, Any]]:
+        return [dict(ds) for ds in self.request("GET", "/datasources")]
+
     def list_tables(self) -> list[str]:
-        return list(self.request("GET", "/tables"))
+        """Opal's table names: ``PROJECT.TABLE`` (a top-level table under the study's own name)."""
+        return [f"{ds['name']}.{table}" for ds in self._datasources() for table in ds.get("table", [])]
+
+    def has_table(self, name: str) -> bool:
+        if "." not in name:
+            return any(name in ds.get("table", []) for ds in self._datasources())
+        return name in self.list_tables()
 
     def list_table_variables(self, table: str) -> list[str]:
-        return list(self.request("GET", f"/tables/{_segment(table)}/variables"))
+        project, sep, name = table.partition(".")
+        if not sep:  # a bare name: the project that lists it
+            name = table
+            owners = [ds["name"] for ds in self._datasources() if table in ds.get("table", [])]
+            if not owners:
+                raise study_error(self.name, f"table {table!r} does not exist in study", kind="rejected")
+            project = owners[0]
+        path = f"/datasource/{_segment(project)}/table/{_segment(name)}/variables"
+        return [str(v["name"]) for v in self.request("GET", path)]
 
     # -- session ----------------------------------------------------------------------------------
 
     def _open_session(self) -> str:
-        return str(self.request("POST", "/sessions")["session"])
+        return str(self.request("POST", "/datashield/sessions")["id"])
 
-    def _sid(self) -> str:
-        return _segment(self.start_session().sid)
+    def _path(self) -> str:
+        return f"/datashield/session/{_segment(self.start_session().sid)}"
 
     # -- assign / aggregate -----------------------------------------------------------------------
 
-    def _submit(self, path: str, body: dict[str, Any], decode: bool, asynchronous: bool) -> HTTPResult:
-        """Submit a command. Synchronous calls wait for the outcome in the same request (one round trip)
-        when the study answers within ``_SUBMIT_WAIT`` s; otherwise the result is polled as usual."""
-        wait = 0.0 if asynchronous else _SUBMIT_WAIT
-        if wait and self._fast is not None:
-            response = self._fast_submit(f"/sessions/{self._sid()}/{path}?wait={wait:g}", body, wait)
+    def _submit(self, method: str, path: str, body: str | None, decode: bool, asynchronous: bool,
+                params: dict[str, str] | None = None) -> HTTPResult:
+        """Submit a command asynchronously. Synchronous calls ask (our ``wait`` extension) for the outcome
+        in the same request when the study answers within ``_SUBMIT_WAIT`` s; otherwise it is polled."""
+        query = {**(params or {}), "async": "true"}
+        if not asynchronous:
+            query["wait"] = f"{_SUBMIT_WAIT:g}"
+        headers = {"Accept": NODE_MEDIA}
+        if body is not None:
+            headers["Content-Type"] = "application/x-rscript"
+        content = body.encode("utf-8") if body is not None else b""
+        session_path = self._path()
+        full = f"{session_path}{path}"
+        if not asynchronous and self._fast is not None:
+            response = self._fast_send(method, f"{full}?{urlencode(query)}", content, headers, _SUBMIT_WAIT)
         else:
-            response = self.send("POST", f"/sessions/{self._sid()}/{path}", json=body,
-                                 params={"wait": f"{wait:g}"} if wait else None,
-                                 timeout=httpx.Timeout(_CALL_TIMEOUT + wait, connect=_CONNECT_TIMEOUT))
-        if response.status_code == 202:
-            try:
-                return HTTPResult(self, str(response.json()["command"]), decode)
-            except (ValueError, KeyError, TypeError) as exc:
-                raise study_error(self.name, "the study server sent a malformed answer", kind="http") from exc
-        result = HTTPResult(self, "", decode)
+            response = self.send(method, full, content=content, headers=headers, params=query,
+                                 timeout=httpx.Timeout(_CALL_TIMEOUT + _SUBMIT_WAIT, connect=_CONNECT_TIMEOUT))
+        content_type = response.headers.get("content-type", "")
+        if response.status_code in (200, 202) and content_type.startswith("text/plain"):
+            return HTTPResult(self, session_path, response.text.strip(), decode)
+        result = HTTPResult(self, session_path, "", decode)
         result.record(response)
         return result
 
@@ -236,41 +288,42 @@ class HTTPConnection(StudyConnection):
         id_name: str | None = None,
         asynchronous: bool = True,
     ) -> HTTPResult:
-        body = {"symbol": symbol, "table": table, "variables": list(variables) if variables is not None else None}
-        return self._submit("assign-table", body, decode=False, asynchronous=asynchronous)
+        params = {} if variables is None else {"variables": variables_filter(self.name, list(variables))}
+        path = f"/symbol/{_segment(symbol)}/table/{_segment(table)}"
+        return self._submit("PUT", path, None, decode=False, asynchronous=asynchronous, params=params)
 
     def assign_expr(self, symbol: str, expr: str, asynchronous: bool = True) -> HTTPResult:
-        return self._submit("assign", {"symbol": symbol, "expr": expr}, decode=False, asynchronous=asynchronous)
+        return self._submit("PUT", f"/symbol/{_segment(symbol)}", expr, decode=False, asynchronous=asynchronous)
 
     def aggregate(self, expr: str, asynchronous: bool = True) -> HTTPResult:
-        return self._submit("aggregate", {"expr": expr}, decode=True, asynchronous=asynchronous)
+        return self._submit("POST", "/aggregate", expr, decode=True, asynchronous=asynchronous)
 
     # -- symbols ----------------------------------------------------------------------------------
 
     def list_symbols(self) -> list[str]:
-        return list(self.request("GET", f"/sessions/{self._sid()}/symbols"))
+        return list(self.request("GET", f"{self._path()}/symbols"))
 
     def rm_symbol(self, name: str) -> None:
-        self.request("DELETE", f"/sessions/{self._sid()}/symbols/{_segment(name)}")
+        self.request("DELETE", f"{self._path()}/symbol/{_segment(name)}")
 
     # -- configuration ----------------------------------------------------------------------------
 
     def list_methods(self, type: str = "aggregate") -> list[str]:
-        return list(self.request("GET", "/methods", params={"kind": type}))
+        return [str(m["name"]) for m in self.request("GET", f"/datashield/env/{_segment(type)}/methods")]
 
     def keep_alive(self) -> None:
         if self._session is not None:
-            self.request("GET", f"/sessions/{self._sid()}")
+            self.request("GET", self._path())
 
     def info(self) -> dict[str, Any]:
-        return dict(self.request("GET", "/info"))
+        return dict(self.request("GET", "/pydsbase/info"))
 
     def disconnect(self) -> None:
         """Close the R session, log out and close the HTTP client; never raises."""
         try:
             if self._session is not None:
-                self.send("DELETE", f"/sessions/{self._sid()}")
-            self.send("POST", "/logout")
+                self.send("DELETE", self._path())
+            self.send("DELETE", "/auth/session/_current")
         except Exception:  # disconnecting is best effort: the server expires what it cannot be told
             pass
         finally:
@@ -278,6 +331,18 @@ class HTTPConnection(StudyConnection):
             self._client.close()
             if self._fast is not None:
                 self._fast.close()
+
+
+def variables_filter(study: str, variables: list[str]) -> str:
+    """Opal's ``variables`` filter selecting these columns: ``name().any('a','b')`` (as DSOpal writes it)."""
+    items = []
+    for name in variables:
+        quote_char = "'" if "'" not in name else '"'
+        if quote_char in name or "\\" in name:
+            raise study_error(study, f"a variable name cannot hold both quotes or a backslash: {name!r}",
+                                 kind="rejected")
+        items.append(f"{quote_char}{name}{quote_char}")
+    return f"name().any({','.join(items)})"
 
 
 def _segment(text: str) -> str:
@@ -288,11 +353,12 @@ def _segment(text: str) -> str:
 class HTTPResult(DSResult):
     """A submitted command. ``is_completed`` never raises; ``fetch`` returns the value or raises."""
 
-    def __init__(self, conn: HTTPConnection, command: str, decode: bool) -> None:
+    def __init__(self, conn: HTTPConnection, session_path: str, command: str, decode: bool) -> None:
         self._conn = conn
+        self._session_path = session_path
         self.command = command
         self._decode = decode
-        self._outcome: tuple[bool, Any] | None = None  # (ok, node) or (False, error)
+        self._outcome: tuple[bool, Any] | None = None  # (ok, value) or (False, error)
 
     def _poll(self, wait: float) -> bool:
         """Ask the server once, waiting up to ``wait`` s; record the outcome when there is one.
@@ -304,10 +370,11 @@ class HTTPResult(DSResult):
             return True
         try:
             response = self._conn.send(
-                "GET", f"/commands/{_segment(self.command)}", params={"wait": f"{wait:.3f}"},
+                "GET", f"{self._session_path}/command/{_segment(self.command)}/result",
+                params={"wait": f"{wait:.3f}"}, headers={"Accept": NODE_MEDIA},
                 timeout=httpx.Timeout(wait + _POLL_GRACE, connect=_CONNECT_TIMEOUT),
             )
-            if response.status_code == 202:
+            if response.status_code == 204:
                 return False
             self.record(response)
         except StudyCallError as exc:
@@ -320,7 +387,12 @@ class HTTPResult(DSResult):
         """Keep the outcome a finished command's response carries (its value, or its error)."""
         try:
             if response.status_code == 200:
-                self._outcome = (True, response.json()["value"])
+                if self._decode:
+                    if not response.headers.get("content-type", "").startswith(NODE_MEDIA):
+                        raise ValueError("not a JSON node")
+                    self._outcome = (True, from_node(response.json()))
+                else:
+                    self._outcome = (True, None)
             else:
                 self._outcome = (False, self._conn.failure(response))
         except Exception as exc:  # a malformed answer: a failure to report, not to raise
@@ -351,7 +423,7 @@ class HTTPResult(DSResult):
         ok, value = self._outcome
         if not ok:
             raise value
-        return from_node(value) if self._decode else None
+        return value if self._decode else None
 
 
 class HTTPDriver(DSDriver):

@@ -30,7 +30,11 @@
 # literal), so "0.1" or "1e-320" are the same double here as in dsBase. The text was checked by
 # the grammar (digits, one '.', an exponent, an optional leading '-'); anything else is refused.
 .ds_number_text_re <- "^-?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?$"
+.ds_integer_text_re <- "^-?[0-9]+L$"
 .ds_number <- function(text) {
+  if (is.character(text) && length(text) == 1L && grepl(.ds_integer_text_re, text)) {
+    return(as.integer(sub("L$", "", text)))  # 1L, as deparse() writes an integer (the grammar bounds it)
+  }
   if (!is.character(text) || length(text) != 1L || !grepl(.ds_number_text_re, text)) {
     stop("malformed number literal", call. = FALSE)
   }

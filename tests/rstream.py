@@ -1,0 +1,142 @@
+"""A walker of R's XDR serialization stream (``serialize(x, NULL)``, format 2 or 3) for tests.
+
+It decodes no values: it walks every item, checking the stream's structure, and counts the SEXP
+types it meets, so a test can say whether a serialized answer holds an environment (ENVSXP, type 4)
+or a closure, promise, external pointer... The global, base and empty environments are written as
+markers (253, 241, 242), never as ENVSXP, and are counted apart. Byte code is refused.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import Counter
+
+ENVSXP = 4
+_REFSXP, _NILVALUE, _GLOBALENV, _UNBOUND, _MISSINGARG = 255, 254, 253, 252, 251
+_BASENAMESPACE, _NAMESPACE, _PACKAGE, _PERSIST = 250, 249, 248, 247
+_EMPTYENV, _BASEENV, _ATTRLANG, _ATTRLIST, _ALTREP = 242, 241, 240, 239, 238
+_MARKERS = {_NILVALUE, _GLOBALENV, _UNBOUND, _MISSINGARG, _BASENAMESPACE, _EMPTYENV, _BASEENV}
+_PAIRS = {2, 3, 5, 6, 17, _ATTRLANG, _ATTRLIST}  # LISTSXP CLOSXP PROMSXP LANGSXP DOTSXP + ATTR forms
+_FIXED = {10: 4, 13: 4, 14: 8, 15: 16, 24: 1}  # LGL INT REAL CPLX RAW: bytes per element
+
+
+class StreamError(ValueError):
+    pass
+
+
+class _Walker:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+        self.types: Counter[int] = Counter()
+
+    def int(self) -> int:
+        if self.pos + 4 > len(self.data):
+            raise StreamError("truncated stream")
+        (value,) = struct.unpack_from(">i", self.data, self.pos)
+        self.pos += 4
+        return int(value)
+
+    def skip(self, n: int) -> None:
+        if n < 0 or self.pos + n > len(self.data):
+            raise StreamError("truncated stream")
+        self.pos += n
+
+    def length(self) -> int:
+        n = self.int()
+        if n == -1:
+            hi, lo = self.int(), self.int()
+            n = (hi << 32) + lo
+        return n
+
+    def strings(self) -> None:  # InStringVec: a 0, a length, that many CHARSXP items
+        if self.int() != 0:
+            raise StreamError("malformed string vector")
+        for _ in range(self.int()):
+            self.item()
+
+    def item(self) -> None:
+        flags = self.int()
+        kind = flags & 0xFF
+        has_attr, has_tag = bool(flags & (1 << 9)), bool(flags & (1 << 10))
+        self.types[kind] += 1
+        if kind in _MARKERS:
+            return
+        if kind == _REFSXP:
+            if flags >> 8 == 0:
+                self.int()
+            return
+        if kind in (_PERSIST, _NAMESPACE, _PACKAGE):
+            self.strings()
+            return
+        if kind == 1:  # SYMSXP: its name
+            self.item()
+            return
+        if kind == ENVSXP:
+            self.int()  # locked
+            for _ in range(4):  # enclosure, frame, hash table, attributes
+                self.item()
+            return
+        if kind in _PAIRS:
+            while True:
+                if has_attr:
+                    self.item()
+                if has_tag:
+                    self.item()
+                self.item()  # CAR
+                # the CDR: walked in this loop while it is a pairlist too (long lists, no recursion)
+                flags = self.int()
+                kind = flags & 0xFF
+                has_attr, has_tag = bool(flags & (1 << 9)), bool(flags & (1 << 10))
+                self.types[kind] += 1
+                if kind not in _PAIRS:
+                    self.pos -= 4
+                    self.types[kind] -= 1
+                    self.item()
+                    return
+        if kind == 22:  # EXTPTRSXP: protected value, tag
+            self.item()
+            self.item()
+        elif kind == 23:  # WEAKREFSXP
+            pass
+        elif kind in (7, 8):  # SPECIALSXP, BUILTINSXP: the name
+            self.skip(self.int())
+        elif kind == 9:  # CHARSXP
+            n = self.int()
+            if n != -1:
+                self.skip(n)
+            return
+        elif kind in _FIXED:
+            self.skip(self.length() * _FIXED[kind])
+        elif kind in (16, 19, 20):  # STRSXP, VECSXP, EXPRSXP
+            for _ in range(self.length()):
+                self.item()
+        elif kind == 25:  # S4SXP: only attributes
+            pass
+        elif kind == _ALTREP:
+            for _ in range(3):  # class info, state, attributes
+                self.item()
+            return
+        else:
+            raise StreamError(f"unsupported SEXP type {kind} at byte {self.pos}")
+        if has_attr:
+            self.item()
+
+
+def sexp_types(data: bytes) -> Counter[int]:
+    """How many items of each SEXP type (and marker) the XDR serialization ``data`` holds."""
+    if not data.startswith(b"X\n"):
+        raise StreamError("not an XDR serialization")
+    walker = _Walker(data)
+    walker.pos = 2
+    version = walker.int()
+    walker.int()
+    walker.int()
+    if version == 3:
+        walker.skip(walker.int())  # the native encoding's name
+    elif version != 2:
+        raise StreamError(f"serialization format {version}")
+    walker.item()
+    if walker.pos != len(data):
+        raise StreamError(f"{len(data) - walker.pos} bytes after the value")
+    return walker.types

@@ -1,0 +1,98 @@
+"""Replay what the real R client sent, and compare our answers with the ones it got and accepted.
+
+``tests/fixtures/dsopal_int_bmi_ri.json`` holds every request DSI 1.5.0 + DSOpal 1.4.1 + opalr 3.5.2
++ dsBaseClient 6.3.0 sent (``ds.lmerSLMA`` of golden case ``int_bmi_ri``, after ``datashield.login``)
+to three of our study servers, recorded by a proxy, with our answers, the ones from which the real
+client reproduced the golden result. Secrets are replaced by ``<secret-N>``; the R session, command
+and login ids of the recording are mapped to this run's. Every answer must have the recorded status
+and content type; values (the octet-stream results, R's serialization) must be the same bytes, and
+JSON answers the same JSON up to ids and dates. Polls made without ``wait`` may find a command still
+running or already done, so only their status code is compared.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from test_opal_clients import Study  # the study-server process helper
+
+pytestmark = pytest.mark.needs_r
+
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "dsopal_int_bmi_ri.json"
+PASSWORD = "alice-password-1"
+_VOLATILE = {"id", "creationDate", "lastAccessDate", "createDate", "startDate", "endDate", "link"}
+
+
+def _strip(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _strip(v) for k, v in value.items() if k not in _VOLATILE}
+    if isinstance(value, list):
+        return [_strip(v) for v in value]
+    return value
+
+
+@pytest.fixture(scope="module")
+def studies(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Any:
+    from r_server.auth import hash_password
+
+    root = tmp_path_factory.mktemp("replay")
+    users = root / "users.json"
+    users.write_text(json.dumps({"users": [{"name": "alice", "password_hash": hash_password(PASSWORD, n=2**12)}]}))
+    started = []
+    try:
+        for i in (1, 2, 3):
+            home = root / f"study{i}"
+            (home / "tables" / "CLUSTER").mkdir(parents=True)
+            csv = data_dir / "CLUSTER" / f"CLUSTER_INT{i}.csv"
+            (home / "tables" / "CLUSTER" / csv.name).write_bytes(csv.read_bytes())
+            started.append(Study(home, f"cluster.int{i}", users))
+        for study in started:
+            study.wait_healthy()
+        yield started
+    finally:
+        for study in started:
+            study.stop()
+
+
+@pytest.mark.parametrize("index", [0, 1, 2])
+def test_replayed_dsopal_requests_get_the_recorded_answers(studies: Any, index: int) -> None:
+    recorded = json.loads(FIXTURE.read_text())["studies"][f"study{index + 1}"]
+    study = studies[index]
+    ids: dict[str, str] = {}  # recorded id -> live id (R session, commands, login)
+    credentials = "X-Opal-Auth " + base64.b64encode(f"alice:{PASSWORD}".encode()).decode()
+    compared_values = 0
+    with httpx.Client(base_url=study.url, timeout=300) as client:
+        for n, exchange in enumerate(recorded):
+            path = exchange["path"]
+            for old, new in ids.items():
+                path = path.replace(old, new)
+            headers = {k: v for k, v in exchange["headers"].items() if k != "authorization"}
+            if "authorization" in exchange["headers"]:
+                headers["Authorization"] = credentials
+            reply = client.request(exchange["method"], path + ("?" + exchange["query"] if exchange["query"] else ""),
+                                   content=exchange["body"].encode(), headers=headers)
+            where = (n, exchange["method"], exchange["path"])
+            assert reply.status_code == exchange["status"], (where, reply.text[:300])
+            assert reply.headers.get("content-type") == exchange["content_type"], where
+            assert reply.headers["x-opal-version"] == "4.7.0"
+            expected = base64.b64decode(exchange["body_b64"])
+            if "opalsid" in reply.cookies:
+                ids["<secret-2>"] = reply.cookies["opalsid"]
+            if exchange["path"] == "/ws/datashield/sessions":
+                ids[json.loads(expected)["id"]] = reply.json()["id"]
+            elif exchange["content_type"] == "text/plain; charset=utf-8":  # a submitted command's id
+                ids[expected.decode()] = reply.text
+            elif exchange["content_type"] == "application/octet-stream":  # a value: the same bytes
+                assert reply.content == expected, where
+                compared_values += 1
+            elif exchange["content_type"] == "application/json":
+                polled = re.search(r"/command/[^/]+$", exchange["path"]) and "wait=true" not in exchange["query"]
+                if not polled:
+                    assert _strip(reply.json()) == _strip(json.loads(expected)), where
+    assert compared_values >= 2  # exists("D") and the lmerSLMADS2 summary
