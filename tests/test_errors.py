@@ -179,8 +179,8 @@ def test_http_study_that_does_not_answer_in_time_is_a_timeout() -> None:
 
 def test_http_study_refusing_the_credentials_is_an_auth_error() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(401, content=json.dumps({"error": {"kind": "auth", "message": "invalid credentials"}}),
-                              headers={"content-type": "application/json"})
+        body = {"code": 401, "status": "auth", "arguments": ["invalid credentials"], "message": "invalid credentials"}
+        return httpx.Response(401, content=json.dumps(body), headers={"content-type": "application/json"})
 
     with pytest.raises(StudyAuthError) as caught:
         _connect(handler)
