@@ -69,6 +69,11 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+def _scrypt_memory(n: int, r: int, p: int) -> int:
+    """The bytes OpenSSL's scrypt asks for (its V and B arrays), which ``maxmem`` bounds."""
+    return 128 * r * (n + 2) + 128 * r * p
+
+
 def _scrypt(password: str, salt: bytes, n: int, r: int, p: int, dklen: int) -> bytes:
     return hashlib.scrypt(password.encode("utf-8"), salt=salt, n=n, r=r, p=p, maxmem=_MAXMEM, dklen=dklen)
 
@@ -101,6 +106,9 @@ class _ScryptHash:
             raise ValueError("malformed scrypt password hash") from exc
         if not (_MIN_N <= n <= _MAX_N and n & (n - 1) == 0 and 1 <= r <= 16 and 1 <= p <= 4):
             raise ValueError(f"scrypt cost out of the accepted range (n a power of 2 in [{_MIN_N}, {_MAX_N}])")
+        if _scrypt_memory(n, r, p) > _MAXMEM:
+            # OpenSSL would refuse every verification of this hash ("memory limit exceeded"): refuse it now
+            raise ValueError(f"scrypt cost out of the accepted range (needs more than {_MAXMEM >> 20} MiB)")
         if len(salt) < 8 or len(digest) < 16:
             raise ValueError("scrypt salt or hash too short")
         return cls(n, r, p, salt, digest)

@@ -80,9 +80,17 @@ def test_the_accepted_cost_range_bounds_one_verification() -> None:
     for n, r, p in [(2**12, 8, 1), (2**14, 8, 1), (2**17, 8, 1), (2**14, 1, 1), (2**14, 16, 1), (2**14, 8, 4)]:
         load(n, r, p)
     for n, r, p in [(2**11, 8, 1), (2**18, 8, 1), (3 * 2**12, 8, 1), (2**14, 0, 1), (2**14, 17, 1),
-                    (2**14, 8, 0), (2**14, 8, 5)]:
+                    (2**14, 8, 0), (2**14, 8, 5), (2**17, 16, 1)]:  # the last: over scrypt's 256 MiB
         with pytest.raises(ValueError, match="scrypt cost out of the accepted range"):
             load(n, r, p)
+
+
+def test_every_accepted_cost_can_be_verified() -> None:
+    """The dearest hashes the users file accepts verify (none fails later with scrypt's memory limit)."""
+    for n, r, p in [(2**17, 8, 4), (2**16, 16, 4)]:
+        encoded = hash_password("a-long-password", n=n, r=r, p=p)
+        parse_users({"users": [{"name": "a", "password_hash": encoded}]})
+        assert verify_password("a-long-password", encoded) and not verify_password("another-password", encoded)
 
 
 def test_users_file_refuses_weak_or_malformed_entries(tmp_path: Path) -> None:
