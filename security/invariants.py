@@ -29,6 +29,7 @@ __all__ = ["GuardedBridge", "RecordingBridge", "error_is_clear", "tree_violation
 _FORMULA_OPS = frozenset({"~", "+", "-", "*", "/", ":", "^", "|", "||", "%in%"})
 _ARITH_OPS = frozenset({"+", "-", "*", "/", "^"})
 _NUM_TEXT = re.compile(r"-?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+_INT_TEXT = re.compile(r"\d+L")  # R's integer literal as deparse() writes it (DSOpal sends 1L)
 
 
 def _node_violations(node: ct.Expr, *, in_formula: bool) -> list[str]:
@@ -41,7 +42,8 @@ def _node_violations(node: ct.Expr, *, in_formula: bool) -> list[str]:
                 if formula:
                     out.append("literal TRUE/FALSE/NULL inside a formula")
             case ct.Num(value=v, text=t):
-                if not math.isfinite(v) or not _NUM_TEXT.fullmatch(t):
+                integer = _INT_TEXT.fullmatch(t) is not None and int(t[:-1]) <= 2**31 - 1
+                if not math.isfinite(v) or not (_NUM_TEXT.fullmatch(t) or integer):
                     out.append(f"bad number {t!r}")
             case ct.Str(value=v):
                 if formula:
