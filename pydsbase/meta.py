@@ -228,9 +228,12 @@ def _loglik(v: FloatArray, tau2: FloatArray, w: FloatArray, st: FloatArray, ymc:
     rss = r_sum(w * (d * d))
     slog = r_sum(r_log(v + tau2[:, None]))
     if method == "ML":
-        return (-0.5 * k) * _LOG_2PI - 0.5 * slog - 0.5 * rss
+        ml: npt.NDArray[np.float64] = (-0.5 * k) * _LOG_2PI - 0.5 * slog - 0.5 * rss
+        return ml
     logdet = r_log(seq_dot(w, np.ones_like(w)))
-    return (-0.5 * (k - 1)) * _LOG_2PI - 0.5 * slog - 0.5 * logdet - 0.5 * rss
+    reml: npt.NDArray[np.float64] = (
+        (-0.5 * (k - 1)) * _LOG_2PI - 0.5 * slog - 0.5 * logdet - 0.5 * rss)
+    return reml
 
 
 def _fit(y: FloatArray, v: FloatArray, vi0: np.ndarray, notes: list[list[str]], method: str,

@@ -553,7 +553,8 @@ def unserialize(data: bytes | bytearray | memoryview) -> rvalue.RValue | None:
     raw = bytes(data)
     value = read(raw)
     try:
-        return _model(value, len(raw), 0)
+        model: rvalue.RValue | None = _model(value, len(raw), 0)
+        return model
     except (TypeError, KeyError, IndexError, AttributeError, OverflowError, struct.error) as exc:  # pragma: no cover
         raise UnserializeError(f"a malformed value ({type(exc).__name__})", 0) from None
 

@@ -12,7 +12,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from pydsbase.rvalue import NA, RAtomic, RList, RValue
+from pydsbase.rvalue import NA, RAtomic, RList, RValue, _NAType
 
 __all__ = [
     "as_character_double",
@@ -50,9 +50,9 @@ def format_double(x: float, digits: int = 15) -> str:
     return f"{x:.{nsig - 1}e}"
 
 
-def as_character_double(x: float) -> str:
+def as_character_double(x: float | _NAType) -> str:
     """``as.character`` of one double (R 4.2: 15 significant digits)."""
-    return "NA" if x is NA else format_double(x, 15)
+    return "NA" if isinstance(x, _NAType) else format_double(x, 15)
 
 
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r", "\0": "\\0"}
