@@ -274,6 +274,17 @@ def test_truncation_at_every_offset_is_a_clear_error() -> None:
         assert 0 <= err.value.offset <= end
 
 
+def test_the_errors_belong_to_the_exception_tree() -> None:
+    from pydsbase.deparse import DeparseError
+    from pydsbase.errors import PydsbaseError
+
+    with pytest.raises(PydsbaseError) as err:
+        unserialize(_sample()[:7])
+    assert isinstance(err.value, UnserializeError) and isinstance(err.value, ValueError)
+    assert str(err.value) == f"{err.value.message} (at byte {err.value.offset})"
+    assert issubclass(DeparseError, PydsbaseError) and issubclass(DeparseError, ValueError)
+
+
 @pytest.mark.needs_r
 def test_truncated_r_made_streams_are_clear_errors() -> None:
     from rserialize_r import r_eval, r_serialize
