@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from rstream import xdr_char, xdr_header, xdr_int, xdr_reals, xdr_strings
 
 from pydsbase import rvalue
 from pydsbase.rserialize import MAX_DEPTH, UnserializeError, read, unserialize
@@ -221,26 +222,7 @@ def test_golden_answers_decode_to_the_golden_nodes(case_id: str, monkeypatch: py
 # -- (c) hostile bytes ---------------------------------------------------------------------------------
 
 
-def _i(*values: int) -> bytes:
-    return struct.pack(f">{len(values)}i", *values)
-
-
-def _header(version: int = 3) -> bytes:
-    head = b"X\n" + _i(version, 0x040202, 0x030500)
-    return head + (_i(5) + b"UTF-8" if version == 3 else b"")
-
-
-def _char(text: str) -> bytes:
-    raw = text.encode()
-    return _i(9 | (1 << 3 | 1 << 6) << 12, len(raw)) + raw
-
-
-def _strsxp(*texts: str) -> bytes:
-    return _i(16, len(texts)) + b"".join(_char(t) for t in texts)
-
-
-def _reals(*values: float) -> bytes:
-    return _i(14, len(values)) + struct.pack(f">{len(values)}d", *values)
+_i, _header, _char, _strsxp, _reals = xdr_int, xdr_header, xdr_char, xdr_strings, xdr_reals
 
 
 NIL = _i(254)
