@@ -3,12 +3,12 @@
 The summaries are the real answers of golden cases: each case's server call runs in the local study
 runtime (as tests/test_runtime_golden.py sends it), and the value the runtime encodes is serialized
 by R (``serialize(x, NULL)``, XDR version 3, after the environment scrub of
-tests/r/serialize_support.R). In the same run, interleaved, each summary is decoded
+r_server/R/wire.R). In the same run, interleaved, each summary is decoded
 
 * by :func:`pydsbase.rserialize.unserialize` (bytes -> the R-value model, deparsed calls included),
 * by ``rdata.parser.parse_data`` (bytes -> rdata's parse tree only, no conversion), the baseline,
-* and, for context, by today's path (``RBridge.encode``: ``.ds_describe`` in R, native
-  serialization, r_server/rserial.py, ``_model``), R time included.
+* and, for context, by the study's whole encoding path (``RBridge.encode``: the scrub and
+  ``serialize()`` in R, then this decoder), R time included.
 
 Prints the median CPU time per summary (the process's CPU time: the machine is shared) and the
 ratios; the claim is the ratio against rdata.
@@ -93,7 +93,7 @@ def main() -> None:
     print(f"{'case':36} {'bytes':>7} {'pydsbase us':>12} {'rdata us':>10} {'ratio':>6} {'today us':>9}")
     ratios = []
     for case_id, data, node, value in _summaries(args.cases):
-        assert rvalue.to_node(unserialize(data)) == node, case_id  # the same node as today's encoder
+        assert rvalue.to_node(unserialize(data)) == node, case_id  # the same node as the study's encoder
 
         def ours(data: bytes = data) -> None:
             unserialize(data)

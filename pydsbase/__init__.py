@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "DataSHIELDErrors": "pydsbase.errors",
     "HTTPDriver": "pydsbase.drivers.http",
+    "OpalDriver": "pydsbase.drivers.http",
     "LocalDriver": "pydsbase.drivers.local",
     "MetaAnalysisError": "pydsbase.errors",
     "PydsbaseError": "pydsbase.errors",
@@ -46,6 +47,7 @@ __all__ = [  # the names of _EXPORTS (tests/test_errors.py checks they agree)
     "DataSHIELDErrors",
     "HTTPDriver",
     "LocalDriver",
+    "OpalDriver",
     "MetaAnalysisError",
     "PydsbaseError",
     "RError",
@@ -74,7 +76,7 @@ __all__ = [  # the names of _EXPORTS (tests/test_errors.py checks they agree)
 ]
 
 if TYPE_CHECKING:  # type checkers see the real names; at run time they load on first use
-    from pydsbase.drivers.http import HTTPDriver
+    from pydsbase.drivers.http import HTTPDriver, OpalDriver
     from pydsbase.drivers.local import LocalDriver
     from pydsbase.errors import (
         DataSHIELDErrors,

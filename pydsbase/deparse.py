@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from pydsbase import rvalue
+from pydsbase.errors import DeparseError
 
 __all__ = ["MISSING", "Call", "DeparseError", "Symbol", "deparse", "format_real", "is_syntactic_name"]
 
@@ -42,10 +43,6 @@ class Call:
     function: Any
     args: list[tuple[str | None, Any]] = field(default_factory=list)
     attributes: list[tuple[str, Any]] | None = None
-
-
-class DeparseError(ValueError):
-    """A language object with a part this deparser does not write."""
 
 
 # -- R's operator table (names.c) -------------------------------------------------------------------

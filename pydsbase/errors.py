@@ -16,7 +16,9 @@
         ├── SessionCallError          some studies failed a call (.errors: study -> error, .results)
         ├── UnknownStudyError         study names a session does not have (also a ValueError)
         ├── MetaAnalysisError         metafor stopped (R's message)
-        └── StudyLaunchError          a study server could not be started (also a RuntimeError)
+        ├── StudyLaunchError          a study server could not be started (also a RuntimeError)
+        ├── UnserializeError          bytes that are not an accepted R serialization (.offset; a ValueError)
+        └── DeparseError              a language object pydsbase.deparse does not write (a ValueError)
 
 Errors that come over the wire are made by :func:`study_error` from the study's ``kind`` (the kinds of
 ``r_server/errors.py`` and the transport's own), at the driver boundary; any other kind (``http``,
@@ -45,6 +47,8 @@ __all__ = [
     "StudyTimeoutError",
     "StudyUnreachableError",
     "UnknownStudyError",
+    "UnserializeError",
+    "DeparseError",
     "study_error",
 ]
 
@@ -165,3 +169,17 @@ class MetaAnalysisError(PydsbaseError):
 
 class StudyLaunchError(PydsbaseError, RuntimeError):
     """A study server could not be started or did not become healthy; the message names the study."""
+
+
+class UnserializeError(PydsbaseError, ValueError):
+    """Bytes that are not (or not an accepted) serialization of an R value (:mod:`pydsbase.rserialize`);
+    ``offset``: the byte where the refused item starts, ``message``: the reason without it."""
+
+    def __init__(self, message: str, offset: int) -> None:
+        super().__init__(f"{message} (at byte {offset})")
+        self.message = message
+        self.offset = offset
+
+
+class DeparseError(PydsbaseError, ValueError):
+    """A language object with a part :mod:`pydsbase.deparse` does not write."""

@@ -27,6 +27,7 @@ from typing import Any, Final
 
 from pydsbase import rvalue
 from pydsbase.deparse import MISSING, Call, DeparseError, Symbol, deparse, format_real
+from pydsbase.errors import UnserializeError
 
 __all__ = ["MAX_DEPTH", "MAX_EXPANDED", "UnserializeError", "read", "unserialize"]
 
@@ -76,15 +77,6 @@ _REFUSED = {
 }
 _TYPE_NAMES = {_LGL: "logical", _INT: "integer", _REAL: "double", _STR: "character", _CPLX: "complex",
                _VEC: "list", _EXPR: "expression", _RAW: "raw"}  # fmt: skip
-
-
-class UnserializeError(ValueError):
-    """Bytes that are not (or not an accepted) serialization of an R value; ``offset``: where."""
-
-    def __init__(self, message: str, offset: int) -> None:
-        super().__init__(f"{message} (at byte {offset})")
-        self.message = message
-        self.offset = offset
 
 
 # -- the objects as read ---------------------------------------------------------------------------

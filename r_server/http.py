@@ -34,9 +34,7 @@ client polls ``P/command/{id}?wait=true`` and takes ``P/command/{id}/result`` (w
 null = "null", na = "null", digits = NA)``, ``jsonlite::serializeJSON`` where ``toJSON`` fails).
 Every value is scrubbed of environments before it is encoded (see ``r_server/R/wire.R``).
 
-**pydsbase extensions** (no Opal client sends them; issue 18 retires the first two):
-``Accept: application/vnd.pydsbase.node+json`` answers a value as the study's exact JSON node (the
-golden README's encoding, doubles written by ``repr``); ``?wait=S`` (seconds) on an asynchronous
+**pydsbase extensions** (no Opal client sends them): ``?wait=S`` (seconds) on an asynchronous
 submit answers the outcome itself when it is in within S seconds (else 202 and the id), and on
 ``P/command/{c}`` and ``.../result`` waits up to S seconds; ``GET /ws/pydsbase/info``.
 
@@ -104,11 +102,10 @@ MAX_HEADER_BYTES = 16 * 1024  # all request headers together (h11 refused more; 
 MAX_EXPR_BYTES = 256 * 1024
 MAX_NAME = 256
 
-NODE_MEDIA = "application/vnd.pydsbase.node+json"
 RDS_MEDIA = "application/octet-stream"
 JSON_MEDIA = "application/json"
 # the runtime's name for each result format
-ENCODING_OF_MEDIA = {NODE_MEDIA: "node", RDS_MEDIA: "rds", JSON_MEDIA: "json"}
+ENCODING_OF_MEDIA = {RDS_MEDIA: "rds", JSON_MEDIA: "json"}
 
 # HTTP status of each error kind; anything not listed is a server fault (500).
 STATUS_OF_KIND = {
@@ -355,10 +352,7 @@ def _encode_outcome(command: Command, future: concurrent.futures.Future[Any],
             return 200, b"", None
         value = future.result()
         try:
-            if command.media == NODE_MEDIA:
-                body = json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":")).encode()
-            else:
-                body = value.encode() if isinstance(value, str) else bytes(value)
+            body = value.encode() if isinstance(value, str) else bytes(value)
         except (TypeError, ValueError):
             log.exception("command %s returned a value that cannot be sent", command.cid)
         else:
@@ -823,8 +817,6 @@ def _flag(text: str | None, name: str, default: bool) -> bool:
 def _result_media(request: Request) -> str:
     """The result format the submitting request's ``Accept`` asks for (Rock's JSON by default)."""
     accept = request.headers.get("accept", "").lower()
-    if NODE_MEDIA in accept:
-        return NODE_MEDIA
     if RDS_MEDIA in accept:
         return RDS_MEDIA
     return JSON_MEDIA
@@ -1142,10 +1134,7 @@ def create_app(
         _, text = await _script(request, ("application/x-rscript", "text/plain"))
         media = _result_media(request)
         encoding = ENCODING_OF_MEDIA[media]
-        if encoding == "node":
-            call: Callable[[Runtime], Any] = lambda rt: rt.aggregate(sid, text)  # noqa: E731
-        else:
-            call = lambda rt: rt.aggregate(sid, text, encoding=encoding)  # type: ignore[call-arg]  # noqa: E731
+        call: Callable[[Runtime], Any] = lambda rt: rt.aggregate(sid, text, encoding=encoding)  # type: ignore[call-arg]  # noqa: E731
         command = server.submit(login, session, "aggregate", text, media, call)
         return await submitted(request, server, command)
 

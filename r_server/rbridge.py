@@ -8,8 +8,9 @@ neither globalenv nor on the search path.
 Values reach R as call-tree nodes turned into named R lists (``kind`` = ``sym``, ``dollar``,
 ``binary``, ``formula``...); the R side builds values and formula objects from them with
 ``as.name``/``as.call``/``get``: client text is never parsed or evaluated. Results come back as
-nodes of the golden README's JSON encoding (via :mod:`pydsbase.rvalue`), doubles read bit for bit
-from R's memory.
+nodes of the golden README's JSON encoding: R serializes the (scrubbed) value and the client's one
+decoder, :func:`pydsbase.rserialize.unserialize`, reads it into :mod:`pydsbase.rvalue`'s model,
+doubles bit for bit.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydsbase import rvalue
+from pydsbase import rserialize, rvalue
 from r_server import calltree as ct
-from r_server import functions, lme4_numerics, rserial
+from r_server import functions, lme4_numerics
 from r_server.errors import RCallError
 
 R_DIR = Path(__file__).resolve().parent / "R"
@@ -215,16 +216,26 @@ class RBridge:
             return _strings(ri.baseenv["colnames"](table.sexp))
 
     def encode(self, value: RObject) -> Any:
-        """The JSON node of an R value (golden README encoding)."""
-        with self._r() as ri:
-            desc = self._guarded(self._fn(".ds_describe_box")(ri.ListSexpVector([value.sexp])))
-            return rvalue.to_node(_model(self._description(desc)))
+        """The JSON node of an R value (golden README encoding): R's serialization of the scrubbed value
+        (:meth:`serialize`) read by the one decoder, :func:`pydsbase.rserialize.unserialize`."""
+        data = self.serialize_scrubbed(value)
+        try:
+            return rvalue.to_node(rserialize.unserialize(data))
+        except rserialize.UnserializeError as exc:
+            raise RCallError(exc.message) from None
 
     def serialize(self, value: RObject) -> bytes:
         """R's ``serialize(value, NULL)`` of the scrubbed value (see ``r_server/R/wire.R``)."""
+        return self._serialize(value, self.scrub)
+
+    def serialize_scrubbed(self, value: RObject) -> bytes:
+        """:meth:`serialize`, scrubbed whatever :attr:`scrub` says (what :meth:`encode` decodes)."""
+        return self._serialize(value, True)
+
+    def _serialize(self, value: RObject, scrub: bool) -> bytes:
         with self._r() as ri:
             box = ri.ListSexpVector([value.sexp])
-            return _raw_bytes(self._guarded(self._fn(".ds_serialize")(box, ri.BoolSexpVector([self.scrub]))))
+            return _raw_bytes(self._guarded(self._fn(".ds_serialize")(box, ri.BoolSexpVector([scrub]))))
 
     def to_json(self, value: RObject) -> bytes:
         """Rock's JSON of the scrubbed value, UTF-8 (see ``r_server/R/wire.R``)."""
@@ -260,7 +271,7 @@ class RBridge:
                 found.update(self.pins.describe())
             return found
 
-    # -- R description -> model -----------------------------------------------------------------
+    # -- arguments ---------------------------------------------------------------------------------
 
     def _settings(self, settings: dict[str, Any]) -> Any:
         ri = self._ri
@@ -270,87 +281,6 @@ class RBridge:
         vec = ri.ListSexpVector(values)
         vec.do_slot_assign("names", ri.StrSexpVector(list(settings)))
         return vec
-
-    def _description(self, desc: Any) -> Any:
-        """The description, serialized in R and read in one pass (see :mod:`r_server.rserial`)."""
-        ri = self._ri
-        raw = ri.baseenv["serialize"](desc, ri.NULL, xdr=ri.BoolSexpVector([False]), version=ri.IntSexpVector([2]))
-        from rpy2.rinterface_lib import conversion, openrlib
-
-        data = _raw_bytes(raw)
-        return rserial.unserialize(
-            data,
-            latin1=conversion._R_ENC_PY[openrlib.rlib.CE_LATIN1],
-            native=conversion._R_ENC_PY[openrlib.rlib.CE_NATIVE],
-        )
-
-
-def _model(desc: rserial.RVector | None) -> rvalue.RValue | None:
-    """The model of a ``.ds_describe`` description (as read by :func:`r_server.rserial.unserialize`)."""
-    if desc is None:
-        return None
-    d = dict(zip(desc.names or [], desc.values, strict=True))
-    rtype = d["type"].values[0]
-    r_class = list(d["class"].values)
-    attributes = _attributes(d["attributes"])
-    if rtype in ("language", "symbol"):
-        has_env = d["has_environment"]
-        return rvalue.RLanguage(
-            list(d["deparsed"].values),
-            r_class=r_class,
-            type=rtype,
-            has_environment=None if has_env is None else _first_true(has_env),
-            attributes=attributes,
-        )
-    if rtype == "list":
-        names = None if d["names"] is None else _na_as(d["names"], "")
-        items = [_model(e) for e in d["elements"].values]
-        return rvalue.RList(items, names=names, r_class=r_class, attributes=attributes)
-    s4 = None
-    if d["s4"] is not None:
-        s4d = dict(zip(d["s4"].names or [], d["s4"].values, strict=True))
-        s4 = {
-            "s4_class": s4d["s4_class"].values[0],
-            "s4_package": s4d["s4_package"].values[0],
-            "converted_with": s4d["converted_with"].values[0],
-            "s4_slot_names": list(s4d["s4_slot_names"].values),
-            "s4_factors_names": [] if s4d["s4_factors_names"] is None else list(s4d["s4_factors_names"].values),
-        }
-    if rtype not in ("character", "double", "integer", "logical"):
-        raise RCallError(f"cannot encode an R vector of type {rtype}")
-    dimnames = None
-    if d["dimnames"] is not None:
-        dimnames = [None if dn is None else list(dn.values) for dn in d["dimnames"].values]
-    return rvalue.RAtomic(
-        rtype,
-        list(d["data"].values),
-        r_class=r_class,
-        names=None if d["names"] is None else list(d["names"].values),
-        dim=None if d["dim"] is None else [int(v) for v in d["dim"].values],
-        dimnames=dimnames,
-        dimnames_names=None if d["dimnames_names"] is None else _na_as(d["dimnames_names"], ""),
-        attributes=attributes,
-        s4=s4,
-    )
-
-
-def _attributes(attrs: rserial.RVector | None) -> dict[str, rvalue.RValue]:
-    out: dict[str, rvalue.RValue] = {}
-    if attrs is None:
-        return out
-    for name, value in zip(attrs.names or [], attrs.values, strict=True):
-        model = _model(value)
-        if model is not None:
-            out[name] = model
-    return out
-
-
-def _na_as(vector: rserial.RVector, na: Any) -> list[Any]:
-    return [na if v is rvalue.NA else v for v in vector.values]
-
-
-def _first_true(vector: rserial.RVector) -> bool:
-    return bool(vector.values) and vector.values[0] is True
 
 
 # -- helpers ---------------------------------------------------------------------------------------

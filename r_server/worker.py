@@ -5,7 +5,9 @@ process's original stdout; the process then points fd 1 at stderr, so nothing R 
 can corrupt the channel. One request per line, answered in order::
 
     -> {"id": 7, "op": "aggregate", "args": {"sid": "...", "expr_text": "colnamesDS(\\"D\\")"}}
-    <- {"id": 7, "ok": true, "value": {...node...}}
+    <- {"id": 7, "ok": true, "value": [...]}
+    -> {"id": 8, "op": "aggregate", "args": {"sid": "...", "expr_text": "...", "encoding": "rds"}}
+    <- {"id": 8, "ok": true, "rds": "WAoAAAAD..."}   (R's serialize() of the value, base64)
     <- {"id": 7, "ok": false, "error": {"kind": "r_error", "message": "object 'x' not found"}}
 
 Operations are the public methods of ``StudyRuntime`` listed in ``OPERATIONS``; anything else is refused.
@@ -14,6 +16,7 @@ Operations are the public methods of ``StudyRuntime`` listed in ``OPERATIONS``; 
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import sys
@@ -45,7 +48,10 @@ MAX_REQUEST_BYTES = 4 * 1024 * 1024
 
 def _answer(request_id: Any, call: Callable[[], Any]) -> dict[str, Any]:
     try:
-        return {"id": request_id, "ok": True, "value": call()}
+        value = call()
+        if isinstance(value, bytes):  # R's serialization (encoding="rds"), read by the client's decoder
+            return {"id": request_id, "ok": True, "rds": base64.b64encode(value).decode("ascii")}
+        return {"id": request_id, "ok": True, "value": value}
     except StudyError as exc:
         return {"id": request_id, "ok": False, "error": {"kind": exc.kind, "message": exc.message}}
     except Exception:  # an internal fault: log it here, never send a stack trace to the client

@@ -8,6 +8,7 @@ markers (253, 241, 242), never as ENVSXP, and are counted apart. Byte code is re
 
 from __future__ import annotations
 
+import math
 import struct
 from collections import Counter
 
@@ -140,3 +141,49 @@ def sexp_types(data: bytes) -> Counter[int]:
     if walker.pos != len(data):
         raise StreamError(f"{len(data) - walker.pos} bytes after the value")
     return walker.types
+
+
+# -- a tiny writer, for fakes that must answer as R does ----------------------------------------------
+
+_NA_REAL = struct.pack(">Q", 0x7FF00000000007A2)  # R's NA_real_
+
+
+def xdr_int(*values: int) -> bytes:
+    return struct.pack(f">{len(values)}i", *values)
+
+
+def xdr_header(version: int = 3) -> bytes:
+    head = b"X\n" + xdr_int(version, 0x040202, 0x030500)
+    return head + (xdr_int(5) + b"UTF-8" if version == 3 else b"")
+
+
+def xdr_char(text: str | None) -> bytes:
+    """A CHARSXP (UTF-8, ASCII flagged when it is); None is NA_character_."""
+    if text is None:
+        return xdr_int(9, -1)
+    raw = text.encode()
+    flags = 1 << 6 if raw.isascii() else 1 << 3
+    return xdr_int(9 | flags << 12, len(raw)) + raw
+
+
+def xdr_strings(*texts: str | None) -> bytes:
+    return xdr_int(16, len(texts)) + b"".join(xdr_char(t) for t in texts)
+
+
+def xdr_reals(*values: float) -> bytes:
+    return xdr_int(14, len(values)) + struct.pack(f">{len(values)}d", *values)
+
+
+def xdr_of_node(node: dict[str, object] | None) -> bytes:
+    """``serialize(x, NULL)`` of a plain double or character vector given as a JSON node (no attributes;
+    doubles may be "NA", "NaN", "Inf", "-Inf" as the golden README writes them)."""
+    if node is None:
+        return xdr_header() + xdr_int(254)
+    data = list(node["data"])  # type: ignore[call-overload]
+    if node["type"] == "character":
+        return xdr_header() + xdr_strings(*data)
+    if node["type"] != "double":
+        raise ValueError(f"no writer for {node['type']}")
+    special = {"NaN": math.nan, "Inf": math.inf, "-Inf": -math.inf}
+    body = b"".join(_NA_REAL if v == "NA" else struct.pack(">d", special.get(v, v)) for v in data)
+    return xdr_header() + xdr_int(14, len(data)) + body

@@ -7,6 +7,7 @@ thread of this process on a free port. Tests with the real runtime are in test_h
 from __future__ import annotations
 
 import base64
+import json
 import socket
 import ssl as stdlib_ssl
 import struct
@@ -25,10 +26,11 @@ import uvicorn
 from datashield.api import DSLoginBuilder
 from datashield.interface import DSError
 from fakeclock import FakeClock
+from rstream import xdr_of_node
 
 from pydsbase.drivers.http import HTTPConnection
 from pydsbase.errors import SessionCallError, StudyCallError
-from pydsbase.rvalue import RAtomic
+from pydsbase.rvalue import NA, RAtomic
 from pydsbase.session import Session
 from r_server.audit import AuditLog
 from r_server.auth import Authenticator, hash_password, new_token, parse_users, token_digest
@@ -118,8 +120,15 @@ class FakeRuntime:
             self.sessions[sid][symbol] = expr
         self._call(sid, "assign_expr", expr.split("(")[0], symbol, run)
 
-    def aggregate(self, sid: str, expr: str) -> Any:
+    def aggregate(self, sid: str, expr: str, encoding: str = "json") -> Any:
+        """The value as the server sends it: ``rds``, R's serialize() bytes (tests/rstream.py's writer);
+        ``json``, the fake's stand-in for Rock's JSON (the node's JSON text)."""
+
         def run() -> Any:
+            node = value()
+            return xdr_of_node(node) if encoding == "rds" else json.dumps(node).encode()
+
+        def value() -> Any:
             env = self.sessions[sid]
             if expr.startswith("colnamesDS("):
                 name = expr[len('colnamesDS("'):-2]
@@ -246,8 +255,8 @@ class ThreadServer:
 
 
 PROFILE = "/system/subject-profile/_current"
-NODE = "application/vnd.pydsbase.node+json"
-RSCRIPT = {"Content-Type": "application/x-rscript", "Accept": NODE}
+RDS = "application/octet-stream"
+RSCRIPT = {"Content-Type": "application/x-rscript", "Accept": "application/json"}
 
 
 def basic(user: str, password: str, scheme: str = "Basic") -> dict[str, str]:
@@ -431,7 +440,7 @@ def test_long_poll_returns_when_done_not_at_the_deadline(server: ThreadServer) -
     done = client.get(f"/datashield/session/{sid}/command/{command}", params={"wait": "true"}, timeout=30).json()
     assert done["status"] == "COMPLETED" and "error" not in done and {"startDate", "endDate"} <= set(done)
     reply = client.get(result, params={"wait": 20})
-    assert reply.status_code == 200 and reply.headers["content-type"] == NODE
+    assert reply.status_code == 200 and reply.headers["content-type"] == "application/json"
     assert reply.json() == _dbl([1.0])
     # answered once: the command is gone afterwards
     assert client.get(result).status_code == 404
@@ -811,7 +820,7 @@ def test_audit_has_one_line_per_call_rejected_ones_included(server: ThreadServer
 
 
 def test_malformed_answers_are_reported_by_fetch_not_raised_by_is_completed() -> None:
-    answers = iter([(NODE, b"[1, 2]"), (NODE, b"not json"), ("application/json", b'{"type": "double"}')])
+    answers = iter([(RDS, b"X\n\x00\x00"), (RDS, b"not R"), ("application/json", b'{"type": "double"}')])
 
     def handler(request: httpx.Request) -> httpx.Response:
         path = request.url.path
@@ -863,3 +872,39 @@ def test_the_stock_datashield_session_works_too(server: ThreadServer) -> None:
             session.aggregate('colnamesDS("nothere")')
     finally:
         session.close()
+
+
+def test_opal_driver_echoes_the_xsrf_token_and_reads_r_serialization() -> None:
+    """Production Opal sets an ``XSRF-TOKEN`` cookie and checks ``X-XSRF-TOKEN`` on writes; the driver
+    asks for R's serialization (``Accept: application/octet-stream``) and decodes it."""
+    import pydsbase
+
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        path = request.url.path
+        if path == "/ws" + PROFILE:
+            return httpx.Response(200, json={"principal": "alice"}, headers=[
+                ("Set-Cookie", "opalsid=t; HttpOnly"), ("Set-Cookie", "XSRF-TOKEN=tok-1; Path=/")])
+        if path == "/ws/datashield/sessions":
+            return httpx.Response(201, json={"id": "s"})
+        if path.endswith("/aggregate"):
+            return httpx.Response(200, text="c")
+        if path.endswith("/command/c/result"):
+            body = xdr_of_node({"type": "double", "data": [0.1, "NA"]})
+            return httpx.Response(200, content=body, headers={"Content-Type": RDS})
+        return httpx.Response(200)
+
+    assert pydsbase.OpalDriver is pydsbase.HTTPDriver
+    info = DSLoginBuilder().add("opal", url="http://study.invalid:1", user="alice", password="alice-secret-1",
+                                driver="pydsbase.OpalDriver").build()[0]
+    conn = HTTPConnection(info, transport=httpx.MockTransport(handler))
+    assert "x-xsrf-token" not in seen[0].headers  # the login itself: no token known yet
+    value = conn.aggregate("anything()").fetch()
+    assert isinstance(value, RAtomic) and value.type == "double" and value.data[0] == 0.1 and value.data[1] is NA
+    writes = [r for r in seen[1:] if r.method in ("POST", "PUT", "DELETE")]
+    assert writes and all(r.headers["x-xsrf-token"] == "tok-1" for r in writes)
+    assert all("XSRF-TOKEN=tok-1" in r.headers["cookie"] and "opalsid=t" in r.headers["cookie"] for r in seen[1:])
+    assert all(r.headers["accept"] == RDS for r in seen if "/aggregate" in r.url.path or "/result" in r.url.path)
+    conn.disconnect()

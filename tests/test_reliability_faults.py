@@ -216,7 +216,7 @@ def _status(answer: bytes) -> int:
     return int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/1.1 ") else 0
 
 
-RSCRIPT = {"Content-Type": "application/x-rscript", "Accept": "application/vnd.pydsbase.node+json"}
+RSCRIPT = {"Content-Type": "application/x-rscript", "Accept": "application/octet-stream"}
 
 
 def _client(fed: h.Federation, study: int) -> httpx.Client:

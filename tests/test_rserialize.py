@@ -1,10 +1,12 @@
 """pydsbase.rserialize: R's own serialize() bytes decoded into the same model as today's encoder.
 
-(a) values built in R: decode(serialize(x, NULL)) (versions 2 and 3) equals the node of the bridge's
-    ``.ds_describe`` pipeline, doubles bit for bit; values that pipeline refuses are refused too.
-(b) the lmerSLMADS2 answers of the golden cases: the value the local runtime encodes, scrubbed of
-    non-global environments (tests/r/serialize_support.R) and serialized by R, decodes to the node
-    the runtime answered.
+(a) values built in R: decode(serialize(x, NULL)) (versions 2 and 3, XDR and native) says what R
+    itself says of x (typeof, class, names, dim/dimnames, every attribute, the data with every bit of
+    each double, the deparse of language objects: ``.ds_facts`` of tests/r/serialize_support.R);
+    types outside the model are refused.
+(b) the lmerSLMADS2 answers of the golden cases: the value the local runtime answers, scrubbed of
+    non-global environments (r_server/R/wire.R) and serialized by R in versions 2 and 3, decodes to
+    the golden JSON node (bit for bit) and to what R says of the value.
 (c) hostile bytes: truncation at every offset, huge declared lengths, deep nesting, environments,
     closures, byte code, external pointers, bad headers, unknown types, trailing bytes: always
     UnserializeError with the offset of the refused item; a Hypothesis fuzz test of random and
@@ -20,6 +22,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from rstream import xdr_char, xdr_header, xdr_int, xdr_reals, xdr_strings
 
 from pydsbase import rvalue
 from pydsbase.rserialize import MAX_DEPTH, UnserializeError, read, unserialize
@@ -94,46 +97,47 @@ R_VALUES = [
     "local({m <- new('dpoMatrix', Dim = c(2L, 2L), x = c(2, 1, 1, 3)); m@factors <- list(correlation = m); m})",
 ]
 
-REFUSED_BY_BOTH = ["1i", "as.raw(1:3)", "expression(x)", "pairlist(a = 1)", "function(x) x", "new.env()",
-                   "globalenv()", "list(sum)"]  # fmt: skip
+# (a pairlist is not here: the scrub of r_server/R/wire.R hands it over as a list)
+REFUSED = ["1i", "as.raw(1:3)", "expression(x)", "function(x) x", "new.env()", "globalenv()", "list(sum)"]
 
 
 @pytest.mark.needs_r
 @pytest.mark.parametrize("version", [2, 3])
 @pytest.mark.parametrize("code", R_VALUES)
-def test_values_built_in_r_decode_as_described(code: str, version: int) -> None:
-    from rserialize_r import oracle_node, r_eval, r_serialize
+def test_values_built_in_r_decode_as_r_describes_them(code: str, version: int) -> None:
+    from rserialize_r import model_facts, r_eval, r_facts, r_serialize
 
     value = r_eval(code)
-    expected = oracle_node(value)
-    assert _json(_decoded(r_serialize(value, version))) == _json(expected)
+    assert model_facts(unserialize(r_serialize(value, version))) == r_facts(value)
 
 
 @pytest.mark.needs_r
 @pytest.mark.parametrize("version", [2, 3])
 def test_native_binary_format_decodes_too(version: int) -> None:
     """``serialize(x, NULL, xdr = FALSE)``: R's native little-endian format ('B')."""
-    from rserialize_r import oracle_node, r_eval, r_serialize
+    from rserialize_r import r_eval, r_serialize
 
     for code in R_VALUES:
         value = r_eval(code)
         data = r_serialize(value, version, xdr=False)
         assert data[:2] == b"B\n"
-        assert _json(_decoded(data)) == _json(oracle_node(value)), code
+        assert _json(_decoded(data)) == _json(_decoded(r_serialize(value, version))), code
 
 
 @pytest.mark.needs_r
-@pytest.mark.parametrize("code", REFUSED_BY_BOTH)
-def test_values_the_describer_refuses_are_refused(code: str) -> None:
-    from rserialize_r import oracle_node, r_eval, r_serialize
+@pytest.mark.parametrize("code", REFUSED)
+def test_values_outside_the_model_are_refused(code: str) -> None:
+    from rserialize_r import r_eval, r_serialize
 
     from r_server.errors import RCallError
+    from r_server.rbridge import default_bridge
 
     value = r_eval(code)
-    with pytest.raises(RCallError):
-        oracle_node(value)
     with pytest.raises(UnserializeError):
         unserialize(r_serialize(value, 3))
+    with pytest.raises(RCallError) as err:  # the study's encoder is the same decoder
+        default_bridge().encode(value)
+    assert "(at byte" not in err.value.message
 
 
 @pytest.mark.needs_r
@@ -183,61 +187,42 @@ def _golden_cases() -> list[str]:
 
 @pytest.mark.needs_r
 @pytest.mark.parametrize("case_id", _golden_cases())
-def test_golden_answers_decode_as_the_runtime_encodes_them(case_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from rserialize_r import r_serialize
-    from test_runtime_golden import _load, _run_study
+def test_golden_answers_decode_to_the_golden_nodes(case_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from rserialize_r import model_facts, r_facts, r_serialize
+    from test_runtime_golden import _diffs, _load, _run_study
 
     from r_server.errors import RCallError
     from r_server.rbridge import RBridge
 
-    seen: list[tuple[Any, bytes, bytes]] = []
+    seen: list[tuple[list[str], bytes, bytes]] = []
     original = RBridge.encode
 
     def encode(self: RBridge, value: Any) -> Any:
-        node = original(self, value)
-        seen.append((node, r_serialize(value, 3, self), r_serialize(value, 2, self)))
-        return node
+        seen.append((r_facts(value, self), r_serialize(value, 3, self), r_serialize(value, 2, self)))
+        return original(self, value)
 
     monkeypatch.setattr(RBridge, "encode", encode)
     case = _load(case_id)
-    for server in case["call"]["effective_arguments"]["datasources"]["servers"]:
+    servers = case["call"]["effective_arguments"]["datasources"]["servers"]
+    for index, server in enumerate(servers, start=1):
         seen.clear()
         try:
-            answer = _run_study(case, server)
+            _run_study(case, server)
         except RCallError:
             assert case["datashield_errors"] is not None
             continue
-        node, v3, v2 = seen[-1]
-        assert node == answer
-        assert _json(_decoded(v3)) == _json(node)
-        assert _json(_decoded(v2)) == _json(node)
-        for other, data, _ in seen[:-1]:  # the setup aggregates too
-            assert _json(_decoded(data)) == _json(other)
+        _, v3, v2 = seen[-1]
+        gold = case["result"]["data"]["output.summary"]["data"][f"study{index}"]
+        assert not list(_diffs(_decoded(v3), gold, "v3"))
+        assert _json(_decoded(v2)) == _json(_decoded(v3))
+        for facts, data, _ in seen:  # the setup aggregates too
+            assert model_facts(unserialize(data)) == facts
 
 
 # -- (c) hostile bytes ---------------------------------------------------------------------------------
 
 
-def _i(*values: int) -> bytes:
-    return struct.pack(f">{len(values)}i", *values)
-
-
-def _header(version: int = 3) -> bytes:
-    head = b"X\n" + _i(version, 0x040202, 0x030500)
-    return head + (_i(5) + b"UTF-8" if version == 3 else b"")
-
-
-def _char(text: str) -> bytes:
-    raw = text.encode()
-    return _i(9 | (1 << 3 | 1 << 6) << 12, len(raw)) + raw
-
-
-def _strsxp(*texts: str) -> bytes:
-    return _i(16, len(texts)) + b"".join(_char(t) for t in texts)
-
-
-def _reals(*values: float) -> bytes:
-    return _i(14, len(values)) + struct.pack(f">{len(values)}d", *values)
+_i, _header, _char, _strsxp, _reals = xdr_int, xdr_header, xdr_char, xdr_strings, xdr_reals
 
 
 NIL = _i(254)
@@ -269,6 +254,17 @@ def test_truncation_at_every_offset_is_a_clear_error() -> None:
         with pytest.raises(UnserializeError) as err:
             unserialize(data[:end])
         assert 0 <= err.value.offset <= end
+
+
+def test_the_errors_belong_to_the_exception_tree() -> None:
+    from pydsbase.deparse import DeparseError
+    from pydsbase.errors import PydsbaseError
+
+    with pytest.raises(PydsbaseError) as err:
+        unserialize(_sample()[:7])
+    assert isinstance(err.value, UnserializeError) and isinstance(err.value, ValueError)
+    assert str(err.value) == f"{err.value.message} (at byte {err.value.offset})"
+    assert issubclass(DeparseError, PydsbaseError) and issubclass(DeparseError, ValueError)
 
 
 @pytest.mark.needs_r

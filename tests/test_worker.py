@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 
+from rstream import xdr_of_node
+
+from pydsbase.rserialize import unserialize
+from pydsbase.rvalue import to_node
 from r_server.errors import RCallError
 from r_server.worker import serve
 
 
 class FakeRuntime:
-    def aggregate(self, sid: str, expr: str) -> dict:
+    def aggregate(self, sid: str, expr: str, encoding: str = "node") -> dict | bytes:
+        if encoding == "rds":
+            return xdr_of_node({"type": "double", "data": [0.1]})
         if expr == "boom":
             raise RCallError("object 'boom' not found")
         if expr == "bug":
@@ -35,6 +42,13 @@ def test_answers_in_order_with_values_and_typed_errors() -> None:
                                                          "length": 1, "data": [0.1]}}
     assert replies[1]["error"] == {"kind": "r_error", "message": "object 'boom' not found"}
     assert replies[2]["error"] == {"kind": "internal", "message": "internal error"}
+
+
+def test_r_serialization_travels_as_base64_for_the_client_decoder() -> None:
+    (reply,) = _run({"id": 4, "op": "aggregate", "args": {"sid": "s", "expr": "ok", "encoding": "rds"}})
+    assert set(reply) == {"id", "ok", "rds"} and reply["ok"] is True
+    assert to_node(unserialize(base64.b64decode(reply["rds"]))) == {"type": "double", "class": ["numeric"],
+                                                                    "length": 1, "data": [0.1]}
 
 
 def test_refuses_unknown_operations_and_garbage() -> None:

@@ -1,14 +1,16 @@
-"""The HTTP backend: every study is a pydsbase study server (``python -m r_server``) reached over HTTP.
+"""The Opal backend: every study is an Opal server or a pydsbase study server (``python -m r_server``).
 
 ``DSLoginBuilder().add("study1", url="http://127.0.0.1:8701", user="u", password="p",
-driver="pydsbase.HTTPDriver")`` (or ``token=...`` for an access token). The server speaks Opal's
+driver="pydsbase.OpalDriver")`` (or ``token=...`` for an access token; ``pydsbase.HTTPDriver`` is
+the same driver under its former name). The server speaks Opal's
 DataSHIELD REST API (``/ws``, see ``r_server/http.py``): each connection logs in once (Basic
 credentials or ``X-Opal-Auth`` token on ``/ws/system/subject-profile/_current``), then sends only the
-``opalsid`` cookie, over one ``httpx.Client`` with keep-alive. Assign and aggregate calls are
+``opalsid`` cookie (and, when the server sets an ``XSRF-TOKEN`` cookie, as production Opal does, echoes
+it in ``X-XSRF-TOKEN``), over one ``httpx.Client`` with keep-alive. Assign and aggregate calls are
 submitted asynchronously, so a session fans one call out to all studies at once; the results are
-then collected by long-polling ``.../command/{id}/result``. Values travel as the study's exact JSON
-node (``Accept: application/vnd.pydsbase.node+json``, a pydsbase extension until issue 18 reads R's
-serialization). ``is_completed()`` never raises; failures surface in ``fetch()`` as
+then collected by long-polling ``.../command/{id}/result``. Values travel as R's own serialization
+(``Accept: application/octet-stream``, ``serialize(value, NULL)`` as Rock sends it), read by the one
+decoder, :func:`pydsbase.rserialize.unserialize`. ``is_completed()`` never raises; failures surface in ``fetch()`` as
 ``StudyCallError`` (a ``datashield.interface.DSError``) whose ``str()`` is the study's message.
 """
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 import base64
 import functools
 import http.client
+import http.cookies
 import ssl
 import threading
 import time
@@ -28,9 +31,10 @@ from datashield.interface import DSDriver, DSLoginInfo, DSResult
 
 from pydsbase.drivers.base import ReadySession, StudyConnection
 from pydsbase.errors import StudyCallError, study_error
-from pydsbase.rvalue import RValue, from_node
+from pydsbase.rserialize import unserialize
+from pydsbase.rvalue import RValue
 
-__all__ = ["HTTPConnection", "HTTPDriver", "HTTPResult"]
+__all__ = ["HTTPConnection", "HTTPDriver", "HTTPResult", "OpalDriver"]
 
 _POLL_SLICE = 30.0  # longest single long-poll; the server caps it too
 _CONNECT_TIMEOUT = 10.0
@@ -43,8 +47,10 @@ STALE_LOGIN_MESSAGE = (
 )
 
 
-NODE_MEDIA = "application/vnd.pydsbase.node+json"
+RDS_MEDIA = "application/octet-stream"
 SID_COOKIE = "opalsid"
+XSRF_COOKIE = "XSRF-TOKEN"
+XSRF_HEADER = "X-XSRF-TOKEN"
 
 
 def api_base(url: str) -> str:
@@ -147,6 +153,8 @@ class HTTPConnection(StudyConnection):
         )
         self._session: ReadySession | None = None
         self._logged_in = False
+        self._sid: str | None = None
+        self._xsrf: str | None = None
         try:
             self.user = self._login(info)
         except BaseException:
@@ -171,16 +179,37 @@ class HTTPConnection(StudyConnection):
         if not sid:
             raise study_error(self.name, "the study server set no login cookie", kind="http")
         self._client.cookies.clear()
-        self._client.headers["Cookie"] = f"{SID_COOKIE}={sid}"
+        self._sid = sid
+        self._client.headers["Cookie"] = self._cookie()
         self._logged_in = True
         return user
+
+    def _cookie(self) -> str:
+        cookie = f"{SID_COOKIE}={self._sid}"
+        return cookie if self._xsrf is None else f"{cookie}; {XSRF_COOKIE}={self._xsrf}"
+
+    def _keep_xsrf(self, response: httpx.Response) -> httpx.Response:
+        """Remember an ``XSRF-TOKEN`` cookie the server sets: sent back as cookie and ``X-XSRF-TOKEN``."""
+        for header in response.headers.get_list("set-cookie"):
+            jar: http.cookies.SimpleCookie = http.cookies.SimpleCookie()
+            try:
+                jar.load(header)
+            except http.cookies.CookieError:
+                continue
+            morsel = jar.get(XSRF_COOKIE)
+            if morsel is not None and morsel.value and morsel.value != self._xsrf:
+                self._xsrf = morsel.value
+                self._client.headers[XSRF_HEADER] = morsel.value
+                if self._sid is not None:
+                    self._client.headers["Cookie"] = self._cookie()
+        return response
 
     # -- the wire ---------------------------------------------------------------------------------
 
     def send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """One request; transport failures become a ``StudyCallError`` of kind ``unavailable``."""
         try:
-            return self._client.request(method, path, **kwargs)
+            return self._keep_xsrf(self._client.request(method, path, **kwargs))
         except httpx.TimeoutException as exc:
             raise study_error(self.name, f"the study server did not answer in time ({exc})",
                                  kind="timeout") from exc
@@ -192,8 +221,10 @@ class HTTPConnection(StudyConnection):
                    wait: float) -> httpx.Response:
         assert self._fast is not None
         headers = {"User-Agent": "pydsbase-http", "Cookie": self._client.headers["Cookie"], **headers}
+        if self._xsrf is not None:
+            headers[XSRF_HEADER] = self._xsrf
         try:
-            return self._fast.send(method, path, body, headers, _CALL_TIMEOUT + wait)
+            return self._keep_xsrf(self._fast.send(method, path, body, headers, _CALL_TIMEOUT + wait))
         except TimeoutError as exc:
             raise study_error(self.name, f"the study server did not answer in time ({exc})",
                                  kind="timeout") from exc
@@ -260,7 +291,7 @@ class HTTPConnection(StudyConnection):
         query = {**(params or {}), "async": "true"}
         if not asynchronous:
             query["wait"] = f"{_SUBMIT_WAIT:g}"
-        headers = {"Accept": NODE_MEDIA}
+        headers = {"Accept": RDS_MEDIA}
         if body is not None:
             headers["Content-Type"] = "application/x-rscript"
         content = body.encode("utf-8") if body is not None else b""
@@ -371,7 +402,7 @@ class HTTPResult(DSResult):
         try:
             response = self._conn.send(
                 "GET", f"{self._session_path}/command/{_segment(self.command)}/result",
-                params={"wait": f"{wait:.3f}"}, headers={"Accept": NODE_MEDIA},
+                params={"wait": f"{wait:.3f}"}, headers={"Accept": RDS_MEDIA},
                 timeout=httpx.Timeout(wait + _POLL_GRACE, connect=_CONNECT_TIMEOUT),
             )
             if response.status_code == 204:
@@ -388,9 +419,9 @@ class HTTPResult(DSResult):
         try:
             if response.status_code == 200:
                 if self._decode:
-                    if not response.headers.get("content-type", "").startswith(NODE_MEDIA):
-                        raise ValueError("not a JSON node")
-                    self._outcome = (True, from_node(response.json()))
+                    if not response.headers.get("content-type", "").startswith(RDS_MEDIA):
+                        raise ValueError("not R's serialization")
+                    self._outcome = (True, unserialize(response.content))
                 else:
                     self._outcome = (True, None)
             else:
@@ -426,9 +457,14 @@ class HTTPResult(DSResult):
         return value if self._decode else None
 
 
-class HTTPDriver(DSDriver):
+class OpalDriver(DSDriver):
+    """DSI's driver of Opal's DataSHIELD REST API (``pydsbase.OpalDriver``)."""
+
     @classmethod
     def new_connection(cls, args: DSLoginInfo, restore: str | None = None) -> HTTPConnection:
         if restore:
             raise ValueError("pydsbase studies have no workspaces to restore")
         return HTTPConnection(args)
+
+
+HTTPDriver = OpalDriver  # its former name

@@ -3,11 +3,14 @@
 ``DSLoginBuilder().add("study1", url="local:///abs/folder", user="u", password="p",
 driver="pydsbase.LocalDriver")``. The process runs ``r_server.worker`` (the same runtime, parser
 and allow-list as the HTTP server) and sees only its own folder. Requests are written at once and
-answered in order, so a session fans one call out to all studies in parallel.
+answered in order, so a session fans one call out to all studies in parallel. An aggregate's value
+travels as R's own serialization (base64 in the JSON line), read by the decoder every backend uses,
+:func:`pydsbase.rserialize.unserialize`.
 """
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import os
@@ -21,8 +24,9 @@ from urllib.parse import unquote, urlparse
 from datashield.interface import DSDriver, DSLoginInfo, DSResult
 
 from pydsbase.drivers.base import ReadySession, StudyConnection
-from pydsbase.errors import StudyCallError, study_error
-from pydsbase.rvalue import RValue, from_node
+from pydsbase.errors import StudyCallError, UnserializeError, study_error
+from pydsbase.rserialize import unserialize
+from pydsbase.rvalue import RValue
 
 __all__ = ["LocalConnection", "LocalDriver", "LocalResult"]
 
@@ -131,6 +135,11 @@ def _unwrap(study: str, pending: _Pending, timeout: float | None) -> Any:
         raise study_error(study, f"no answer within {timeout:g} s", kind="timeout")
     reply = pending.reply or {}
     if reply.get("ok"):
+        if "rds" in reply:
+            try:
+                return base64.b64decode(str(reply["rds"]), validate=True)
+            except ValueError as exc:
+                raise study_error(study, "the study process sent a malformed answer", kind="internal") from exc
         return reply.get("value")
     error = reply.get("error") or {}
     raise study_error(study, str(error.get("message", "unknown error")), kind=str(error.get("kind", "")))
@@ -152,7 +161,12 @@ class LocalResult(DSResult):
 
     def fetch(self, timeout: float | None = None) -> RValue | None:
         value = _unwrap(self._study, self._pending, timeout)
-        return from_node(value) if self._decode else None
+        if not self._decode:
+            return None
+        try:
+            return unserialize(value)
+        except (UnserializeError, TypeError) as exc:
+            raise study_error(self._study, "the study process sent a malformed answer", kind="internal") from exc
 
 
 class LocalConnection(StudyConnection):
@@ -203,7 +217,9 @@ class LocalConnection(StudyConnection):
         return LocalResult(self.name, pending, decode=False)
 
     def aggregate(self, expr: str, asynchronous: bool = True) -> LocalResult:
-        return LocalResult(self.name, self._process.submit("aggregate", sid=self._sid(), expr_text=expr), decode=True)
+        # R's serialization of the value, read by the one decoder (pydsbase.rserialize), as over HTTP
+        pending = self._process.submit("aggregate", sid=self._sid(), expr_text=expr, encoding="rds")
+        return LocalResult(self.name, pending, decode=True)
 
     # symbols
     def list_symbols(self) -> list[str]:

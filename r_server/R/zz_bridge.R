@@ -1,7 +1,7 @@
 # The R side of r_server/rbridge.py: building values from call-tree nodes, running the allowed
-# server functions with errors, warnings and messages caught, and describing results for the
-# Python encoder. Nodes arrive as named lists made by the bridge (kind = "sym", "dollar", ...);
-# they are turned into values or language objects by construction, never by parsing text.
+# server functions with errors, warnings and messages caught. Results leave R serialized (wire.R).
+# Nodes arrive as named lists made by the bridge (kind = "sym", "dollar", ...); they are turned into
+# values or language objects by construction, never by parsing text.
 
 # Run `expr`, returning list(ok, value, message, warnings, messages): R's bare condition message
 # on error, warnings and messages collected (and muffled) instead of printed.
@@ -182,41 +182,6 @@
     if (is.null(variables)) df else subset(df, select = variables[variables %in% colnames(df)])
   })
 }
-
-# A description of any R value for the Python encoder (r_server/rbridge.py).
-.ds_describe <- function(x) {
-  if (is.null(x)) return(NULL)
-  s4 <- NULL
-  if (isS4(x)) {
-    if (!methods::is(x, "Matrix")) stop(sprintf("cannot encode an S4 object of class '%s'", class(x)[1L]))
-    s4 <- list(s4_class = as.character(class(x)), s4_package = attr(class(x), "package"),
-               converted_with = "base::as.matrix", s4_slot_names = methods::slotNames(x),
-               s4_factors_names = if ("factors" %in% methods::slotNames(x)) names(x@factors) else NULL)
-    x <- base::as.matrix(x)
-  }
-  type <- typeof(x)
-  cls <- class(x)
-  attrs <- attributes(x)
-  if (type %in% c("language", "symbol")) {
-    return(list(type = type, class = cls, deparsed = deparse(x, width.cutoff = 500L),
-                has_environment = if (inherits(x, "formula")) !is.null(attr(x, ".Environment")) else NULL,
-                attributes = lapply(attrs[setdiff(names(attrs), c("class", ".Environment"))], .ds_describe)))
-  }
-  if (type == "list") {
-    return(list(type = type, class = cls, names = names(x), elements = lapply(unname(x), .ds_describe),
-                attributes = lapply(attrs[setdiff(names(attrs), c("names", "class"))], .ds_describe)))
-  }
-  if (!(type %in% c("double", "integer", "logical", "character"))) {
-    stop(sprintf("cannot encode an R value of type '%s'", type))
-  }
-  dn <- dimnames(x)
-  list(type = type, class = cls, data = as.vector(unclass(x)), names = names(x), dim = dim(x),
-       dimnames = if (is.null(dn)) NULL else unname(dn), dimnames_names = names(dn),
-       attributes = lapply(attrs[setdiff(names(attrs), c("names", "class", "dim", "dimnames"))], .ds_describe),
-       s4 = s4)
-}
-
-.ds_describe_box <- function(box) .ds_guard(.ds_describe(box[[1L]]))
 
 .ds_versions <- function() {
   si <- utils::sessionInfo()

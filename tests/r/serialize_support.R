@@ -1,31 +1,49 @@
 # Test support for pydsbase/rserialize.py (sourced into a private environment by tests/rserialize_r.py).
-
-# Environments a value may carry to a client: a formula's (or any attribute's) environment that is not
-# the global, base or empty one becomes the global one. Lists, pairlists, calls and attributes are
-# walked; S4 objects, functions and symbols are left as they are (the decoder refuses functions).
-.ds_scrub <- function(x) {
-  if (is.environment(x)) {
-    keep <- identical(x, globalenv()) || identical(x, baseenv()) || identical(x, emptyenv())
-    return(if (keep) x else globalenv())
-  }
-  if (isS4(x) || is.function(x) || is.name(x) || is.null(x)) return(x)
-  if (is.list(x) || is.call(x) || is.pairlist(x)) {
-    for (i in seq_along(x)) {
-      if (is.list(x[[i]]) || is.call(x[[i]]) || is.environment(x[[i]]) || !is.null(attributes(x[[i]]))) {
-        new <- .ds_scrub(x[[i]])
-        if (!identical(new, x[[i]])) x[[i]] <- new
-      }
-    }
-  }
-  a <- attributes(x)
-  for (n in names(a)) {
-    new <- .ds_scrub(a[[n]])
-    if (!identical(new, a[[n]])) attr(x, n) <- new
-  }
-  x
-}
+# `.ds_scrub` is not defined here: tests/rserialize_r.py hands over the bridge's own (r_server/R/wire.R).
 
 .ds_serialize_box <- function(box, version, xdr = TRUE) serialize(.ds_scrub(box[[1L]]), NULL, xdr = xdr, version = version)
+
+# R's own account of a value, one line per fact, for the decoder's tests to compare with what the
+# decoder read: typeof, class, names, dim, dimnames, the data (doubles as "%.17g": every bit), the
+# deparse of language objects, and every other attribute in attributes() order, recursively. An S4
+# Matrix is described as base::as.matrix gives it (plus its class).
+.ds_fact_text <- function(v) {
+  if (is.null(v)) return("NULL")
+  s <- if (is.double(v)) ifelse(is.na(v) & !is.nan(v), "NA", sprintf("%.17g", v)) else as.character(v)
+  if (!is.double(v)) s[is.na(v)] <- "<NA>"
+  paste(s, collapse = "|")
+}
+
+.ds_facts <- function(x, path = "") {
+  if (is.null(x)) return(paste0(path, "NULL"))
+  out <- character(0)
+  if (isS4(x)) {
+    out <- paste0(path, "s4class=", as.character(class(x)))
+    x <- base::as.matrix(x)
+  }
+  type <- typeof(x)
+  out <- c(out, paste0(path, "type=", type), paste0(path, "class=", paste(class(x), collapse = "|")))
+  if (type %in% c("language", "symbol")) {
+    out <- c(out, paste0(path, "deparse=", paste(deparse(x, width.cutoff = 500L), collapse = "\n")))
+    skip <- c("class", ".Environment")
+  } else if (type == "list") {
+    out <- c(out, paste0(path, "names=", .ds_fact_text(names(x))))
+    for (i in seq_along(x)) out <- c(out, .ds_facts(x[[i]], paste0(path, "[[", i, "]]")))
+    skip <- c("names", "class")
+  } else {
+    dn <- dimnames(x)
+    out <- c(out, paste0(path, "data=", .ds_fact_text(as.vector(unclass(x)))),
+             paste0(path, "names=", .ds_fact_text(names(x))), paste0(path, "dim=", .ds_fact_text(dim(x))),
+             paste0(path, "dimnames=", if (is.null(dn)) "NULL" else vapply(dn, .ds_fact_text, "")),
+             paste0(path, "dimnames_names=", .ds_fact_text(names(dn))))
+    skip <- c("names", "class", "dim", "dimnames")
+  }
+  a <- attributes(x)
+  for (n in setdiff(names(a), skip)) out <- c(out, .ds_facts(a[[n]], paste0(path, "@", n, ":")))
+  out
+}
+
+.ds_facts_box <- function(box) .ds_facts(box[[1L]])
 
 # For the deparse test: each text is R code evaluating to a language object; its serialization
 # and deparse(x, width.cutoff = 500L); NULL for a text R refuses.
