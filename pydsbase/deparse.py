@@ -11,12 +11,12 @@ binary operator, continuation lines indented by four spaces).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from pydsbase import rvalue
 from pydsbase.errors import DeparseError
+from pydsbase.rtext import format_double
 
 __all__ = ["MISSING", "Call", "DeparseError", "Symbol", "deparse", "format_real", "is_syntactic_name"]
 
@@ -176,25 +176,10 @@ def _quotify(name: str, quote: str = "`") -> str:
     return name if not name or is_syntactic_name(name) else _encode_string(name, quote)
 
 
-def format_real(x: float, digits: int = 15) -> str:
-    """A double as R writes it with ``digits`` significant digits (fixed or scientific, as narrower)."""
-    if math.isnan(x):
-        return "NaN"
-    if math.isinf(x):
-        return "Inf" if x > 0 else "-Inf"
-    if x == 0:
-        return "0"
-    neg = 1 if x < 0 else 0
-    mantissa, exponent = f"{abs(x):.{digits - 1}e}".split("e")
-    kp = int(exponent)
-    nsig = len(mantissa.replace(".", "").rstrip("0")) or 1
-    left = kp + 1 if kp >= 0 else 1
-    rgt = max(0, nsig - kp - 1)
-    fixed_width = neg + left + (rgt + 1 if rgt else 0)
-    sci_width = neg + (nsig + 1 if nsig > 1 else nsig) + (4 if abs(kp) < 100 else 5)
-    if fixed_width <= sci_width:
-        return f"{x:.{rgt}f}"
-    return f"{x:.{nsig - 1}e}"
+def format_real(x: float) -> str:
+    """A double as deparse() writes it: 15 significant digits, fixed or scientific as narrower (R's own
+    formatReal, one implementation in :func:`pydsbase.rtext.format_double`)."""
+    return format_double(x, 15)
 
 
 # -- the deparser -----------------------------------------------------------------------------------
