@@ -320,14 +320,7 @@ class Authenticator:
 
     def resolve(self, token: str) -> LoginSession:
         """The live login session a session token stands for (touching it), or AuthError."""
-        digest = token_digest(token)
-        now = self._clock()
-        with self._lock:
-            session = self._sessions.get(digest)
-            if session is None or self._expired(session, now):
-                raise AuthError("not logged in, or the login has expired")
-            session.last_used = now
-            return session
+        return self.resolve_digest(token_digest(token))
 
     def resolve_digest(self, digest: str) -> LoginSession:
         """``resolve`` for a login known by its digest (the HTTP layer's credential cache)."""

@@ -484,8 +484,12 @@ class StudyServer:
             raise HTTPFault("not_found", message)
         return command
 
-    async def wait_for(self, command: Command, wait: float) -> None:
-        if command.body is None and wait > 0:
+    async def wait_for(self, command: Command, wait: float | None) -> None:
+        """Until the command is done: at most ``wait`` seconds (capped by ``max_wait``); None: Opal's
+        ``wait=true``, without a limit."""
+        if wait is None:
+            await command.done_event.wait()
+        elif command.body is None and wait > 0:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(command.done_event.wait(), min(wait, self.settings.max_wait))
 
@@ -1168,22 +1172,14 @@ def create_app(
     async def command(sid: str, cid: str, request: Request, login: Login, server: Server) -> JSONResponse:
         session = server.session_of(login, sid, "command")
         found = server.command_of(login, session, cid, "command")
-        wait = _wait_of(request.query_params.get("wait"))
-        if wait is None:
-            await found.done_event.wait()
-        else:
-            await server.wait_for(found, wait)
+        await server.wait_for(found, _wait_of(request.query_params.get("wait")))
         return JSONResponse(found.dto())
 
     @app.get(f"{SESSION}/command/{{cid}}/result")
     async def command_result(sid: str, cid: str, request: Request, login: Login, server: Server) -> Response:
         session = server.session_of(login, sid, "fetch")
         found = server.command_of(login, session, cid, "fetch")
-        wait = _wait_of(request.query_params.get("wait"))
-        if wait is None:
-            await found.done_event.wait()
-        else:
-            await server.wait_for(found, wait)
+        await server.wait_for(found, _wait_of(request.query_params.get("wait")))
         if found.body is None:
             return Response(status_code=204)
         return result_response(server, found)
