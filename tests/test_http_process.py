@@ -10,10 +10,8 @@ from __future__ import annotations
 import base64
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from datashield.api import DSLoginBuilder
+from serverproc import StudyProcess
 
 from pydsbase.errors import SessionCallError, StudyCallError
 from pydsbase.rvalue import from_node, to_node
@@ -42,18 +41,8 @@ def _hash(password: str) -> str:
     return done.stdout.strip()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class ServerProcess:
+class ServerProcess(StudyProcess):
     def __init__(self, root: Path, tables: Path, *extra: str) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.audit = root / "audit.jsonl"
-        self.log = (root / "server.log").open("wb")
         users = root / "users.json"
         users.write_text(json.dumps({"users": [
             {"name": "alice", "password_hash": _hash(PASSWORDS["alice"]), "token_sha256": token_digest(TOKEN)},
@@ -61,36 +50,7 @@ class ServerProcess:
             {"name": "carol", "password_hash": _hash(PASSWORDS["carol"])},  # locked out by the rate-limit test
         ]}))
         env = {**os.environ, "PYDSBASE_STUDY": "cluster.int1"}  # the name comes from the environment
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "r_server", "--tables", str(tables), "--users", str(users),
-             "--port", str(self.port), "--audit-log", str(self.audit), *extra],
-            stdout=self.log, stderr=subprocess.STDOUT, env=env,
-        )
-
-    def wait_healthy(self, timeout: float = 180) -> None:
-        # 180 s only stops a server that never comes up: R starts in seconds even on a loaded machine
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, "the server exited"
-            try:
-                if httpx.get(self.url + "/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError("server not healthy in time")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
-
-    def audit_lines(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.audit.read_text().splitlines()]
+        super().__init__(root, ["--tables", str(tables), "--users", str(users), *extra], env=env)
 
 
 @pytest.fixture(scope="module")

@@ -10,10 +10,6 @@ top level (reached through the study's default project), studies 2 and 3 under a
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,9 +17,9 @@ from typing import Any
 
 import datashield.api as datashield
 import datashield_opal  # noqa: F401  (the driver the logins name; in the test extra, so a missing one fails)
-import httpx
 import obiba_opal
 import pytest
+from serverproc import StudyProcess
 
 from r_server.auth import hash_password, new_token, token_digest
 
@@ -37,48 +33,16 @@ LMER = 'lmerSLMADS2(BMI ~ trtGrp + Male + yyy1xxxidDoctorzzz, NULL, NULL, "D", T
 TABLES = ["study1.CLUSTER_INT1", "CLUSTER.CLUSTER_INT2", "CLUSTER.CLUSTER_INT3"]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+class Study(StudyProcess):
+    """One study server named NAME on ``http://localhost:PORT`` (the host opalr accepts over plain HTTP)."""
 
-
-class Study:
     def __init__(self, root: Path, name: str, users: Path) -> None:
         self.name = name
-        self.port = _free_port()
-        self.url = f"http://localhost:{self.port}"
-        self.log = (root / "server.log").open("wb")
-        self.audit = root / "audit.jsonl"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "r_server", "--name", name, "--tables", str(root / "tables"), "--users",
-             str(users), "--port", str(self.port), "--audit-log", str(self.audit)],
-            stdout=self.log, stderr=subprocess.STDOUT, env=dict(os.environ),
-        )
+        super().__init__(root, ["--name", name, "--tables", str(root / "tables"), "--users", str(users)],
+                         host="localhost")
 
     def wait_healthy(self, timeout: float = 300) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, "the server exited"
-            try:
-                if httpx.get(self.url + "/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"{self.name} not healthy in time")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
-
-    def audit_lines(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.audit.read_text().splitlines()]
+        super().wait_healthy(timeout)
 
 
 @pytest.fixture(scope="module")
