@@ -131,15 +131,6 @@ def make_handler(target: urllib.parse.SplitResult, out_path: str, redactor: Reda
             finally:
                 conn.close()
 
-            self.send_response_only(status, reason)
-            for k, v in rheaders:
-                if k.lower() not in HOP_BY_HOP:
-                    self.send_header(k, v)
-            self.send_header("Content-Length", str(len(rbody)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(rbody)
-
             split = urllib.parse.urlsplit(self.path)
             with write_lock:
                 counter["seq"] += 1
@@ -162,6 +153,16 @@ def make_handler(target: urllib.parse.SplitResult, out_path: str, redactor: Reda
                 }
                 with open(out_path, "a", encoding="utf-8") as fh:
                     fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+            # the record is on file before the client sees the answer: nothing the client saw is unrecorded
+            self.send_response_only(status, reason)
+            for k, v in rheaders:
+                if k.lower() not in HOP_BY_HOP:
+                    self.send_header(k, v)
+            self.send_header("Content-Length", str(len(rbody)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(rbody)
 
         do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _forward
 
