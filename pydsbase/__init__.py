@@ -12,6 +12,7 @@ __version__ = "0.1.0"
 
 # Public names and the private modules that define them; loaded on first use.
 _EXPORTS = {
+    "ArmadilloDriver": "pydsbase.drivers.armadillo",
     "DataSHIELDErrors": "pydsbase.errors",
     "HTTPDriver": "pydsbase.drivers.http",
     "OpalDriver": "pydsbase.drivers.http",
@@ -44,6 +45,7 @@ _EXPORTS = {
 }
 
 __all__ = [  # the names of _EXPORTS (tests/test_errors.py checks they agree)
+    "ArmadilloDriver",
     "DataSHIELDErrors",
     "HTTPDriver",
     "LocalDriver",
@@ -76,6 +78,7 @@ __all__ = [  # the names of _EXPORTS (tests/test_errors.py checks they agree)
 ]
 
 if TYPE_CHECKING:  # type checkers see the real names; at run time they load on first use
+    from pydsbase.drivers.armadillo import ArmadilloDriver
     from pydsbase.drivers.http import HTTPDriver, OpalDriver
     from pydsbase.drivers.local import LocalDriver
     from pydsbase.errors import (
