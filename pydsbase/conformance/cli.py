@@ -20,7 +20,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     run.add_argument("--data-root", type=Path, required=True, help="the directory that contains shared/")
     run.add_argument("--out-dir", type=Path, required=True)
     run.add_argument("--backend", default="local", choices=list(BACKENDS),
-                     help="local (default; worker processes), http (server processes) or docker (containers)")
+                     help="local (default; worker processes), http (server processes), docker (containers); "
+                          "armadillo, armadillo-docker: the same servers through Armadillo's API")
     run.set_defaults(handler=_run)
 
     compare = sub.add_parser("compare", help="compare one output with its golden case")

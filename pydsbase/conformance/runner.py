@@ -27,10 +27,11 @@ from pydsbase.conformance.rcall import ConnsIndex, ParsedCall, RFunction, bind, 
 from pydsbase.dsi import DataSHIELDErrors
 from pydsbase.errors import RError
 from pydsbase.rvalue import RList, RValue, r_character, to_node
-from pydsbase.studies import Engine, copied_studies, studies_up
+from pydsbase.studies import Api, Engine, copied_studies, studies_up
 
 __all__ = [
     "BACKENDS",
+    "BACKEND_APIS",
     "CaseSpec",
     "StudySpec",
     "case_logins",
@@ -84,8 +85,11 @@ def read_case(path: Path) -> CaseSpec:
 
 # -- backends -------------------------------------------------------------------------------------
 
-BACKENDS: dict[str, Engine] = {"local": "local", "http": "process", "docker": "docker"}
+BACKENDS: dict[str, Engine] = {"local": "local", "http": "process", "docker": "docker",
+                               "armadillo": "process", "armadillo-docker": "docker"}
 """``--backend`` name -> the launcher's engine (``pydsbase.studies``)."""
+BACKEND_APIS: dict[str, Api] = {"armadillo": "armadillo", "armadillo-docker": "armadillo"}
+"""The backends whose login records speak Armadillo's API (``pydsbase.ArmadilloDriver``); the others, Opal's."""
 
 
 @contextlib.contextmanager
@@ -96,7 +100,7 @@ def case_logins(case: CaseSpec, data_root: Path, backend: str = "local") -> Iter
         raise ValueError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
     tables = {study.server: {study.table: data_root / study.csv} for study in case.studies}
     with copied_studies(tables, prefix=f"pydsbase-{case.case_id}-") as folders, \
-            studies_up(folders, BACKENDS[backend]) as federation:
+            studies_up(folders, BACKENDS[backend], api=BACKEND_APIS.get(backend, "opal")) as federation:
         yield federation.logins
 
 
