@@ -17,5 +17,5 @@ def federation(request: pytest.FixtureRequest, data_dir: Path) -> Iterator[Feder
     csv = {study: data_dir / relative for study, relative in STUDIES.items()}
     tables = {study: {source.stem: source} for study, source in csv.items()}
     with copied_studies(tables, prefix=f"contract-{backend.name}-") as folders, \
-            studies_up(folders, backend.engine) as federation:
+            studies_up(folders, backend.engine, api=backend.api) as federation:
         yield Federation(backend.name, federation.logins, csv)
