@@ -1,9 +1,9 @@
 """Backends for the contract suite: one set of DataSHIELD operations, run against every backend.
 
 Each backend is an engine of the launcher (``pydsbase.studies``), which turns ``{study name: folder}``
-into login records for the ``datashield`` session API and keeps whatever it started alive until the
-context exits (``api``: Opal's or Armadillo's API). The ``federation`` fixture is parametrized over ``BACKENDS``, so each contract test runs
-once per backend; adding one is one entry.
+into login records for the ``datashield`` session API (``api``: for Opal's API or Armadillo's) and keeps
+whatever it started alive until the context exits. The ``federation`` fixture is parametrized over
+``BACKENDS``, so each contract test runs once per backend; adding one is one entry.
 """
 
 from __future__ import annotations
