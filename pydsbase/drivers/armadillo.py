@@ -181,7 +181,7 @@ class ArmadilloConnection(HTTPStudyConnection):
         response = self.send("POST", path, params={**params, "async": "true" if asynchronous else "false"},
                              content=(body or "").encode("utf-8"), headers=headers,
                              **({} if timeout is None else {"timeout": timeout}))
-        if response.status_code >= 400:
+        if response.status_code != (201 if asynchronous else 200):  # Armadillo: 201 queued, 200 done
             raise self.failure(response)
         result = ArmadilloResult(self, decode)
         if not asynchronous:
