@@ -52,6 +52,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
+from pydsbase import __version__
 from r_server.auth import LoginSession
 from r_server.errors import CallRejected
 from r_server.http import (
@@ -222,8 +223,6 @@ def add_routes(app: FastAPI, settings: HTTPSettings) -> None:
 
     @app.get("/actuator/info")
     async def actuator_info() -> JSONResponse:
-        from pydsbase import __version__
-
         return JSONResponse({"build": {"name": "pydsbase study server", "version": __version__}})
 
     # -- tables --
