@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -200,3 +202,35 @@ def test_armadillo_driver_beside_the_opal_driver_in_one_session(server: ThreadSe
         assert armadillo.list_tables() == ["CLUSTER_INT1"] and armadillo.has_table("CLUSTER_INT1")
         assert armadillo.list_methods("assign") == ["dataFrameDS"]
         assert armadillo.info()["study"] == "study1"
+
+
+def test_tls_is_verified_as_for_opal_and_the_cookie_is_secure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydsbase.drivers.armadillo import ArmadilloConnection
+    from pydsbase.drivers.http import _tls_context
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=study",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    with ThreadServer("tls", tls=(cert, key), sweep_interval=3600) as srv:
+        login = DSLoginBuilder().add("tls", url=srv.url, user="alice", password=PASSWORDS["alice"],
+                                     driver="pydsbase.ArmadilloDriver").build()[0]
+        _tls_context.cache_clear()
+        try:
+            with pytest.raises(StudyCallError) as refused:  # a certificate nobody vouches for
+                ArmadilloConnection(login)
+            assert refused.value.kind == "unavailable"
+            monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the process's trust store, as for OpalDriver
+            _tls_context.cache_clear()
+            conn = ArmadilloConnection(login)
+            try:
+                assert conn.list_symbols() == []
+            finally:
+                conn.disconnect()
+        finally:
+            monkeypatch.delenv("SSL_CERT_FILE")
+            _tls_context.cache_clear()
+        reply = httpx.post(srv.url + "/select-profile", content="default", headers=basic("alice", PASSWORDS["alice"]),
+                           verify=srv.verify)
+        attributes = [a.strip() for a in reply.headers["set-cookie"].split(";")]
+        assert attributes[0].startswith("JSESSIONID=") and "Secure" in attributes and "HttpOnly" in attributes
