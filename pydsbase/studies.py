@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import functools
 import json
 import os
@@ -406,6 +407,12 @@ class StudiesUp:
     @property
     def logins(self) -> list[DSLoginInfo]:
         return [study.login() for study in self.studies.values()]
+
+    def logins_for(self, api: Api) -> list[DSLoginInfo]:
+        """The login records of these servers for ``api``: each server answers both APIs on its port."""
+        if api not in APIS or not self.engine_handle().serves_http:
+            raise ValueError(f"{self.engine!r} studies have no {api!r} API")
+        return [dataclasses.replace(study, driver=DRIVER_OF_API[api]).login() for study in self.studies.values()]
 
     def engine_handle(self) -> _LocalEngine | _ProcessEngine | _DockerEngine:
         """The running engine (for tests and diagnostics: containers, logs)."""
