@@ -234,3 +234,22 @@ def test_tls_is_verified_as_for_opal_and_the_cookie_is_secure(tmp_path: Path, mo
                            verify=srv.verify)
         attributes = [a.strip() for a in reply.headers["set-cookie"].split(";")]
         assert attributes[0].startswith("JSESSIONID=") and "Secure" in attributes and "HttpOnly" in attributes
+
+
+def test_one_resolver_names_files_for_both_apis(tmp_path: Path) -> None:
+    from r_server.errors import CallRejected
+    from r_server.runtime import StudyRuntime
+
+    for relative in ("TOP.csv", "proj/TWO.csv", "proj/core/THREE.csv", "proj/core/notes.txt"):
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text("a\n1\n")
+    (tmp_path / "proj" / "core" / "LINK.csv").symlink_to(tmp_path.parent)  # a link leaving the folder
+    runtime = StudyRuntime("s", tmp_path, bridge=object())  # type: ignore[arg-type]  # no R needed here
+    assert runtime.list_tables() == ["TOP", "proj.TWO", "proj/core/THREE"]
+    for name in ("TOP", "s.TOP", "proj.TOP", "proj.TWO", "proj/core/THREE"):
+        assert runtime.has_table(name), name
+    for name in ("proj/core/TWO", "proj/other/THREE", "proj/core/LINK", "proj.THREE", "proj/core/notes"):
+        assert not runtime.has_table(name), name
+    for name in ("proj/../TOP", "proj/core/THREE/x", "proj//THREE", "/proj/core/THREE", "a.b.c", "p/f/T.csv", ""):
+        with pytest.raises(CallRejected):
+            runtime.has_table(name)
