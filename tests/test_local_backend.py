@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from datashield import DSLoginBuilder
 
-from pydsbase.drivers.local import LocalConnection, LocalDriver
+from pydsbase.drivers.local import LocalConnection, LocalDriver, reuse_workers
 from pydsbase.errors import SessionCallError, StudyCallError
 from pydsbase.rvalue import RAtomic
 from pydsbase.session import Session
@@ -58,6 +58,32 @@ def test_result_reports_failure_in_fetch_not_in_is_completed(two_studies: list) 
     finally:
         conn.disconnect()
     assert conn._process.proc.poll() is not None
+
+
+def test_reused_worker_gives_the_next_login_a_fresh_session_and_stops_on_exit(two_studies: list) -> None:
+    with reuse_workers():
+        first = LocalDriver.new_connection(two_studies[0])
+        first.start_session()
+        first.assign_table("D", "CLUSTER_INT1").fetch()
+        assert first.list_symbols() == ["D"]
+        pid, process = first.pid, first._process
+        first.disconnect()
+        assert process.proc.poll() is None  # kept, its R session closed
+        second = LocalDriver.new_connection(two_studies[0])
+        assert second.pid == pid
+        second.start_session()
+        assert second.list_symbols() == []  # nothing of the first session is left
+        other = LocalDriver.new_connection(two_studies[1])  # another study: its own process
+        assert other.pid != pid
+        second.disconnect()
+        other.disconnect()
+    assert process.proc.poll() is not None and other._process.proc.poll() is not None
+    third = LocalDriver.new_connection(two_studies[0])  # reuse is off again
+    try:
+        assert third.pid != pid
+    finally:
+        third.disconnect()
+    assert third._process.proc.poll() is not None
 
 
 def test_bad_url_is_refused() -> None:

@@ -74,3 +74,36 @@ def test_passing_list_names_only_golden_cases(golden_dir: Path) -> None:
     listed = passing_cases()
     assert len(listed) == len(set(listed))
     assert all((golden_dir / f"{case_id}.json").is_file() for case_id in listed)
+
+
+def test_cases_with_the_same_studies_share_one_stand_up(golden_dir: Path, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """run_cases stands studies up once per distinct study set and writes every case's output."""
+    import contextlib
+
+    from pydsbase.conformance import runner
+
+    paths = sorted(golden_dir.glob("*.json"))
+    stood_up: list[tuple[str, ...]] = []
+
+    @contextlib.contextmanager
+    def fake_logins(case, data_root, backend="local"):  # type: ignore[no-untyped-def]
+        stood_up.append(tuple(study.table for study in case.studies))
+        yield [f"login-{study.server}" for study in case.studies]
+
+    seen_logins: dict[str, list[str]] = {}
+
+    def fake_run(case, data_root, backend_name="local", logins=None):  # type: ignore[no-untyped-def]
+        seen_logins[case.case_id] = list(logins)
+        return {"case_id": case.case_id, "outcome": "returned"}
+
+    monkeypatch.setattr(runner, "case_logins", fake_logins)
+    monkeypatch.setattr(runner, "run_case", fake_run)
+    written = runner.run_cases(paths, golden_dir.parents[2], tmp_path)
+    studies = {tuple(s.table for s in runner.read_case(p).studies) for p in paths}
+    assert sorted(stood_up) == sorted(studies) and len(stood_up) < len(paths)
+    assert sorted(p.stem for p in written) == sorted(p.stem for p in paths)
+    for path in paths:
+        case = runner.read_case(path)
+        assert seen_logins[case.case_id] == [f"login-{s.server}" for s in case.studies]
+        assert json.loads((tmp_path / f"{case.case_id}.json").read_text())["case_id"] == case.case_id

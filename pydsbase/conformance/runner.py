@@ -237,13 +237,25 @@ def run_case(case: CaseSpec, data_root: Path, backend_name: str = "local",
 
 
 def run_cases(paths: Sequence[Path], data_root: Path, out_dir: Path, backend_name: str = "local") -> list[Path]:
-    """Run every case; write ``out_dir/<case_id>.json`` for each; return the files written."""
+    """Run every case; write ``out_dir/<case_id>.json`` for each; return the files written.
+
+    Cases with the same studies (server names, tables, CSV files) share one set of study servers,
+    stood up once: each case still logs in afresh and gets new R sessions, so nothing of one case is
+    seen by the next. On the local backend the study processes are kept between logins
+    (:func:`pydsbase.drivers.local.reuse_workers`). Each output is written as its case ends.
+    """
+    from pydsbase.drivers.local import reuse_workers
+
     out_dir.mkdir(parents=True, exist_ok=True)
+    groups: dict[tuple[StudySpec, ...], list[CaseSpec]] = {}
+    for case in map(read_case, paths):
+        groups.setdefault(case.studies, []).append(case)
     written = []
-    for path in paths:
-        case = read_case(path)
-        record = run_case(case, data_root, backend_name)
-        target = out_dir / f"{case.case_id}.json"
-        target.write_text(json.dumps(record, indent=1, allow_nan=False) + "\n", encoding="utf-8")
-        written.append(target)
+    for group in groups.values():
+        with case_logins(group[0], data_root, backend_name) as logins, reuse_workers():
+            for case in group:
+                record = run_case(case, data_root, backend_name, logins)
+                target = out_dir / f"{case.case_id}.json"
+                target.write_text(json.dumps(record, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+                written.append(target)
     return written

@@ -11,12 +11,14 @@ travels as R's own serialization (base64 in the JSON line), read by the decoder 
 from __future__ import annotations
 
 import base64
+import contextlib
 import itertools
 import json
 import os
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -28,7 +30,7 @@ from pydsbase.errors import StudyCallError, UnserializeError, study_error
 from pydsbase.rserialize import unserialize
 from pydsbase.rvalue import RValue
 
-__all__ = ["LocalConnection", "LocalDriver", "LocalResult"]
+__all__ = ["LocalConnection", "LocalDriver", "LocalResult", "reuse_workers"]
 
 
 def folder_of(url: str) -> Path:
@@ -130,6 +132,55 @@ class _StudyProcess:
             self.proc.stdout.close()
 
 
+# -- reusing worker processes across logins ------------------------------------------------------
+
+_idle: dict[tuple[str, Path], list[_StudyProcess]] | None = None  # None: reuse is off
+_idle_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def reuse_workers() -> Iterator[None]:
+    """While active, a study's worker process outlives its session: on logout the R session is closed
+    (its environment and every symbol go with it) and the process waits for the next login to the
+    same study name and folder from this Python process, which gets a fresh R session in it. R and
+    lme4 then start once per study, not once per login (the conformance runner replays many short
+    sessions against the same studies). Every idle process is stopped on exit; nested use is one use.
+    """
+    global _idle
+    with _idle_lock:
+        if _idle is not None:
+            owner = False
+        else:
+            owner, _idle = True, {}
+    try:
+        yield
+    finally:
+        if owner:
+            with _idle_lock:
+                idle, _idle = _idle or {}, None
+            for processes in idle.values():
+                for process in processes:
+                    process.stop()
+
+
+def _reused_worker(name: str, folder: Path) -> _StudyProcess:
+    with _idle_lock:
+        waiting = [] if _idle is None else _idle.get((name, folder), [])
+        while waiting:
+            process = waiting.pop()
+            if process.proc.poll() is None:
+                return process
+    return _StudyProcess(name, folder)
+
+
+def _release_worker(process: _StudyProcess, folder: Path, session_closed: bool) -> None:
+    with _idle_lock:
+        if _idle is not None and session_closed and process.proc.poll() is None:
+            _idle.setdefault((process.name, folder), []).append(process)
+            return
+    process.stop()
+
+
 def _unwrap(study: str, pending: _Pending, timeout: float | None) -> Any:
     if not pending.done.wait(timeout):
         raise study_error(study, f"no answer within {timeout:g} s", kind="timeout")
@@ -175,7 +226,8 @@ class LocalConnection(StudyConnection):
     def __init__(self, info: DSLoginInfo) -> None:
         self.name = info.name
         self.user = info.user or "token-user"
-        self._process = _StudyProcess(info.name, folder_of(info.url))
+        self._folder = folder_of(info.url)
+        self._process = _reused_worker(info.name, self._folder)
         self._session: ReadySession | None = None
 
     @property
@@ -239,14 +291,16 @@ class LocalConnection(StudyConnection):
         return dict(self._process.call("info"))
 
     def disconnect(self) -> None:
+        closed = self._session is None
         try:
             if self._session is not None and self._process.proc.poll() is None:
                 self._process.call("close_session", sid=self._session.sid)
+                closed = True
         except StudyCallError:
             pass
         finally:
             self._session = None
-            self._process.stop()
+            _release_worker(self._process, self._folder, closed)
 
 
 class LocalDriver(DSDriver):
