@@ -22,7 +22,7 @@ __all__ = ["WITH_PYMARE", "fit_study", "fit_with", "pymare_pool"]
 
 
 def _r_term(name: str) -> str:
-    return "(Intercept)" if name in ("Intercept", "Group Var") else name
+    return "(Intercept)" if name in ("Intercept", "Group", "Group Var") else name
 
 
 def fit_with(mixedlm: Callable[..., Any], data: pd.DataFrame, spec: Mapping[str, Any]) -> dict[str, Any]:
@@ -47,10 +47,12 @@ def fit_with(mixedlm: Callable[..., Any], data: pd.DataFrame, spec: Mapping[str,
                     re_formula="~" + " + ".join(slopes) if slopes else "1")
     fit = model.fit(reml=bool(spec["REML"]))
     names = list(fit.model.exog_names)
-    coefficients = {_r_term(n): {"estimate": float(fit.fe_params[n]), "se": float(fit.bse_fe[n])} for n in names}
+    estimates, ses = np.asarray(fit.fe_params, dtype=float), np.asarray(fit.bse_fe, dtype=float)
+    coefficients = {_r_term(n): {"estimate": float(estimates[i]), "se": float(ses[i])} for i, n in enumerate(names)}
     sigma = math.sqrt(float(fit.scale))
     cov = np.asarray(fit.cov_re, dtype=float)
-    re_names = [_r_term(str(n)) for n in fit.cov_re.columns]
+    columns = getattr(fit.cov_re, "columns", None)
+    re_names = [_r_term(str(n)) for n in (columns if columns is not None else fit.model.data.exog_re_names)]
     components: dict[str, float] = {}
     for i, term in enumerate(re_names):
         components[f"{bar.group}:{term}"] = math.sqrt(cov[i, i])
