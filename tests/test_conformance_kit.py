@@ -24,7 +24,8 @@ TINY = ("ri_reml", "slope_uncorrelated", "unequal_coefficients", "refuse_binary_
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests"), os.environ.get("PYTHONPATH", "")])}
+    path = [str(REPO), str(REPO / "tests"), os.environ.get("PYTHONPATH", "")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
     return subprocess.run([sys.executable, "-m", "pydsbase", "conformance", *args], capture_output=True, text=True,
                           env=env, cwd=REPO, check=False)
 

@@ -71,7 +71,7 @@ def from_hex(text: str) -> float:
 
 def _ordinal(value: float) -> int:
     """Doubles in order as integers: adjacent doubles differ by 1, and -0.0 and 0.0 are both 0."""
-    bits = struct.unpack("<q", struct.pack("<d", value))[0]
+    bits: int = struct.unpack("<q", struct.pack("<d", value))[0]
     return bits if bits >= 0 else -(bits & 0x7FFF_FFFF_FFFF_FFFF)
 
 

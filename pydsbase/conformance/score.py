@@ -26,7 +26,7 @@ from xml.etree import ElementTree
 import pandas as pd
 
 from pydsbase.conformance import numbers
-from pydsbase.conformance.numbers import POOLED_QUANTITIES, TIERS, Key, as_float, grade, pool_terms
+from pydsbase.conformance.numbers import TIERS, Key, as_float, grade, pool_terms
 from pydsbase.conformance.plugins import CommandImplementation, PythonImplementation
 from pydsbase.conformance.reference import load_case
 
@@ -325,7 +325,8 @@ def junit_xml(lines: Sequence[Line], name: str, min_tier: str = "lre6") -> str:
             where = line.study if line.study is not None else f"pooled.{line.method}"
             test = ElementTree.SubElement(suite, "testcase", classname=f"{case}.{where}",
                                           name=f"{line.term or '-'}/{line.quantity}")
-            text = f"tier {line.tier}; reference {line.reference!r}, value {line.value!r}, ulp {line.ulp}, lre {line.lre}"
+            text = (f"tier {line.tier}; reference {line.reference!r}, value {line.value!r}, "
+                    f"ulp {line.ulp}, lre {line.lre}")
             if line.tier in _SKIPPED:
                 skipped += 1
                 ElementTree.SubElement(test, "skipped", message=line.tier)

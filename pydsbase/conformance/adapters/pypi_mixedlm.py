@@ -31,7 +31,8 @@ def fit_study(data: pd.DataFrame, spec: Mapping[str, Any]) -> dict[str, Any]:
                        offset=spec.get("offset"))
     fixef = fit.fixef()
     ses = [math.sqrt(v) for v in fit.vcov().diagonal()]
-    coefficients = {str(t): {"estimate": float(b), "se": float(s)} for (t, b), s in zip(fixef.items(), ses, strict=True)}
+    coefficients = {str(t): {"estimate": float(b), "se": float(s)}
+                    for (t, b), s in zip(fixef.items(), ses, strict=True)}
     components: dict[str, float] = {}
     groups = fit.VarCorr().groups
     for name, block in groups.items():
