@@ -12,7 +12,8 @@ __all__ = ["register"]
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = commands.add_parser("conformance", help="the conformance kit: golden cases (run, compare), reference cases and suites, scores")
+    parser = commands.add_parser(
+        "conformance", help="the conformance kit: golden cases (run, compare), reference cases and suites, scores")
     sub = parser.add_subparsers(dest="conformance_command", required=True)
 
     run = sub.add_parser("run", help="run cases, writing OUT/<case_id>.json")
