@@ -34,7 +34,7 @@ from typing import Any
 from pydsbase.conformance import numbers
 from pydsbase.conformance.numbers import Key
 from pydsbase.conformance.rcall import ConnsIndex, bind, parse_call
-from pydsbase.conformance.runner import BACKENDS, CaseSpec, StudySpec, run_case
+from pydsbase.conformance.runner import BACKENDS, CaseSpec, StudySpec, backend_studies, run_case
 
 __all__ = ["CASE_SCHEMA", "CaseInput", "call_spec", "load_case", "make_references", "write_json"]
 
@@ -142,7 +142,7 @@ def make_references(cases: Sequence[tuple[CaseInput, Path]], backend: str = "loc
     """
     from pydsbase.conformance.runner import _functions  # noqa: F401  (fail early if the client is broken)
     from pydsbase.drivers.local import reuse_workers
-    from pydsbase.studies import copied_studies, studies_up
+    from pydsbase.studies import copied_studies
 
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
@@ -153,7 +153,7 @@ def make_references(cases: Sequence[tuple[CaseInput, Path]], backend: str = "loc
             tables.setdefault(study["server"], {})[study["table"]] = folder / study["csv"]
     written = []
     with copied_studies(tables, prefix="pydsbase-reference-") as folders, \
-            studies_up(folders, BACKENDS[backend]) as federation, reuse_workers():
+            backend_studies(folders, backend) as federation, reuse_workers():
         by_name = {login.name: login for login in federation.logins}
         environment = _environment(federation.logins[:1])
         for raw, folder in raws:
