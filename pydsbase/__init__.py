@@ -12,13 +12,16 @@ __version__ = "0.1.0"
 
 # Public names and the private modules that define them; loaded on first use.
 _EXPORTS = {
+    "ArmadilloDriver": "pydsbase.drivers.armadillo",
     "DataSHIELDErrors": "pydsbase.errors",
     "HTTPDriver": "pydsbase.drivers.http",
+    "InexactResultWarning": "pydsbase.errors",
     "OpalDriver": "pydsbase.drivers.http",
     "LocalDriver": "pydsbase.drivers.local",
     "MetaAnalysisError": "pydsbase.errors",
     "PydsbaseError": "pydsbase.errors",
     "RError": "pydsbase.errors",
+    "RockJSONError": "pydsbase.errors",
     "SLMAResult": "pydsbase.results",
     "SLMAValue": "pydsbase.lmer",
     "Session": "pydsbase.session",
@@ -44,13 +47,16 @@ _EXPORTS = {
 }
 
 __all__ = [  # the names of _EXPORTS (tests/test_errors.py checks they agree)
+    "ArmadilloDriver",
     "DataSHIELDErrors",
     "HTTPDriver",
+    "InexactResultWarning",
     "LocalDriver",
     "OpalDriver",
     "MetaAnalysisError",
     "PydsbaseError",
     "RError",
+    "RockJSONError",
     "SLMAResult",
     "SLMAValue",
     "Session",
@@ -76,13 +82,16 @@ __all__ = [  # the names of _EXPORTS (tests/test_errors.py checks they agree)
 ]
 
 if TYPE_CHECKING:  # type checkers see the real names; at run time they load on first use
+    from pydsbase.drivers.armadillo import ArmadilloDriver
     from pydsbase.drivers.http import HTTPDriver, OpalDriver
     from pydsbase.drivers.local import LocalDriver
     from pydsbase.errors import (
         DataSHIELDErrors,
+        InexactResultWarning,
         MetaAnalysisError,
         PydsbaseError,
         RError,
+        RockJSONError,
         SessionCallError,
         StudyAuthError,
         StudyCallError,

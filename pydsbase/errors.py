@@ -18,7 +18,11 @@
         ├── MetaAnalysisError         metafor stopped (R's message)
         ├── StudyLaunchError          a study server could not be started (also a RuntimeError)
         ├── UnserializeError          bytes that are not an accepted R serialization (.offset; a ValueError)
+        ├── RockJSONError             a JSON answer that is not the R value its call gives (.path; a ValueError)
         └── DeparseError              a language object pydsbase.deparse does not write (a ValueError)
+
+Beside the tree, one warning: :class:`InexactResultWarning` (a ``UserWarning``), when a result was
+built from answers that came as JSON text (a stock ``datashield_opal`` session), whose numbers are rounded.
 
 Errors that come over the wire are made by :func:`study_error` from the study's ``kind`` (the kinds of
 ``r_server/errors.py`` and the transport's own), at the driver boundary; any other kind (``http``,
@@ -183,3 +187,18 @@ class UnserializeError(PydsbaseError, ValueError):
 
 class DeparseError(PydsbaseError, ValueError):
     """A language object with a part :mod:`pydsbase.deparse` does not write."""
+
+
+class RockJSONError(PydsbaseError, ValueError):
+    """A JSON answer (Rock's format, :mod:`pydsbase.rjson`) that is not the R value its call gives;
+    ``path``: where in the answer (``$name``, ``[[i]]``, ``@attribute``), ``message``: the reason."""
+
+    def __init__(self, message: str, path: str) -> None:
+        super().__init__(f"{message} (at {path or 'the top'} of the JSON answer)")
+        self.message = message
+        self.path = path
+
+
+class InexactResultWarning(UserWarning):
+    """A result built from answers that came as JSON text (Rock's format) rather than R's serialization:
+    its numbers are rounded (the message names the loss and the studies), so it is not R's value bit for bit."""

@@ -13,8 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
-from pydsbase import console, dsi, rops
-from pydsbase.errors import DataSHIELDErrors, MetaAnalysisError, RError
+from pydsbase import console, dsi, rjson, rops
+from pydsbase.errors import DataSHIELDErrors, InexactResultWarning, MetaAnalysisError, RError
 from pydsbase.formula import checks_terms, encoded_formula_text, normalized_text
 from pydsbase.pooling import POOLED_COLUMNS, PooledEstimates, pool_slma
 from pydsbase.progress import session_progress
@@ -86,8 +86,11 @@ def ds_lmer_slma(
     if federation.exclude:
         result.attributes["failed.studies"] = r_character(list(failed.values()), names=list(failed))
         result.attributes["datasources"] = r_character(federation.names)
+    inexact = tuple(name for name in federation.names if name in federation.inexact)
+    if inexact:
+        warnings.warn(InexactResultWarning(rjson.inexact_message(inexact)), stacklevel=2)
     return SLMAValue(result.data, result.names, result.r_class, result.attributes,
-                     servers=tuple(federation.names), failed=dict(failed), pooling=pooling)
+                     servers=tuple(federation.names), failed=dict(failed), pooling=pooling, inexact=inexact)
 
 
 @dataclass(eq=False)
@@ -100,12 +103,20 @@ class SLMAValue(RList):
     - ``servers``: the server name of ``study1``..``studyN``, in order (the session's login order, or
       the ``datasources`` given; under ``on_study_failure="exclude"`` the studies that answered);
     - ``failed``: the studies ``on_study_failure="exclude"`` dropped, each with its error message;
-    - ``pooling``: the metafor fits behind ``SLMA.pooled.ests.matrix`` (None when nothing was pooled).
+    - ``pooling``: the metafor fits behind ``SLMA.pooled.ests.matrix`` (None when nothing was pooled);
+    - ``inexact``: the studies whose answers came as JSON text (a stock ``datashield_opal`` session),
+      with numbers rounded (:data:`pydsbase.rjson.JSON_LOSS`); ``exact`` is False when there are any.
     """
 
     servers: tuple[str, ...] = ()
     failed: dict[str, str] = field(default_factory=dict)
     pooling: PooledEstimates | None = None
+    inexact: tuple[str, ...] = ()
+
+    @property
+    def exact(self) -> bool:
+        """True when every study answered in R's serialization (R's value, bit for bit)."""
+        return not self.inexact
 
 
 class _Federation:
@@ -116,6 +127,7 @@ class _Federation:
         self.names = names
         self.exclude = exclude
         self.failed: dict[str, str] = {}
+        self.inexact: set[str] = set()  # studies that answered some call in JSON (rounded numbers)
         self.progress = False
 
     def _drop(self, exc: DataSHIELDErrors) -> None:
@@ -144,10 +156,12 @@ class _Federation:
         """
         with session_progress(self.session, self.names, self.progress):
             answers, errors = dsi.aggregate_by_study(self.session, expr, self.names)
+        self.inexact.update(answers.inexact)
         if errors:
             self._drop(DataSHIELDErrors({name: [str(err)] for name, err in errors.items()}))
             if any(name not in answers for name in self.names):
-                return self.run(lambda names: dict(zip(names, dsi.aggregate(self.session, expr, names), strict=True)))
+                answers = self.run(lambda names: dsi.aggregate_answers(self.session, expr, names))
+                self.inexact.update(answers.inexact)
         return {name: answers.get(name) for name in self.names}
 
 

@@ -27,6 +27,7 @@ import dataclasses
 import html
 import json
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -164,6 +165,13 @@ class SLMAResult:
     r_value: RList | None = None
     formula: str | None = None
     methods: tuple[str, ...] = METHODS
+    #: studies whose answers came as JSON text (a stock datashield_opal session): rounded numbers
+    inexact: tuple[str, ...] = ()
+
+    @property
+    def exact(self) -> bool:
+        """True when every study answered in R's serialization (the numbers are R's, bit for bit)."""
+        return not self.inexact
 
     # -- look-ups -----------------------------------------------------------------------------
 
@@ -451,8 +459,13 @@ def pool(
     formula: str | None = None,
     methods: Sequence[str] = METHODS,
     rma: RmaFunction | None = None,
+    inexact: Sequence[str] | None = None,
 ) -> SLMAResult:
-    """Align the studies' coefficients by term name and pool each term under each method."""
+    """Align the studies' coefficients by term name and pool each term under each method.
+
+    ``inexact``: the studies whose answers came as JSON text (by default those ``r_value`` names)."""
+    if inexact is None:
+        inexact = r_value.inexact if isinstance(r_value, SLMAValue) else ()
     names = [f.name for f in fits]
     if len(set(names)) != len(names):
         raise ValueError(f"study names must be unique: {names}")
@@ -503,6 +516,7 @@ def pool(
         r_value=r_value,
         formula=formula,
         methods=tuple(methods),
+        inexact=tuple(inexact),
     )
 
 
@@ -546,7 +560,8 @@ def lmer_slma_result(
     or the studies' coefficient counts differ, where dsBaseClient stops). ``progress`` shows a
     per-study bar (tqdm, on stderr).
     """
-    from pydsbase import dsi, lmer
+    from pydsbase import dsi, lmer, rjson
+    from pydsbase.errors import InexactResultWarning
     from pydsbase.progress import session_progress
     from pydsbase.session import selected_names
 
@@ -558,6 +573,8 @@ def lmer_slma_result(
     names = selected_names([c.get_name() for c in session.conns or []], datasources)
     with session_progress(session, names, progress):
         answers, errors = dsi.aggregate_by_study(session, expr, names)
+    if answers.inexact:
+        warnings.warn(InexactResultWarning(rjson.inexact_message(answers.inexact)), stacklevel=2)
     fits = [study_fit(name, errors[name] if name in errors else answers.get(name)) for name in names]
     r_value: RList | None = None
     if not errors:
@@ -566,8 +583,9 @@ def lmer_slma_result(
         except Exception:  # dsBaseClient stops here (studies' coefficient counts differ): no R value
             summary = None
         if summary is not None:  # the server names travel beside it, as with ds_lmer_slma's value
-            r_value = SLMAValue(summary.data, summary.names, summary.r_class, summary.attributes, servers=tuple(names))
-    return pool(fits, r_value=r_value, formula=formula, methods=methods)
+            r_value = SLMAValue(summary.data, summary.names, summary.r_class, summary.attributes, servers=tuple(names),
+                                inexact=answers.inexact)
+    return pool(fits, r_value=r_value, formula=formula, methods=methods, inexact=answers.inexact)
 
 
 # -- helpers ----------------------------------------------------------------------------------------

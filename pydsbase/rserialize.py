@@ -29,7 +29,9 @@ from pydsbase import rvalue
 from pydsbase.deparse import MISSING, Call, DeparseError, Symbol, deparse, format_real
 from pydsbase.errors import UnserializeError
 
-__all__ = ["MAX_DEPTH", "MAX_EXPANDED", "UnserializeError", "read", "unserialize"]
+__all__ = [
+    "MAX_DEPTH", "MAX_EXPANDED", "Deparsed", "S4Object", "UnserializeError", "Vector", "model", "read", "unserialize",
+]
 
 #: The deepest nesting of R objects accepted (lists in lists, calls in calls).
 MAX_DEPTH: Final = 128
@@ -104,6 +106,14 @@ class Pairlist:
 class S4Object:
     attributes: list[tuple[str, Any]] | None
     offset: int = 0
+
+
+@dataclass(eq=False, slots=True)
+class Deparsed:
+    """A language object known only by its deparsed text (the JSON front end, :mod:`pydsbase.rjson`)."""
+
+    lines: list[str]
+    attributes: list[tuple[str, Any]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -551,6 +561,13 @@ def unserialize(data: bytes | bytearray | memoryview) -> rvalue.RValue | None:
         raise UnserializeError(f"a malformed value ({type(exc).__name__})", 0) from None
 
 
+def model(value: Any) -> rvalue.RValue | None:
+    """The model of objects as :func:`read` gives them, or as another front end builds them (the
+    JSON one, :mod:`pydsbase.rjson`): the one step from R's objects to the R-value model."""
+    result: rvalue.RValue | None = _model(value, 0, 0)
+    return result
+
+
 # -- the model (what describing the value in R gives) ------------------------------------------------
 
 
@@ -657,6 +674,16 @@ def _model(x: Any, limit: int, offset: int) -> Any:
             r_class=r_class,
             type="language",
             has_environment=has_env,
+            attributes=_described_attributes(x.attributes, ("class", ".Environment"), limit, offset),
+        )
+    if isinstance(x, Deparsed):
+        attrs = _attrs_dict(x.attributes)
+        r_class = _strings_of(attrs.get("class")) or ["call"]
+        return rvalue.RLanguage(
+            x.lines,
+            r_class=r_class,
+            type="language",
+            has_environment=(attrs.get(".Environment") is not None) if "formula" in r_class else None,
             attributes=_described_attributes(x.attributes, ("class", ".Environment"), limit, offset),
         )
     if isinstance(x, S4Object) or (isinstance(x, Vector) and x.s4):

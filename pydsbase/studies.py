@@ -18,6 +18,11 @@ masquerading off, so a study container reaches neither another study nor the out
 host reaches its published port. ``engine="process"`` runs ``python -m r_server`` processes on
 127.0.0.1 instead (no engine needed).
 
+``api`` chooses the API the login records speak to a study server (process and docker engines; the
+server answers both on one port): ``"opal"`` (default, driver ``pydsbase.OpalDriver``, alias
+``HTTPDriver``) or ``"armadillo"`` (``pydsbase.ArmadilloDriver``), so one federation can be stood
+up for either and two can be mixed in one session.
+
 Every study gets its own user, password and access token (the users file holds only their scrypt
 hash and sha256 digest); the login records use the token. Everything started is stopped and removed
 on exit, also when the body raises. ``python -m pydsbase studies up --study NAME=FOLDER ...`` does the
@@ -28,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import functools
 import json
 import os
@@ -53,6 +59,7 @@ from datashield.interface import DSConfig, DSLoginInfo
 from pydsbase.errors import StudyLaunchError
 
 __all__ = [
+    "APIS",
     "DEFAULT_IMAGE",
     "LABEL",
     "StudiesUp",
@@ -67,6 +74,8 @@ __all__ = [
 
 Engine = Literal["local", "process", "docker"]
 ENGINES: tuple[Engine, ...] = ("local", "process", "docker")
+Api = Literal["opal", "armadillo"]
+APIS: tuple[Api, ...] = ("opal", "armadillo")
 
 DEFAULT_IMAGE = "pydsbase-study:latest"
 LABEL = "pydsbase"  # every container and network we create carries LABEL=1
@@ -77,6 +86,8 @@ CONTAINER_USERS = "/run/pydsbase/users.json"
 NOFILE_LIMIT = 20000
 DRIVER = "pydsbase.HTTPDriver"
 LOCAL_DRIVER = "pydsbase.LocalDriver"
+ARMADILLO_DRIVER = "pydsbase.ArmadilloDriver"
+DRIVER_OF_API: dict[Api, str] = {"opal": DRIVER, "armadillo": ARMADILLO_DRIVER}
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -373,9 +384,14 @@ class StudiesUp:
         cpus: float = 1.0,
         pids: int = 256,
         health_timeout: float = 180.0,
+        api: Api = "opal",
     ) -> None:
         if engine not in ENGINES:
             raise ValueError(f"engine is one of {', '.join(map(repr, ENGINES))}, not {engine!r}")
+        if api not in APIS or (engine == "local" and api != "opal"):
+            raise ValueError(f"api is one of {', '.join(map(repr, APIS))} (engine 'local' serves no HTTP API), "
+                             f"not {api!r}")
+        self.api: Api = api
         self.folders = _check_studies(studies)
         self.engine: Engine = engine
         self.image = image
@@ -391,6 +407,12 @@ class StudiesUp:
     @property
     def logins(self) -> list[DSLoginInfo]:
         return [study.login() for study in self.studies.values()]
+
+    def logins_for(self, api: Api) -> list[DSLoginInfo]:
+        """The login records of these servers for ``api``: each server answers both APIs on its port."""
+        if api not in APIS or not self.engine_handle().serves_http:
+            raise ValueError(f"{self.engine!r} studies have no {api!r} API")
+        return [dataclasses.replace(study, driver=DRIVER_OF_API[api]).login() for study in self.studies.values()]
 
     def engine_handle(self) -> _LocalEngine | _ProcessEngine | _DockerEngine:
         """The running engine (for tests and diagnostics: containers, logs)."""
@@ -443,8 +465,9 @@ class StudiesUp:
                     _wait_healthy(url, name, functools.partial(engine.why_dead, name), self.health_timeout)
                 except StudyLaunchError as exc:
                     raise StudyLaunchError(f"study {name}: {exc}") from None
+            driver = DRIVER_OF_API[self.api] if engine.serves_http else engine.driver
             self.studies[name] = Study(name, self.folders[name], url, credentials.user,
-                                       credentials.password, credentials.token, engine.driver)
+                                       credentials.password, credentials.token, driver)
         if self.config_out is not None:
             write_config(self.config_out, self.logins)
 
@@ -582,6 +605,8 @@ def register_cli(subparsers: Any) -> None:
     up = verbs.add_parser("up", help="start one server per study; stop them all on Ctrl-C")
     up.add_argument("--study", action="append", type=_study_arg, required=True, metavar="NAME=FOLDER")
     up.add_argument("--engine", choices=ENGINES, default="docker")
+    up.add_argument("--api", choices=APIS, default="opal",
+                    help="the API of the login records: Opal's (OpalDriver) or Armadillo's (ArmadilloDriver)")
     up.add_argument("--config-out", type=Path, help="write the logins as a datashield config YAML file")
     up.add_argument("--image", default=DEFAULT_IMAGE)
     up.add_argument("--build", choices=["auto", "always", "never"], default="auto",
@@ -608,7 +633,8 @@ def _cli_up(opts: argparse.Namespace) -> int:
     try:
         with studies_up(dict(opts.study), opts.engine, image=opts.image,
                         build={"auto": None, "always": True, "never": False}[opts.build],
-                        config_out=opts.config_out, memory=opts.memory, cpus=opts.cpus) as federation:
+                        config_out=opts.config_out, memory=opts.memory, cpus=opts.cpus,
+                        api=opts.api) as federation:
             for login in federation.logins:
                 print(json.dumps(login.model_dump(exclude_none=True)), flush=True)
             if opts.config_out is not None:

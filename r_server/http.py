@@ -85,7 +85,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from r_server.auth import Authenticator, LoginSession, RateLimited, token_digest
 from r_server.errors import AuthError, CallRejected, SessionError, StudyError
 
-__all__ = ["HTTPSettings", "RWorker", "Runtime", "create_app", "default_project", "parse_variables_filter"]
+__all__ = ["HTTPSettings", "RWorker", "Runtime", "create_app", "default_project", "end_login",
+           "parse_variables_filter"]
 
 log = logging.getLogger("r_server.http")
 
@@ -93,11 +94,14 @@ WS = "/ws"
 SESSION = f"{WS}/datashield/session/{{sid}}"
 HEALTH = "/health"
 PROFILE_PATH = f"{WS}/system/subject-profile/_current"  # where clients log in
+SELECT_PROFILE_PATH = "/select-profile"  # where Armadillo's clients log in
+LOGIN_PATHS = frozenset({PROFILE_PATH, SELECT_PROFILE_PATH})  # credentials here always open a new login
 # DSOpal 1.4.1 and opalr 3.5.2 compare the server's version with 2.1, 2.6, 2.14, 2.16 and 4.2: any
 # version from 4.2 on selects their current code paths (profiles, commands, identifiers column names).
 # It stays below 5.3, where DSOpal 1.5 starts reading R session events we do not keep.
 OPAL_VERSION = "4.7.0"
 SID_COOKIE = "opalsid"
+ARMADILLO_COOKIE = "JSESSIONID"  # the same login, named as Armadillo's (Spring's) session cookie
 MAX_HEADER_BYTES = 16 * 1024  # all request headers together (h11 refused more; httptools sets no limit)
 MAX_EXPR_BYTES = 256 * 1024
 MAX_NAME = 256
@@ -116,6 +120,7 @@ STATUS_OF_KIND = {
     "study_error": 422,
     "auth": 401,
     "session": 404,
+    "conflict": 409,
     "not_found": 404,
     "method_not_allowed": 405,
     "too_large": 413,
@@ -131,6 +136,7 @@ class Runtime(Protocol):
 
     def list_tables(self) -> list[str]: ...
     def table_variables(self, table: str) -> list[str]: ...
+    def has_table(self, table: str) -> bool: ...
     def open_session(self, user: str) -> str: ...
     def close_session(self, sid: str) -> None: ...
     def assign_table(self, sid: str, symbol: str, table: str, variables: list[str] | None = None) -> Any: ...
@@ -338,8 +344,21 @@ def _error_bytes(kind: str, message: str) -> bytes:
     return json.dumps(_error_body(kind, message)).encode()
 
 
-def _error_response(kind: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(_error_body(kind, message), status_code=STATUS_OF_KIND.get(kind, 500), headers=headers)
+def _error_response(kind: str, message: str, headers: dict[str, str] | None = None,
+                    request: Request | None = None) -> JSONResponse:
+    """Opal's error JSON; on Armadillo's routes (outside ``/ws``) Spring's error JSON
+    ``{"timestamp", "status", "error", "message", "path"}``, whose ``message`` DSMolgenisArmadillo reads."""
+    status = STATUS_OF_KIND.get(kind, 500)
+    if request is not None and not request.url.path.startswith(WS + "/") and request.url.path != HEALTH:
+        body = {"timestamp": _now_iso(), "status": status, "error": _REASONS.get(status, "Error"),
+                "message": message, "path": request.url.path}
+        return JSONResponse(body, status_code=status, headers=headers)
+    return JSONResponse(_error_body(kind, message), status_code=status, headers=headers)
+
+
+_REASONS = {400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
+            409: "Conflict", 413: "Payload Too Large", 415: "Unsupported Media Type", 422: "Unprocessable Entity",
+            429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"}
 
 
 def _encode_outcome(command: Command, future: concurrent.futures.Future[Any],
@@ -384,6 +403,7 @@ class StudyServer:
         self.clock = clock
         self.sessions: dict[str, RSession] = {}
         self.commands: dict[str, Command] = {}
+        self.armadillo: dict[str, Any] = {}  # login digest -> r_server.armadillo.ArmadilloSession
         self._credential_salt = secrets.token_bytes(32)
         self._credential_logins: dict[bytes, str] = {}  # HMAC of credential headers -> login digest
         self.warmed = False  # R started and the study answered once: healthy
@@ -425,6 +445,8 @@ class StudyServer:
         session = self.sessions.pop(sid, None)
         if session is None:
             return
+        for digest in [d for d, state in self.armadillo.items() if state.sid == sid]:
+            del self.armadillo[digest]
         for cid in [c.cid for c in self.commands.values() if c.sid == sid and c.finished is not None]:
             del self.commands[cid]
         try:
@@ -724,11 +746,12 @@ async def _credential_login(request: Request, server: StudyServer) -> LoginSessi
     scheme, _, value = header.partition(" ")
     if not header and not token:
         return None
+    bearer = scheme.lower() == "bearer"  # Armadillo's clients: an access token
     # Clients that send their credentials on every request and no cookie (obiba-opal does) reuse the
     # login those exact credentials opened: found by an HMAC of the header under a key of this process,
     # so neither a password nor a session token is kept, and scrypt runs once per login, not per request.
     # The login route itself always opens a new login (a new opalsid for a client that keeps cookies).
-    remembered = None if request.url.path == PROFILE_PATH else server.remembered_login(header, token)
+    remembered = None if request.url.path in LOGIN_PATHS else server.remembered_login(header, token)
     if remembered is not None:
         request.state.user = remembered.user
         return remembered
@@ -742,13 +765,14 @@ async def _credential_login(request: Request, server: StudyServer) -> LoginSessi
             server.refuse("login", exc.kind, exc.message)
             raise
         call: Callable[[], Any] = lambda: server.auth.login_password(user or "", password, address)  # noqa: E731
-    elif token and not header:
-        if len(token) > 1024:
+    elif (token and not header) or bearer:
+        secret = value.strip() if bearer else token
+        if not secret or len(secret) > 1024:
             server.refuse("login", AuthError.kind, "malformed credentials")
             raise AuthError("malformed credentials")
-        call = lambda: server.auth.login_token(token, address)[1]  # noqa: E731
+        call = lambda: server.auth.login_token(secret, address)[1]  # noqa: E731
     elif header:
-        message = "unsupported Authorization scheme: use Basic or X-Opal-Auth"
+        message = "unsupported Authorization scheme: use Basic, Bearer or X-Opal-Auth"
         server.refuse("login", AuthError.kind, message)
         raise AuthError(message)
     else:
@@ -763,14 +787,20 @@ async def _credential_login(request: Request, server: StudyServer) -> LoginSessi
     if server.audit is not None:
         server.audit.record(user=login.user, session=None, operation="login", outcome="ok")
     secure = "; Secure" if request.url.scheme == "https" else ""
-    request.state.set_cookie = f"{SID_COOKIE}={session_token}; Path=/; HttpOnly; SameSite=Lax{secure}"
+    request.state.set_cookie = f"{_cookie_name(request)}={session_token}; Path=/; HttpOnly; SameSite=Lax{secure}"
     request.state.sid_token = session_token
     return login
 
 
+def _cookie_name(request: Request) -> str:
+    """The login cookie of the API a request speaks: ``opalsid`` under ``/ws``, else ``JSESSIONID``."""
+    return SID_COOKIE if request.url.path.startswith(WS + "/") else ARMADILLO_COOKIE
+
+
 async def _current_login(request: Request, server: Annotated[StudyServer, Depends(_state)]) -> LoginSession:
-    """The caller's login: a valid ``opalsid`` cookie first, else the credential headers (a new login)."""
-    sid = _cookie(request, SID_COOKIE)
+    """The caller's login: a valid ``opalsid`` (or ``JSESSIONID``) cookie first, else the credential headers
+    (a new login)."""
+    sid = _cookie(request, _cookie_name(request))
     if sid is not None and len(sid) <= 1024:
         with contextlib.suppress(AuthError):
             known = server.auth.resolve(sid)
@@ -780,7 +810,7 @@ async def _current_login(request: Request, server: Annotated[StudyServer, Depend
     login = await _credential_login(request, server)
     if login is None:
         message = ("not logged in, or the login has expired" if sid is not None
-                   else "missing credentials: send Authorization (Basic or X-Opal-Auth) or X-Opal-Auth")
+                   else "missing credentials: send Authorization (Basic, Bearer or X-Opal-Auth) or X-Opal-Auth")
         server.refuse(_operation(request), AuthError.kind, message)
         raise AuthError(message)
     request.state.user = login.user  # for the audit line of a request refused later on
@@ -861,6 +891,16 @@ def _check_name(text: str, what: str) -> None:
         raise CallRejected(f"{what} name empty or too long")
 
 
+async def end_login(request: Request, server: StudyServer, digest: str) -> Response:
+    """Log out (closing the login's R sessions) and clear the login cookie of the API the request speaks."""
+    await server.logout(digest)
+    if server.audit is not None:
+        server.audit.record(user=request.state.user, session=None, operation="logout", outcome="ok")
+    secure = "; Secure" if request.url.scheme == "https" else ""
+    request.state.set_cookie = f"{_cookie_name(request)}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax{secure}"
+    return Response(b"", status_code=200)
+
+
 def create_app(
     settings: HTTPSettings,
     runtime_factory: Callable[[], Runtime],
@@ -904,15 +944,16 @@ def create_app(
         headers = {"Retry-After": str(int(exc.retry_after) + 1)} if isinstance(exc, RateLimited) else None
         if isinstance(exc, AuthError):
             # opalr reads this header on a 401 (it asks for a TOTP code only when it names one)
-            headers = {**(headers or {}), "WWW-Authenticate": "X-Opal-Auth"}
-        return _error_response(exc.kind, exc.message, headers)
+            scheme = "X-Opal-Auth" if _cookie_name(request) == SID_COOKIE else 'Basic realm="pydsbase"'
+            headers = {**(headers or {}), "WWW-Authenticate": scheme}
+        return _error_response(exc.kind, exc.message, headers, request)
 
     @app.exception_handler(HTTPFault)
     async def _fault(request: Request, exc: HTTPFault) -> JSONResponse:
         server = getattr(request.app.state, "study_server", None)
         if server is not None and exc.kind in _UNAUDITED_FAULTS:  # the others were audited where raised
             server.refuse(_operation(request), exc.kind, exc.message, user=getattr(request.state, "user", None))
-        return _error_response(exc.kind, exc.message, exc.headers)
+        return _error_response(exc.kind, exc.message, exc.headers, request)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -920,19 +961,19 @@ def create_app(
         server = getattr(request.app.state, "study_server", None)
         if server is not None:
             server.refuse(_operation(request), "bad_request", message, user=getattr(request.state, "user", None))
-        return _error_response("bad_request", message)
+        return _error_response("bad_request", message, request=request)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         kind = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(exc.status_code, "bad_request")
-        response = _error_response(kind, str(exc.detail))
+        response = _error_response(kind, str(exc.detail), request=request)
         response.status_code = exc.status_code if 400 <= exc.status_code < 500 else 400
         return response
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception) -> JSONResponse:
         log.error("internal error on %s", request.url.path, exc_info=exc)
-        return _error_response("internal", "internal error")
+        return _error_response("internal", "internal error", request=request)
 
     def result_response(server: StudyServer, command: Command) -> Response:
         """A finished command's value (or error): delivered once, then forgotten."""
@@ -972,14 +1013,6 @@ def create_app(
     async def subject_profile(login: Login) -> JSONResponse:
         return JSONResponse({"principal": login.user, "realm": "pydsbase", "groups": [], "otpEnabled": False})
 
-    async def end_login(request: Request, server: StudyServer, digest: str) -> Response:
-        await server.logout(digest)
-        if server.audit is not None:
-            server.audit.record(user=request.state.user, session=None, operation="logout", outcome="ok")
-        secure = "; Secure" if request.url.scheme == "https" else ""
-        request.state.set_cookie = f"{SID_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax{secure}"
-        return Response(b"", status_code=200)
-
     @app.delete(f"{WS}/auth/session/_current")
     async def logout_current(request: Request, login: Login, server: Server) -> Response:
         return await end_login(request, server, login.digest)
@@ -1003,6 +1036,8 @@ def create_app(
         """Tables by project; a top-level table belongs to the study's default project."""
         projects: dict[str, list[str]] = {}
         for name in names:
+            if "/" in name:
+                continue  # PROJECT/FOLDER/TABLE: Armadillo's three-level names (r_server/armadillo.py)
             project, sep, table = name.partition(".")
             if not sep:
                 project, table = home, name
@@ -1215,4 +1250,7 @@ def create_app(
     async def resources(project: str, login: Login) -> Response:
         raise _refuse_unsupported("resources")
 
+    from r_server import armadillo  # its routes use this module's pieces
+
+    armadillo.add_routes(app, settings)
     return app

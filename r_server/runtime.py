@@ -26,7 +26,7 @@ from r_server.errors import CallRejected, SessionError, StudyError
 from r_server.rbridge import RBridge, RObject, default_bridge
 from r_server.settings import DisclosureSettings
 
-__all__ = ["StudyRuntime"]
+__all__ = ["TABLE_SUFFIXES", "StudyRuntime", "check_symbol"]
 
 _SYMBOL = re.compile(r"^(?:[A-Za-z]|\.[A-Za-z._])[A-Za-z0-9._]*$|^\.$")
 _TABLE_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]*$")
@@ -36,6 +36,7 @@ _RESERVED = {
 }  # fmt: skip
 MAX_SYMBOL_LENGTH = 100
 MAX_TABLE_PART = 128  # a project or table name (a folder or file name: the file system allows 255 bytes)
+TABLE_SUFFIXES = (".csv",)  # the table files a study reads, in order of preference (loader: ``_table``)
 
 
 @dataclass
@@ -115,31 +116,51 @@ class StudyRuntime:
     # -- tables ---------------------------------------------------------------------------------
 
     def list_tables(self) -> list[str]:
-        """``TABLE`` for ``tables_dir/TABLE.csv`` and ``PROJECT.TABLE`` for ``tables_dir/PROJECT/TABLE.csv``."""
+        """Every table, by the name that reaches it: ``TABLE`` for ``tables_dir/TABLE.csv``,
+        ``PROJECT.TABLE`` for ``tables_dir/PROJECT/TABLE.csv`` (Opal's two levels) and
+        ``PROJECT/FOLDER/TABLE`` for ``tables_dir/PROJECT/FOLDER/TABLE.csv`` (Armadillo's three)."""
         with self._audited("list_tables"):
-            names = [p.stem for p in self.tables_dir.glob("*.csv") if _TABLE_PART.match(p.stem)]
-            for sub in self.tables_dir.iterdir():
-                if sub.is_dir() and _TABLE_PART.match(sub.name):
-                    names += [f"{sub.name}.{p.stem}" for p in sub.glob("*.csv") if _TABLE_PART.match(p.stem)]
+            names = _table_stems(self.tables_dir)
+            for project in _subfolders(self.tables_dir):
+                names += [f"{project.name}.{stem}" for stem in _table_stems(project)]
+                for folder in _subfolders(project):
+                    names += [f"{project.name}/{folder.name}/{stem}" for stem in _table_stems(folder)]
             return sorted(set(names))
 
     def table_variables(self, table: str) -> list[str]:
         with self._audited("table_variables", function=table):
             return self._bridge.table_columns(self._table(table))
 
-    def _table_path(self, table: str) -> Path:
-        parts = table.split(".")
-        if (not 1 <= len(parts) <= 2 or not all(_TABLE_PART.match(p) for p in parts)
-                or any(len(p) > MAX_TABLE_PART for p in parts)):
+    def has_table(self, table: str) -> bool:
+        """Whether ``table`` names a table of this study (a malformed name is refused, not False)."""
+        with self._audited("has_table", function=table):
+            return self._find_table(table) is not None
+
+    def _find_table(self, table: str) -> Path | None:
+        """The file of a table name, or None. ``PROJECT/FOLDER/TABLE`` (Armadillo) is
+        ``PROJECT/FOLDER/TABLE.<suffix>``; ``PROJECT.TABLE`` (Opal) is ``PROJECT/TABLE.<suffix>``, else the
+        top-level ``TABLE.<suffix>`` (DSLite's rule); ``TABLE`` is the top-level file. Suffixes are tried in
+        ``TABLE_SUFFIXES`` order; only files inside the tables folder count."""
+        three = "/" in table
+        parts = table.split("/") if three else table.split(".")
+        if (not (len(parts) == 3 if three else 1 <= len(parts) <= 2)
+                or not all(_TABLE_PART.match(p) for p in parts) or any(len(p) > MAX_TABLE_PART for p in parts)):
             raise CallRejected(f"not a table name: {table[:80]!r}")
-        candidates = [self.tables_dir.joinpath(*parts[:-1], parts[-1] + ".csv")]
+        bases = [self.tables_dir.joinpath(*parts)]
         if len(parts) == 2:
-            candidates.append(self.tables_dir / (parts[-1] + ".csv"))
-        for path in candidates:
-            resolved = path.resolve()
-            if resolved.is_file() and resolved.is_relative_to(self.tables_dir):
-                return resolved
-        raise CallRejected(f"table {table!r} does not exist in study {self.name}")
+            bases.append(self.tables_dir / parts[-1])
+        for base in bases:
+            for suffix in TABLE_SUFFIXES:
+                resolved = base.with_name(base.name + suffix).resolve()
+                if resolved.is_file() and resolved.is_relative_to(self.tables_dir):
+                    return resolved
+        return None
+
+    def _table_path(self, table: str) -> Path:
+        path = self._find_table(table)
+        if path is None:
+            raise CallRejected(f"table {table!r} does not exist in study {self.name}")
+        return path
 
     def _table(self, table: str) -> RObject:
         path = self._table_path(table)
@@ -184,7 +205,7 @@ class StudyRuntime:
         """DSLite's assignTable: ``symbol`` gets the table, ``variables`` selecting and ordering columns."""
         with self._audited("assign_table", sid, function=table, symbol=symbol):
             session = self._session(sid)
-            _check_symbol(symbol)
+            check_symbol(symbol)
             if variables is not None and not all(isinstance(v, str) for v in variables):
                 raise CallRejected("variables must be a list of column names")
             frame = self._table(table)
@@ -196,7 +217,7 @@ class StudyRuntime:
         """``symbol <- expr``: an allow-listed assign function call or bare arithmetic."""
         with self._audited("assign_expr", sid, symbol=symbol) as info:
             session = self._session(sid)
-            _check_symbol(symbol)
+            check_symbol(symbol)
             tree = grammar.parse_assign(expr_text)
             info["function"] = tree.func if isinstance(tree, ct.Call) else "<arithmetic>"
             self._assign_tree(session, symbol, tree)
@@ -247,7 +268,7 @@ class StudyRuntime:
     def rm_symbol(self, sid: str, symbol: str) -> None:
         with self._audited("rm_symbol", sid, symbol=symbol):
             session = self._session(sid)
-            _check_symbol(symbol)
+            check_symbol(symbol)
             if not self._bridge.has_symbol(session.env, symbol):
                 raise CallRejected(f"object '{symbol}' not found")
             self._bridge.remove(session.env, symbol)
@@ -270,7 +291,18 @@ class StudyRuntime:
         return {"r_sessions": sessions, "tables_cached": tables, "r_objects": self._bridge.held_objects()}
 
 
-def _check_symbol(symbol: str) -> None:
+def _subfolders(folder: Path) -> list[Path]:
+    return [sub for sub in folder.iterdir() if sub.is_dir() and _TABLE_PART.match(sub.name)]
+
+
+def _table_stems(folder: Path) -> list[str]:
+    """The names of the table files directly in ``folder``."""
+    return [p.name[: -len(suffix)] for suffix in TABLE_SUFFIXES for p in folder.glob("*" + suffix)
+            if p.is_file() and _TABLE_PART.match(p.name[: -len(suffix)])]
+
+
+def check_symbol(symbol: str) -> None:
+    """Refuse (``CallRejected``) anything but a syntactic R name as a symbol to assign or remove."""
     if (
         not isinstance(symbol, str)
         or len(symbol) > MAX_SYMBOL_LENGTH

@@ -1,13 +1,17 @@
-"""Replay what the real R client sent, and compare our answers with the ones it got and accepted.
+"""Replay what the real R clients sent, and compare our answers with the ones they got and accepted.
 
 ``tests/fixtures/dsopal_int_bmi_ri.json`` holds every request DSI 1.5.0 + DSOpal 1.4.1 + opalr 3.5.2
 + dsBaseClient 6.3.0 sent (``ds.lmerSLMA`` of golden case ``int_bmi_ri``, after ``datashield.login``)
-to three of our study servers, recorded by a proxy, with our answers, the ones from which the real
-client reproduced the golden result. Secrets are replaced by ``<secret-N>``; the R session, command
-and login ids of the recording are mapped to this run's. Every answer must have the recorded status
-and content type; values (the octet-stream results, R's serialization) must be the same bytes, and
-JSON answers the same JSON up to ids and dates. Polls made without ``wait`` may find a command still
-running or already done, so only their status code is compared.
+to three of our study servers through Opal's API; ``tests/fixtures/dsmolgenisarmadillo_int_bmi_ri.json``
+the same with DSI 1.5.0 + DSMolgenisArmadillo 2.0.10 + MolgenisAuth 0.0.25 through Armadillo's API
+(tables ``golden/CLUSTER/CLUSTER_INTi``). Both were recorded by a proxy (``tools/record_exchanges.py``)
+with our answers, the ones from which the real client reproduced the golden result. Secrets are
+replaced by ``<secret-N>``; the R session, command and login ids of the recording are mapped to this
+run's. Every answer must have the recorded status and content type; values (the octet-stream results,
+R's serialization) must be the same bytes, and JSON answers the same JSON up to ids and dates. Polls
+made without ``wait`` (Opal's) and ``/lastcommand`` before ``/lastresult`` (Armadillo's) may find a
+command still running or already done, so only their status code (and the command's expression) is
+compared.
 """
 
 from __future__ import annotations
@@ -24,7 +28,10 @@ from test_opal_clients import Study  # the study-server process helper
 
 pytestmark = pytest.mark.needs_r
 
-FIXTURE = Path(__file__).resolve().parent / "fixtures" / "dsopal_int_bmi_ri.json"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+# recording -> the scheme its client sends the credentials with
+CLIENTS = {"dsopal_int_bmi_ri.json": "X-Opal-Auth", "dsmolgenisarmadillo_int_bmi_ri.json": "Basic"}
+COOKIES = ("opalsid", "JSESSIONID")
 PASSWORD = "alice-password-1"
 _VOLATILE = {"id", "creationDate", "lastAccessDate", "createDate", "startDate", "endDate", "link"}
 
@@ -48,9 +55,10 @@ def studies(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Any:
     try:
         for i in (1, 2, 3):
             home = root / f"study{i}"
-            (home / "tables" / "CLUSTER").mkdir(parents=True)
             csv = data_dir / "CLUSTER" / f"CLUSTER_INT{i}.csv"
-            (home / "tables" / "CLUSTER" / csv.name).write_bytes(csv.read_bytes())
+            for folder in (home / "tables" / "CLUSTER", home / "tables" / "golden" / "CLUSTER"):  # Opal, Armadillo
+                folder.mkdir(parents=True)
+                (folder / csv.name).write_bytes(csv.read_bytes())
             started.append(Study(home, f"cluster.int{i}", users))
         for study in started:
             study.wait_healthy()
@@ -60,12 +68,14 @@ def studies(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Any:
             study.stop()
 
 
+@pytest.mark.parametrize("fixture", list(CLIENTS))
 @pytest.mark.parametrize("index", [0, 1, 2])
-def test_replayed_dsopal_requests_get_the_recorded_answers(studies: Any, index: int) -> None:
-    recorded = json.loads(FIXTURE.read_text())["studies"][f"study{index + 1}"]
+def test_replayed_r_client_requests_get_the_recorded_answers(studies: Any, index: int, fixture: str) -> None:
+    recorded = json.loads((FIXTURES / fixture).read_text())["studies"][f"study{index + 1}"]
     study = studies[index]
     ids: dict[str, str] = {}  # recorded id -> live id (R session, commands, login)
-    credentials = "X-Opal-Auth " + base64.b64encode(f"alice:{PASSWORD}".encode()).decode()
+    credentials = f"{CLIENTS[fixture]} " + base64.b64encode(f"alice:{PASSWORD}".encode()).decode()
+    previous = ""
     compared_values = 0
     with httpx.Client(base_url=study.url, timeout=300) as client:
         for n, exchange in enumerate(recorded):
@@ -82,8 +92,9 @@ def test_replayed_dsopal_requests_get_the_recorded_answers(studies: Any, index: 
             assert reply.headers.get("content-type") == exchange["content_type"], where
             assert reply.headers["x-opal-version"] == "4.7.0"
             expected = base64.b64decode(exchange["body_b64"])
-            if "opalsid" in reply.cookies:
-                ids["<secret-2>"] = reply.cookies["opalsid"]
+            for cookie in COOKIES:
+                if cookie in reply.cookies:
+                    ids["<secret-2>"] = reply.cookies[cookie]
             if exchange["path"] == "/ws/datashield/sessions":
                 ids[json.loads(expected)["id"]] = reply.json()["id"]
             elif exchange["content_type"] == "text/plain; charset=utf-8":  # a submitted command's id
@@ -93,6 +104,9 @@ def test_replayed_dsopal_requests_get_the_recorded_answers(studies: Any, index: 
                 compared_values += 1
             elif exchange["content_type"] == "application/json":
                 polled = re.search(r"/command/[^/]+$", exchange["path"]) and "wait=true" not in exchange["query"]
-                if not polled:
+                if exchange["path"] == "/lastcommand" and previous != "/lastresult":  # before the result
+                    assert reply.json()["expression"] == json.loads(expected)["expression"], where
+                elif not polled:
                     assert _strip(reply.json()) == _strip(json.loads(expected)), where
+            previous = exchange["path"]
     assert compared_values >= 2  # exists("D") and the lmerSLMADS2 summary

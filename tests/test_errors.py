@@ -34,6 +34,7 @@ from pydsbase.errors import (
     UnknownStudyError,
     study_error,
 )
+from pydsbase.rvalue import r_double
 
 TREE: dict[type[Exception], type[Exception]] = {
     PydsbaseError: DSError,
@@ -199,14 +200,15 @@ def test_a_failing_call_through_dsi_is_caught_as_dserror() -> None:
             return {"s2": study_error("s2", "object 'x' not found", "r_error")}
 
         def aggregate(self, expr: str, conn_names: list[str] | None = None) -> dict[str, Any]:
-            raise SessionCallError("aggregate", self.get_errors(), {"s1": 1})
+            raise SessionCallError("aggregate", self.get_errors(), {"s1": r_double([1.0])})
 
     with pytest.raises(DSError) as caught:
         dsi.aggregate(Failing(), "f()", ["s1", "s2"])
     assert isinstance(caught.value, DataSHIELDErrors)
     assert caught.value.datashield_errors == {"s2": ["object 'x' not found"]}
     answers, errors = dsi.aggregate_by_study(Failing(), "f()", ["s1", "s2"])
-    assert answers == {"s1": 1} and isinstance(errors["s2"], StudyRFailedError)
+    assert answers == {"s1": r_double([1.0])} and isinstance(errors["s2"], StudyRFailedError)
+    assert answers.inexact == ()  # R values, not JSON
 
 
 def test_unknown_study_names_are_one_check() -> None:

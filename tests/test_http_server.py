@@ -96,6 +96,13 @@ class FakeRuntime:
             return COLUMNS
         return self._call(None, "table_variables", None, None, run)
 
+    def has_table(self, table: str) -> bool:
+        def run() -> bool:
+            if "/" in table and len(table.split("/")) != 3:
+                raise CallRejected(f"not a table name: {table!r}")
+            return table == "CLUSTER_INT1"
+        return self._call(None, "has_table", table, None, run)
+
     def open_session(self, user: str) -> str:
         self.threads.add(threading.get_ident())
         sid = uuid.uuid4().hex

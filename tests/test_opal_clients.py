@@ -3,8 +3,10 @@
 ``datashield`` + ``datashield-opal`` (which speaks Opal's REST API through ``obiba-opal``) log in,
 list and assign tables, aggregate synchronously and through asynchronous commands, list and remove
 symbols and log out; the lmerSLMADS2 answer comes through Rock's JSON and its numbers equal the
-goldens' after rounding to the 15 significant digits that JSON keeps. Study 1 serves its table at the
-top level (reached through the study's default project), studies 2 and 3 under a project folder.
+goldens' after rounding to the 15 significant digits that JSON keeps, and ``pydsbase.ds_lmer_slma`` runs
+on such a stock session (restoring the JSON into pydsbase's value model, with a warning that the result
+is not exact). Study 1 serves its table at the top level (reached through the study's default project),
+studies 2 and 3 under a project folder.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import obiba_opal
 import pytest
 from serverproc import StudyProcess
 
+import pydsbase
+from pydsbase.rvalue import RAtomic, to_node
 from r_server.auth import hash_password, new_token, token_digest
 
 pytestmark = pytest.mark.needs_r
@@ -188,3 +192,39 @@ def test_obiba_opal_client_reads_the_version_and_logs_out(studies: list[Study]) 
     with pytest.raises(Exception):  # noqa: B017 (the client raises its own HTTPError type)
         obiba_opal.OpalClient.buildWithAuthentication(study.url, "analyst", "wrong-password").new_request(
         ).accept_json().get().resource("/datasources").fail_on_error().send()
+
+
+def _rounded_like_json(golden: Any) -> Any:
+    """The golden node with every double as JSON carries it: 15 significant digits."""
+    if isinstance(golden, dict):
+        return {k: _rounded_like_json(v) for k, v in golden.items()}
+    if isinstance(golden, list):
+        return [_rounded_like_json(v) for v in golden]
+    return float(f"{golden:.15g}") if isinstance(golden, float) else golden
+
+
+def test_ds_lmer_slma_on_a_stock_datashield_opal_session(studies: list[Study], golden_dir: Path) -> None:
+    """int_bmi_ri through datashield + datashield-opal (JSON): the per-study summaries are the golden's
+    after JSON's rounding, element for element; the pooled matrix is metafor's on those rounded inputs."""
+    golden = json.loads((golden_dir / "int_bmi_ri.json").read_text())["result"]["data"]
+    session = datashield.DSSession(_logins(studies))
+    session.open()
+    try:
+        session.assign_table("D", tables={s.name: t for s, t in zip(studies, TABLES, strict=True)})
+        with pytest.warns(pydsbase.InexactResultWarning, match="15 significant digits") as caught:
+            fit = pydsbase.ds_lmer_slma(session, formula="BMI ~ trtGrp + Male + (1|idDoctor)", data_name="D")
+    finally:
+        session.close()
+    assert "study1, study2, study3 answered in Rock's JSON" in str(caught[0].message)
+    assert not fit.exact and fit.inexact == tuple(s.name for s in studies)
+    assert to_node(fit["output.summary"]) == _rounded_like_json(golden["output.summary"])
+    for key in ("betamatrix.valid", "sematrix.valid", "num.valid.studies"):
+        assert to_node(fit[key]) == _rounded_like_json(golden[key]), key
+    pooled = fit["SLMA.pooled.ests.matrix"]
+    expected = golden["SLMA.pooled.ests.matrix"]
+    assert isinstance(pooled, RAtomic) and pooled.dimnames == expected["dimnames"]
+    # Inputs rounded to 15 significant digits move each input by at most 5e-15 of itself; metafor's
+    # estimates and standard errors are smooth in them (REML/ML iterate to a tolerance far below that),
+    # so they move by a few times that: 1e-12 is the loss named, with room, not a guess at noise.
+    assert pooled.data == pytest.approx(expected["data"], rel=1e-12, abs=0)
+    assert not pydsbase.slma_result(fit).exact

@@ -25,7 +25,7 @@ from pydsbase.dsi import aggregate_by_study
 from pydsbase.errors import StudyCallError
 from pydsbase.progress import StudyProgress, session_progress, study_progress
 from pydsbase.results import lmer_call_text
-from pydsbase.rvalue import RAtomic, RList, dumps, from_node
+from pydsbase.rvalue import RAtomic, RList, dumps, from_node, r_character
 
 FORMULA = "BMI ~ trtGrp + Male + (1|idDoctor)"
 
@@ -149,7 +149,7 @@ class ScriptedConnection(DSConnection):
             raise StudyCallError(self.name, "call rejected", kind="rejected")
         if self.behaviour == "fail":
             return _Later(self.delay, StudyCallError(self.name, "object 'x' not found", kind="r_error"))
-        return _Later(self.delay, f"{self.name}:{expr}")
+        return _Later(self.delay, r_character([f"{self.name}:{expr}"]))  # an R value, as our drivers give
 
     def disconnect(self) -> None:
         pass
@@ -185,7 +185,7 @@ def test_fan_out_keeps_connection_order_and_every_failure(monkeypatch: pytest.Mo
         names = session.get_connection_names()
         with session_progress(session, names, enabled=True):
             answers, errors = aggregate_by_study(session, "f()", names)
-    assert answers == {"a": "a:f()", "c": "c:f()"}
+    assert answers == {"a": r_character(["a:f()"]), "c": r_character(["c:f()"])}
     assert list(errors) == ["b", "d"]
     assert str(errors["b"]) == "object 'x' not found" and str(errors["d"]) == "call rejected"
     # The bar ticks once per study as each finishes: the refused one at once, the others as they answer
@@ -200,7 +200,7 @@ def test_fan_out_times_out_naming_the_late_study(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(_Later, "clock", clock)
     with scripted(fast="0/ok", slow="30/ok") as session:
         answers, errors = aggregate_by_study(session, "f()", session.get_connection_names(), timeout=0.2)
-    assert answers == {"fast": "fast:f()"}
+    assert answers == {"fast": r_character(["fast:f()"])}
     assert isinstance(errors["slow"], StudyCallError) and errors["slow"].kind == "timeout"
     assert 0.2 < sum(clock.sleeps) < 0.2 + 0.02  # gave up at the first look past the deadline, not at 30 s
 

@@ -1,4 +1,5 @@
-"""The attack corpus sent the way an analyst would: through the datashield session API, local and HTTP.
+"""The attack corpus sent the way an analyst would: through the datashield session API, local, HTTP
+(Opal's API) and Armadillo's API.
 
 Every attack is refused with a clear error (harmless probes may be answered), nothing is created,
 no secret or row-level canary appears in any answer or error, and the study still answers after.
@@ -38,6 +39,14 @@ def _http(tables: Path) -> Iterator[list[DSLoginInfo]]:
         yield list(federation.logins)
 
 
+@contextlib.contextmanager
+def _armadillo(tables: Path) -> Iterator[list[DSLoginInfo]]:
+    from pydsbase.studies import studies_up
+
+    with studies_up({"study": tables}, engine="process", api="armadillo") as federation:
+        yield list(federation.logins)
+
+
 def _send(session: Session, mode: str, text: str) -> Any:
     if mode == "agg":
         return session.aggregate(text)
@@ -54,7 +63,7 @@ def _send(session: Session, mode: str, text: str) -> Any:
     raise ValueError(mode)
 
 
-@pytest.mark.parametrize("backend", [_local, _http], ids=["local", "http"])
+@pytest.mark.parametrize("backend", [_local, _http, _armadillo], ids=["local", "http", "armadillo"])
 def test_corpus_through_the_session_api(backend: Any, tmp_path: Path) -> None:
     canary = Canary(tmp_path / "work")
     tables = canary.write_table()

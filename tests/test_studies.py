@@ -54,6 +54,10 @@ def test_missing_folder_and_unknown_engine_are_refused(tmp_path: Path) -> None:
         StudiesUp({"s1": tmp_path}, engine="kubernetes")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="no studies"):
         StudiesUp({}, engine="process")
+    with pytest.raises(ValueError, match="api"):
+        StudiesUp({"s1": tmp_path}, engine="process", api="rock")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="serves no HTTP API"):  # local studies have no Armadillo API
+        StudiesUp({"s1": tmp_path}, engine="local", api="armadillo")
 
 
 def test_config_file_is_datashield_format_and_private(tmp_path: Path) -> None:

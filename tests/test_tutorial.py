@@ -103,3 +103,9 @@ def test_tutorial_runs_and_shows_the_promised_values(tmp_path: Path, monkeypatch
     assert f"{result.get('Male', 'REML').estimate:12.6g}" in table_out
     assert (tmp_path / "cli-plots" / "forest_Male.svg").is_file()
     assert "# not pooled: 'Male' in hospital.c" in plot_out
+
+    # Opal's API and Armadillo's in one session: the same value, bit for bit, as the local studies gave
+    from pydsbase.rvalue import to_node
+
+    mixed_fit = namespace["mixed_fit"]
+    assert to_node(mixed_fit) == to_node(fit) and mixed_fit.servers == fit.servers

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,10 +27,12 @@ from pydsbase.conformance.rcall import ConnsIndex, ParsedCall, RFunction, bind, 
 from pydsbase.dsi import DataSHIELDErrors
 from pydsbase.errors import RError
 from pydsbase.rvalue import RList, RValue, r_character, to_node
-from pydsbase.studies import Engine, copied_studies, studies_up
+from pydsbase.studies import Api, Engine, StudiesUp, copied_studies, studies_up
 
 __all__ = [
     "BACKENDS",
+    "BACKEND_APIS",
+    "backend_studies",
     "CaseSpec",
     "StudySpec",
     "case_logins",
@@ -84,8 +86,18 @@ def read_case(path: Path) -> CaseSpec:
 
 # -- backends -------------------------------------------------------------------------------------
 
-BACKENDS: dict[str, Engine] = {"local": "local", "http": "process", "docker": "docker"}
+BACKENDS: dict[str, Engine] = {"local": "local", "http": "process", "docker": "docker",
+                               "armadillo": "process", "armadillo-docker": "docker"}
 """``--backend`` name -> the launcher's engine (``pydsbase.studies``)."""
+BACKEND_APIS: dict[str, Api] = {"armadillo": "armadillo", "armadillo-docker": "armadillo"}
+"""The backends whose login records speak Armadillo's API (``pydsbase.ArmadilloDriver``); the others, Opal's."""
+
+
+def backend_studies(folders: Mapping[str, Path], backend: str) -> contextlib.AbstractContextManager[StudiesUp]:
+    """``studies_up`` for a ``--backend`` name: its engine, and the API of its login records."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
+    return studies_up(folders, BACKENDS[backend], api=BACKEND_APIS.get(backend, "opal"))
 
 
 @contextlib.contextmanager
@@ -96,7 +108,7 @@ def case_logins(case: CaseSpec, data_root: Path, backend: str = "local") -> Iter
         raise ValueError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
     tables = {study.server: {study.table: data_root / study.csv} for study in case.studies}
     with copied_studies(tables, prefix=f"pydsbase-{case.case_id}-") as folders, \
-            studies_up(folders, BACKENDS[backend]) as federation:
+            backend_studies(folders, backend) as federation:
         yield federation.logins
 
 

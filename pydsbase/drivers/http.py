@@ -34,7 +34,7 @@ from pydsbase.errors import StudyCallError, study_error
 from pydsbase.rserialize import unserialize
 from pydsbase.rvalue import RValue
 
-__all__ = ["HTTPConnection", "HTTPDriver", "HTTPResult", "OpalDriver"]
+__all__ = ["HTTPConnection", "HTTPDriver", "HTTPResult", "HTTPStudyConnection", "OpalDriver"]
 
 _POLL_SLICE = 30.0  # longest single long-poll; the server caps it too
 _CONNECT_TIMEOUT = 10.0
@@ -138,19 +138,46 @@ class _FastLane:
             self.close_locked()
 
 
-class HTTPConnection(StudyConnection):
-    def __init__(self, info: DSLoginInfo, transport: httpx.BaseTransport | None = None) -> None:
-        self.name = info.name
-        self.url = info.url
-        self._fast = _FastLane(api_base(info.url)) if transport is None else None
+class HTTPStudyConnection(StudyConnection):
+    """What the HTTP drivers (Opal's API, Armadillo's) share: one kept-alive ``httpx.Client`` with the
+    process's verifying TLS context, and ``send``, where transport failures become study errors."""
+
+    name: str
+    url: str
+    _client: httpx.Client
+
+    def _connect_client(self, base_url: str, transport: httpx.BaseTransport | None) -> None:
         self._client = httpx.Client(
-            base_url=api_base(info.url),
+            base_url=base_url,
             timeout=httpx.Timeout(_CALL_TIMEOUT, connect=_CONNECT_TIMEOUT),
             limits=httpx.Limits(max_connections=4, max_keepalive_connections=2, keepalive_expiry=60),
             headers={"User-Agent": "pydsbase-http", "Accept": "application/json"},
             verify=_tls_context(),
             transport=transport,
         )
+
+    def _received(self, response: httpx.Response) -> httpx.Response:
+        """A hook on every answer (Opal's driver keeps an ``XSRF-TOKEN`` cookie here)."""
+        return response
+
+    def send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One request; transport failures become a ``StudyCallError`` of kind ``unavailable``."""
+        try:
+            return self._received(self._client.request(method, path, **kwargs))
+        except httpx.TimeoutException as exc:
+            raise study_error(self.name, f"the study server did not answer in time ({exc})",
+                                 kind="timeout") from exc
+        except httpx.HTTPError as exc:
+            raise study_error(self.name, f"cannot reach the study server at {self.url}: {exc}",
+                                 kind="unavailable") from exc
+
+
+class HTTPConnection(HTTPStudyConnection):
+    def __init__(self, info: DSLoginInfo, transport: httpx.BaseTransport | None = None) -> None:
+        self.name = info.name
+        self.url = info.url
+        self._fast = _FastLane(api_base(info.url)) if transport is None else None
+        self._connect_client(api_base(info.url), transport)
         self._session: ReadySession | None = None
         self._logged_in = False
         self._sid: str | None = None
@@ -188,6 +215,9 @@ class HTTPConnection(StudyConnection):
         cookie = f"{SID_COOKIE}={self._sid}"
         return cookie if self._xsrf is None else f"{cookie}; {XSRF_COOKIE}={self._xsrf}"
 
+    def _received(self, response: httpx.Response) -> httpx.Response:
+        return self._keep_xsrf(response)
+
     def _keep_xsrf(self, response: httpx.Response) -> httpx.Response:
         """Remember an ``XSRF-TOKEN`` cookie the server sets: sent back as cookie and ``X-XSRF-TOKEN``."""
         for header in response.headers.get_list("set-cookie"):
@@ -205,17 +235,6 @@ class HTTPConnection(StudyConnection):
         return response
 
     # -- the wire ---------------------------------------------------------------------------------
-
-    def send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """One request; transport failures become a ``StudyCallError`` of kind ``unavailable``."""
-        try:
-            return self._keep_xsrf(self._client.request(method, path, **kwargs))
-        except httpx.TimeoutException as exc:
-            raise study_error(self.name, f"the study server did not answer in time ({exc})",
-                                 kind="timeout") from exc
-        except httpx.HTTPError as exc:
-            raise study_error(self.name, f"cannot reach the study server at {self.url}: {exc}",
-                                 kind="unavailable") from exc
 
     def _fast_send(self, method: str, path: str, body: bytes, headers: dict[str, str],
                    wait: float) -> httpx.Response:

@@ -1,9 +1,9 @@
 """Backends for the contract suite: one set of DataSHIELD operations, run against every backend.
 
 Each backend is an engine of the launcher (``pydsbase.studies``), which turns ``{study name: folder}``
-into login records for the ``datashield`` session API and keeps whatever it started alive until the
-context exits. The ``federation`` fixture is parametrized over ``BACKENDS``, so each contract test runs
-once per backend; adding one is one entry.
+into login records for the ``datashield`` session API (``api``: for Opal's API or Armadillo's) and keeps
+whatever it started alive until the context exits. The ``federation`` fixture is parametrized over
+``BACKENDS``, so each contract test runs once per backend; adding one is one entry.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 from datashield.interface import DSLoginInfo
 
 from pydsbase.session import Session
-from pydsbase.studies import Engine
+from pydsbase.studies import Api, Engine
 
 
 @dataclass(frozen=True)
@@ -24,11 +24,13 @@ class Backend:
     name: str
     engine: Engine
     marks: tuple[Any, ...] = ()
+    api: Api = "opal"  # the API the login records speak (process and docker engines)
 
 
 BACKENDS = (
     Backend("local", "local", marks=(pytest.mark.needs_r,)),
     Backend("http", "process", marks=(pytest.mark.needs_r,)),
+    Backend("armadillo", "process", marks=(pytest.mark.needs_r,), api="armadillo"),
     Backend("docker", "docker", marks=(pytest.mark.needs_docker,)),
 )
 

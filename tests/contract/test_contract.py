@@ -1,6 +1,6 @@
 """The DataSHIELD contract: the same operations give the same answers on every backend.
 
-Each test runs once per backend listed in ``backends.py`` (local, http, docker). The
+Each test runs once per backend listed in ``backends.py`` (local, http, armadillo, docker). The
 expected values come from the CSV files and the golden outputs of the real R packages, never from
 another backend, so a backend cannot pass by agreeing with a wrong one.
 """
@@ -50,7 +50,8 @@ def test_each_study_serves_only_its_own_table(federation: Federation) -> None:
         for conn in session.conns:
             name = conn.get_name()
             table = federation.csv[name].stem
-            listed = conn.list_tables()  # Opal's API lists PROJECT.TABLE; a top-level table under the study's project
+            listed = conn.list_tables()  # Opal's API: PROJECT.TABLE, a top-level table under the study's project;
+            # Armadillo's: PROJECT/FOLDER/TABLE, a top-level table by its name
             assert len(listed) == 1 and listed[0].rpartition(".")[2] == table and conn.has_table(table)
             assert conn.list_table_variables(table) == _header(federation.csv[name])
 
