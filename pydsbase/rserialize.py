@@ -53,6 +53,10 @@ _BYTES_MASK, _LATIN1_MASK, _UTF8_MASK, _S4_MASK, _ASCII_MASK = 1 << 1, 1 << 2, 1
 _NOT_UTF8 = _LATIN1_MASK | _BYTES_MASK
 # the same bits where they are in an item's flags (the CHARSXP levels are flags >> 12)
 _S4_BIT, _AS_UTF8, _NOT_UTF8_BITS = _S4_MASK << 12, (_ASCII_MASK | _UTF8_MASK) << 12, _NOT_UTF8 << 12
+#: The flags of a CHARSXP R marks ASCII (as it writes every ASCII string).
+_ASCII_CHARSXP: Final = _CHAR | _ASCII_MASK << 12
+#: The first cell of an attribute pairlist, as R writes it: a pairlist cell with a tag, without attributes.
+_CELL_MASK, _ATTRIBUTE_CELL = 0xFF | _HAS_ATTR | _HAS_TAG, _LIST | _HAS_TAG
 _INT1: Final = {True: struct.Struct(">i").unpack_from, False: struct.Struct("<i").unpack_from}
 _INT2: Final = {True: struct.Struct(">ii").unpack_from, False: struct.Struct("<ii").unpack_from}
 _DBL: Final = {True: struct.Struct(">d").unpack_from, False: struct.Struct("<d").unpack_from}
@@ -321,18 +325,17 @@ class _Reader:
         if not flags & _HAS_ATTR:
             return None
         start = self.pos
-        if start + 4 <= self.end:
-            (head,) = self.int1(self.data, start)
-            if head & 0xFF == _LIST and head & _HAS_TAG and depth < MAX_DEPTH:  # the usual: read the cells directly
-                self.pos = start + 4
-                attrs: Any = self.pairlist(head, depth + 1, start)
-            else:
-                attrs = self.item(depth + 1)
+        head = self.int1(self.data, start)[0] if start + 4 <= self.end else 0
+        if head & _CELL_MASK == _ATTRIBUTE_CELL and depth < MAX_DEPTH:  # the usual: read the cells directly
+            self.pos = start + 4
+            items, dotted = self.cells(head, depth + 2, False)
         else:
             attrs = self.item(depth + 1)
-        if type(attrs) is not Pairlist or attrs.dotted:
+            if type(attrs) is not Pairlist:
+                raise self.fail("attributes that are not a pairlist", start)
+            items, dotted = attrs.items, attrs.dotted
+        if dotted:
             raise self.fail("attributes that are not a pairlist", start)
-        items = attrs.items
         for tag, _ in items:
             if tag is None:
                 raise self.fail("an attribute without a name", start)
@@ -361,13 +364,23 @@ class _Reader:
         return sym.name
 
     def pairlist(self, flags: int, depth: int, start: int) -> Pairlist | Call:
-        """A pairlist or call: attributes, tag, CAR, then the CDR read iteratively (its cells)."""
+        """A pairlist or call: attributes, then its cells."""
         lang = flags & 0xFF == _LANG
         attrs = self.attributes(flags, depth) if flags & _HAS_ATTR else None
+        items, dotted = self.cells(flags, depth + 1, lang)
+        if lang:
+            head, args = items[0], items[1:]
+            if head[0] is not None:
+                raise self.fail("a call whose function carries a tag", start)
+            return Call(head[1], [(tag, _constant(value, self, start)) for tag, value in args], attrs)
+        return Pairlist(items, attrs, dotted)
+
+    def cells(self, flags: int, depth: int, lang: bool) -> tuple[list[tuple[str | None, Any]], bool]:
+        """The cells of a pairlist or call (``flags``: the first's, read): tag, CAR, then the CDR read
+        iteratively; the items at ``depth``. Whether the last CDR was a value (a dotted pair) rather than NULL."""
         items: list[tuple[str | None, Any]] = []
-        dotted = False
+        append = items.append
         data, int1, item, end, refs = self.data, self.int1, self.item, self.end, self.refs
-        depth += 1
         while True:
             tag: str | None = None
             if flags & _HAS_TAG:  # the tag: a reference to a symbol already read, inline, or else tag()
@@ -380,7 +393,7 @@ class _Reader:
                         tag = refs[index - 1].name
                 if tag is None:
                     tag = self.tag()
-            items.append((tag, item(depth)))
+            append((tag, item(depth)))
             cell = self.pos
             if cell + 4 > end:
                 raise self.fail("the stream ends inside a pairlist")
@@ -392,20 +405,13 @@ class _Reader:
                     raise self.fail("attributes on an inner pairlist cell", cell)
                 continue
             if sxp == _NILVALUE:
-                break
+                return items, False
             # a dotted pair (as ALTREP states are): the CDR is a value, kept as the last item
             if lang:
                 raise self.fail(f"a call continued by SEXP type {sxp}", cell)
             self.pos = cell
-            items.append((None, item(depth)))
-            dotted = True
-            break
-        if lang:
-            head, args = items[0], items[1:]
-            if head[0] is not None:
-                raise self.fail("a call whose function carries a tag", start)
-            return Call(head[1], [(tag, _constant(value, self, start)) for tag, value in args], attrs)
-        return Pairlist(items, attrs, dotted)
+            append((None, item(depth)))
+            return items, True
 
     def altrep(self, flags: int, depth: int, start: int) -> Any:
         info = self.item(depth + 1)
@@ -496,6 +502,13 @@ class _Reader:
                 self.pos = pos
                 raise self.fail("the stream ends inside a character vector")
             flags, length = int2(data, pos)
+            if flags == _ASCII_CHARSXP and 0 <= length <= end - pos - 8:  # the usual: an ASCII string, all there
+                try:
+                    append(data[pos + 8 : pos + 8 + length].decode("utf-8"))
+                except UnicodeDecodeError:
+                    raise self.fail("a string that is not valid utf-8", pos) from None
+                pos += 8 + length
+                continue
             if flags & 0xFF != _CHAR:
                 raise self.fail("a character vector holds something other than strings", pos)
             if length < 0:
