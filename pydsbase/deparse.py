@@ -11,6 +11,7 @@ binary operator, continuation lines indented by four spaces).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -132,8 +133,9 @@ _RESERVED: Final = frozenset(
 )
 
 
+@functools.lru_cache(maxsize=4096)
 def is_syntactic_name(name: str) -> bool:
-    """R's ``isValidName``: usable without backticks."""
+    """R's ``isValidName``: usable without backticks (remembered: the same few names recur)."""
     if not name:
         return False
     first = name[0]
@@ -172,6 +174,7 @@ def _encode_string(text: str, quote: str) -> str:
     return "".join(out)
 
 
+@functools.lru_cache(maxsize=4096)
 def _quotify(name: str, quote: str = "`") -> str:
     return name if not name or is_syntactic_name(name) else _encode_string(name, quote)
 
@@ -293,9 +296,8 @@ class _Deparser:
         lbreak = False
         for i, (tag, arg) in enumerate(args):
             if tag is not None:
-                self.put(tag if tag == "..." else _quotify(tag) if self.backtick else _quotify(tag, '"'))
-                self.put(" = ")
-                if arg != MISSING:
+                self.put((tag if tag == "..." else _quotify(tag) if self.backtick else _quotify(tag, '"')) + " = ")
+                if not (type(arg) is Symbol and arg.name == ""):  # not the missing argument
                     self.fnarg = True
                     self.isolated(arg)
             else:
@@ -358,7 +360,8 @@ class _Deparser:
                         kind = _FUNCALL
                 elif kind in (_UNARY, _ASSIGN, _ASSIGN2, _PAREN, _SUBSET) and not args:
                     kind = _FUNCALL
-                pp = _PP(kind, pp.prec, pp.right)
+                if kind != pp.kind:
+                    pp = _PP(kind, pp.prec, pp.right)
                 self.operator(name, pp, args, fnarg)
                 return
             self.put(_quotify(name) if self.backtick else _quotify(name, '"'))

@@ -19,6 +19,7 @@ refusal is one exception type, :class:`UnserializeError`, carrying the byte offs
 from __future__ import annotations
 
 import codecs
+import functools
 import math
 import re
 import struct
@@ -50,6 +51,20 @@ _EMPTYENV, _BCREPREF, _BASEENV, _ATTRLANG, _ATTRLIST, _ALTREP = 242, 243, 241, 2
 _IS_OBJECT, _HAS_ATTR, _HAS_TAG = 1 << 8, 1 << 9, 1 << 10
 _BYTES_MASK, _LATIN1_MASK, _UTF8_MASK, _S4_MASK, _ASCII_MASK = 1 << 1, 1 << 2, 1 << 3, 1 << 4, 1 << 6
 _NOT_UTF8 = _LATIN1_MASK | _BYTES_MASK
+# the same bits where they are in an item's flags (the CHARSXP levels are flags >> 12)
+_S4_BIT, _AS_UTF8, _NOT_UTF8_BITS = _S4_MASK << 12, (_ASCII_MASK | _UTF8_MASK) << 12, _NOT_UTF8 << 12
+#: The flags of a CHARSXP R marks ASCII (as it writes every ASCII string).
+_ASCII_CHARSXP: Final = _CHAR | _ASCII_MASK << 12
+#: The first cell of an attribute pairlist, as R writes it: a pairlist cell with a tag, without attributes.
+_CELL_MASK, _ATTRIBUTE_CELL = 0xFF | _HAS_ATTR | _HAS_TAG, _LIST | _HAS_TAG
+_INT1: Final = {True: struct.Struct(">i").unpack_from, False: struct.Struct("<i").unpack_from}
+_INT2: Final = {True: struct.Struct(">ii").unpack_from, False: struct.Struct("<ii").unpack_from}
+_DBL: Final = {True: struct.Struct(">d").unpack_from, False: struct.Struct("<d").unpack_from}
+_isnan: Final = math.isnan
+#: Symbols by the bytes of their (ASCII) names: the same few names recur in every stream (a symbol is
+#: immutable). Bounded, as the names come from the bytes.
+_SYMBOLS: Final[dict[bytes, Symbol]] = {}
+_MAX_SYMBOLS: Final = 4096
 _NA_INT: Final = -(2**31)
 _NA: Final = rvalue.NA
 _NA_REAL_LOW_WORD: Final = 1954
@@ -130,7 +145,11 @@ _GLOBAL, _BASE, _EMPTY = Environment("global"), Environment("base"), Environment
 
 
 class _Reader:
-    __slots__ = ("data", "pos", "end", "refs", "order", "native", "int1", "int2", "dbl")
+    """One pass over the bytes. The common items (short vectors whose bytes are all there, attribute
+    pairlists, symbols and references to them as tags) are read inline; anything else goes through
+    :meth:`length` and the general paths, which check and raise."""
+
+    __slots__ = ("data", "pos", "end", "refs", "order", "native", "utf8", "int1", "int2", "dbl")
 
     def __init__(self, data: bytes, pos: int, big_endian: bool) -> None:
         self.data = data
@@ -138,10 +157,11 @@ class _Reader:
         self.end = len(data)
         self.refs: list[Any] = []
         self.order = ">" if big_endian else "<"
-        self.int1 = struct.Struct(self.order + "i").unpack_from
-        self.int2 = struct.Struct(self.order + "ii").unpack_from
-        self.dbl = struct.Struct(self.order + "d").unpack_from
+        self.int1 = _INT1[big_endian]
+        self.int2 = _INT2[big_endian]
+        self.dbl = _DBL[big_endian]
         self.native = "utf-8"
+        self.utf8 = True  # the native encoding is UTF-8
 
     def fail(self, message: str, offset: int | None = None) -> UnserializeError:
         return UnserializeError(message, self.pos if offset is None else offset)
@@ -182,56 +202,61 @@ class _Reader:
         if depth > MAX_DEPTH:
             raise self.fail(f"nesting deeper than {MAX_DEPTH} levels")
         start = self.pos
-        end = self.end
-        if start + 8 <= end:  # the flags and, for a vector, its length
+        room = self.end - start - 8  # the bytes after the flags and, for a vector, its length
+        if room >= 0:
             flags, n = self.int2(self.data, start)
-            room = end - start - 8
-        elif start + 4 <= end:
+        elif room >= -4:
             (flags,) = self.int1(self.data, start)
-            n, room = -1, -1
+            n = -1
         else:
             raise self.fail("the stream ends inside an item's flags")
         self.pos = start + 4
         sxp = flags & 0xFF
-        # the most frequent first: character vectors, lists, doubles, integers, logicals; a length whose
+        # the most frequent first: character vectors, doubles, lists, integers, logicals; a length whose
         # bytes are all there is taken at once, any other through length() (long vectors, errors)
         if sxp == _STR:
             if 0 <= n and 8 * n <= room:
                 self.pos = start + 8
             else:
                 n = self.length(8, "a character vector")
-            data = self.strings(n)
-        elif sxp == _VEC:
-            if 0 <= n and 4 * n <= room:
-                self.pos = start + 8
-            else:
-                n = self.length(4, "a list")
-            item = self.item
-            data = [item(depth + 1) for _ in range(n)]
+            data: list[Any] = self.strings(n)
         elif sxp == _REAL:
             if 0 <= n and 8 * n <= room:
                 self.pos = start + 8
             else:
                 n = self.length(8, "a double vector")
             data = self.doubles(n)
-        elif sxp == _INT or sxp == _LGL:
+        elif sxp == _VEC:
             if 0 <= n and 4 * n <= room:
                 self.pos = start + 8
             else:
-                n = self.length(4, "an integer vector" if sxp == _INT else "a logical vector")
-            if sxp == _INT:
-                data = [_NA if v == _NA_INT else v for v in self.ints(n)]
+                n = self.length(4, "a list")
+            item, inner = self.item, depth + 1
+            data = [item(inner) for _ in range(n)]
+        elif sxp == _INT or sxp == _LGL:
+            if 0 <= n and 4 * n <= room:
+                pos = self.pos = start + 8
             else:
-                data = [_NA if v == _NA_INT else v != 0 for v in self.ints(n)]
+                n = self.length(4, "an integer vector" if sxp == _INT else "a logical vector")
+                pos = self.pos
+            values = self.int1(self.data, pos) if n == 1 else struct.unpack_from(f"{self.order}{n}i", self.data, pos)
+            self.pos = pos + 4 * n
+            if _NA_INT in values:
+                if sxp == _INT:
+                    data = [_NA if v == _NA_INT else v for v in values]
+                else:
+                    data = [_NA if v == _NA_INT else v != 0 for v in values]
+            else:
+                data = list(values) if sxp == _INT else [v != 0 for v in values]
         elif sxp == _NILVALUE:
             return None
+        elif sxp == _SYM:
+            return self.symbol(depth, start)
         elif sxp == _REFSXP:
             index = flags >> 8 or self.read_int()
             if not 1 <= index <= len(self.refs):
                 raise self.fail(f"a reference to object {index} of {len(self.refs)}", start)
             return self.refs[index - 1]
-        elif sxp == _SYM:
-            return self.symbol(depth, start)
         elif sxp == _LIST or sxp == _LANG:
             return self.pairlist(flags, depth, start)
         elif sxp == _CHAR:
@@ -267,8 +292,8 @@ class _Reader:
         else:
             raise self.fail(f"unknown SEXP type code {sxp}", start)
         if flags & _HAS_ATTR:
-            return Vector(sxp, data, self.attributes(flags, depth), bool((flags >> 12) & _S4_MASK), start)
-        return Vector(sxp, data, None, bool((flags >> 12) & _S4_MASK), start)
+            return Vector(sxp, data, self.attributes(flags, depth), flags & _S4_BIT != 0, start)
+        return Vector(sxp, data, None, flags & _S4_BIT != 0, start)
 
     def symbol(self, depth: int, start: int) -> Symbol:
         """A symbol (its name's CHARSXP follows); it joins the reference table."""
@@ -278,8 +303,14 @@ class _Reader:
             if flags & 0xFF == _CHAR and 0 <= n <= self.end - pos - 8:
                 raw = self.data[pos + 8 : pos + 8 + n]
                 self.pos = pos + 8 + n
-                name: Any = self.text(raw, flags >> 12, pos) if not raw.isascii() else raw.decode("ascii")
-                symbol = Symbol(name)
+                symbol = _SYMBOLS.get(raw)
+                if symbol is None:
+                    if raw.isascii():
+                        symbol = Symbol(raw.decode("ascii"))
+                        if len(_SYMBOLS) < _MAX_SYMBOLS:
+                            _SYMBOLS[raw] = symbol
+                    else:
+                        symbol = Symbol(self.text(raw, flags >> 12, pos))
                 self.refs.append(symbol)
                 return symbol
         name = self.item(depth + 1)
@@ -290,13 +321,21 @@ class _Reader:
         return symbol
 
     def attributes(self, flags: int, depth: int) -> list[tuple[str, Any]] | None:
+        """An item's attributes (when its flags say it has some): a pairlist whose cells all have tags."""
         if not flags & _HAS_ATTR:
             return None
         start = self.pos
-        attrs = self.item(depth + 1)
-        if not isinstance(attrs, Pairlist) or attrs.dotted:
+        head = self.int1(self.data, start)[0] if start + 4 <= self.end else 0
+        if head & _CELL_MASK == _ATTRIBUTE_CELL and depth < MAX_DEPTH:  # the usual: read the cells directly
+            self.pos = start + 4
+            items, dotted = self.cells(head, depth + 2, False)
+        else:
+            attrs = self.item(depth + 1)
+            if type(attrs) is not Pairlist:
+                raise self.fail("attributes that are not a pairlist", start)
+            items, dotted = attrs.items, attrs.dotted
+        if dotted:
             raise self.fail("attributes that are not a pairlist", start)
-        items = attrs.items
         for tag, _ in items:
             if tag is None:
                 raise self.fail("an attribute without a name", start)
@@ -308,28 +347,53 @@ class _Reader:
         if pos + 4 > self.end:
             raise self.fail("the stream ends inside a tag")
         (flags,) = self.int1(self.data, pos)
-        if flags & 0xFF == _REFSXP:
+        sxp = flags & 0xFF
+        if sxp == _REFSXP:
             index = flags >> 8
             if 0 < index <= len(self.refs):
                 sym = self.refs[index - 1]
                 if type(sym) is Symbol:
                     self.pos = pos + 4
                     return sym.name
+        elif sxp == _SYM:
+            self.pos = pos + 4
+            return self.symbol(0, pos).name
         sym = self.item(0)
         if not isinstance(sym, Symbol):
             raise self.fail("a pairlist tag that is not a symbol", pos)
         return sym.name
 
     def pairlist(self, flags: int, depth: int, start: int) -> Pairlist | Call:
-        """A pairlist or call: attributes, tag, CAR, then the CDR read iteratively (its cells)."""
+        """A pairlist or call: attributes, then its cells."""
         lang = flags & 0xFF == _LANG
         attrs = self.attributes(flags, depth) if flags & _HAS_ATTR else None
+        items, dotted = self.cells(flags, depth + 1, lang)
+        if lang:
+            head, args = items[0], items[1:]
+            if head[0] is not None:
+                raise self.fail("a call whose function carries a tag", start)
+            return Call(head[1], [(tag, _constant(value, self, start)) for tag, value in args], attrs)
+        return Pairlist(items, attrs, dotted)
+
+    def cells(self, flags: int, depth: int, lang: bool) -> tuple[list[tuple[str | None, Any]], bool]:
+        """The cells of a pairlist or call (``flags``: the first's, read): tag, CAR, then the CDR read
+        iteratively; the items at ``depth``. Whether the last CDR was a value (a dotted pair) rather than NULL."""
         items: list[tuple[str | None, Any]] = []
-        dotted = False
-        data, int1, item, end = self.data, self.int1, self.item, self.end
+        append = items.append
+        data, int1, item, end, refs = self.data, self.int1, self.item, self.end, self.refs
         while True:
-            tag = self.tag() if flags & _HAS_TAG else None
-            items.append((tag, item(depth + 1)))
+            tag: str | None = None
+            if flags & _HAS_TAG:  # the tag: a reference to a symbol already read, inline, or else tag()
+                pos = self.pos
+                if pos + 4 <= end:
+                    (tflags,) = int1(data, pos)
+                    index = tflags >> 8
+                    if tflags & 0xFF == _REFSXP and 0 < index <= len(refs) and type(refs[index - 1]) is Symbol:
+                        self.pos = pos + 4
+                        tag = refs[index - 1].name
+                if tag is None:
+                    tag = self.tag()
+            append((tag, item(depth)))
             cell = self.pos
             if cell + 4 > end:
                 raise self.fail("the stream ends inside a pairlist")
@@ -341,20 +405,13 @@ class _Reader:
                     raise self.fail("attributes on an inner pairlist cell", cell)
                 continue
             if sxp == _NILVALUE:
-                break
+                return items, False
             # a dotted pair (as ALTREP states are): the CDR is a value, kept as the last item
             if lang:
                 raise self.fail(f"a call continued by SEXP type {sxp}", cell)
             self.pos = cell
-            items.append((None, item(depth + 1)))
-            dotted = True
-            break
-        if lang:
-            head, args = items[0], items[1:]
-            if head[0] is not None:
-                raise self.fail("a call whose function carries a tag", start)
-            return Call(head[1], [(tag, _constant(value, self, start)) for tag, value in args], attrs)
-        return Pairlist(items, attrs, dotted)
+            append((None, item(depth)))
+            return items, True
 
     def altrep(self, flags: int, depth: int, start: int) -> Any:
         info = self.item(depth + 1)
@@ -371,7 +428,7 @@ class _Reader:
             if attrs.dotted or any(tag is None for tag, _ in attrs.items):
                 raise self.fail("ALTREP attributes without names", attr_start)
             value.attributes = [(str(tag), v) for tag, v in attrs.items]
-        value.s4 = bool((flags >> 12) & _S4_MASK)
+        value.s4 = flags & _S4_BIT != 0
         value.offset = start
         return value
 
@@ -439,12 +496,19 @@ class _Reader:
         out: list[Any] = []
         append = out.append
         pos = self.pos
-        utf8_native = self.native == "utf-8"
+        utf8_native = self.utf8
         for _ in range(n):
             if pos + 8 > end:
                 self.pos = pos
                 raise self.fail("the stream ends inside a character vector")
             flags, length = int2(data, pos)
+            if flags == _ASCII_CHARSXP and 0 <= length <= end - pos - 8:  # the usual: an ASCII string, all there
+                try:
+                    append(data[pos + 8 : pos + 8 + length].decode("utf-8"))
+                except UnicodeDecodeError:
+                    raise self.fail("a string that is not valid utf-8", pos) from None
+                pos += 8 + length
+                continue
             if flags & 0xFF != _CHAR:
                 raise self.fail("a character vector holds something other than strings", pos)
             if length < 0:
@@ -456,37 +520,29 @@ class _Reader:
             stop = pos + 8 + length
             if stop > end:
                 raise self.fail(f"a string of length {length} beyond the end of the stream", pos)
-            levels = flags >> 12
-            if levels & _ASCII_MASK or (levels & _UTF8_MASK) or (utf8_native and not levels & _NOT_UTF8):
+            if flags & _AS_UTF8 or (utf8_native and not flags & _NOT_UTF8_BITS):  # ASCII, UTF-8 or native UTF-8
                 try:
                     append(data[pos + 8 : stop].decode("utf-8"))
                 except UnicodeDecodeError:
                     raise self.fail("a string that is not valid utf-8", pos) from None
             else:
-                append(self.text(data[pos + 8 : stop], levels, pos))
+                append(self.text(data[pos + 8 : stop], flags >> 12, pos))
             pos = stop
         self.pos = pos
         return out
 
-    def ints(self, n: int) -> tuple[int, ...]:
-        if n == 1:
-            values: tuple[int, ...] = self.int1(self.data, self.pos)
-        else:
-            values = struct.unpack_from(f"{self.order}{n}i", self.data, self.pos)
-        self.pos += 4 * n
-        return values
-
     def doubles(self, n: int) -> list[Any]:
+        """Doubles bit for bit: any NaN is looked at in its bytes (R's NA_real_ has the low word 1954)."""
         start = self.pos
         values: list[Any] = list(self.dbl(self.data, start) if n == 1 else
                                  struct.unpack_from(f"{self.order}{n}d", self.data, start))  # fmt: skip
-        self.pos += 8 * n
-        if any(v != v for v in values):
+        self.pos = start + 8 * n
+        if any(map(_isnan, values)):
             low = 4 if self.order == ">" else 0  # the low 32-bit word of each double
             for i, v in enumerate(values):
                 if v != v:
                     (word,) = self.int1(self.data, start + 8 * i + low)
-                    values[i] = rvalue.NA if word == _NA_REAL_LOW_WORD else math.nan
+                    values[i] = _NA if word == _NA_REAL_LOW_WORD else math.nan
         return values
 
 
@@ -498,6 +554,19 @@ def _constant(value: Any, reader: _Reader, start: int) -> Any:
 
 
 # -- header ----------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=64)
+def _codec(name: str) -> str | None:
+    """Python's codec for the native-encoding name a version-3 stream declares (None: not a text encoding)."""
+    try:
+        if not re.fullmatch(r"[A-Za-z0-9._:-]+", name):
+            raise LookupError(name)
+        codec = codecs.lookup(name).name
+        b"".decode(codec)  # a text encoding (not rot13 and the like)
+    except LookupError:
+        return None
+    return codec
 
 
 def read(data: bytes | bytearray | memoryview) -> Any:
@@ -530,15 +599,10 @@ def read(data: bytes | bytearray | memoryview) -> Any:
         reader.need(nelen, "the native-encoding name")
         name = data[reader.pos : reader.pos + nelen].decode("ascii", "replace")
         reader.pos += nelen
-        try:
-            if not re.fullmatch(r"[A-Za-z0-9._:-]+", name):
-                raise LookupError(name)
-            reader.native = codecs.lookup(name).name
-            b"".decode(reader.native)  # a text encoding (not rot13 and the like)
-        except LookupError:
-            raise UnserializeError(f"an unknown native encoding {name!r}", start) from None
-        if reader.native == "utf-8":
-            reader.native = "utf-8"
+        codec = _codec(name)
+        if codec is None:
+            raise UnserializeError(f"an unknown native encoding {name!r}", start)
+        reader.native, reader.utf8 = codec, codec == "utf-8"
     elif version != 2:
         raise UnserializeError(f"serialization version {version} (versions 2 and 3 are read)", 2)
     value = reader.item(0)
@@ -573,6 +637,16 @@ def model(value: Any) -> rvalue.RValue | None:
 
 _PLAIN: Final = {_REAL: ("double", "numeric"), _INT: ("integer", "integer"), _LGL: ("logical", "logical"),
                   _STR: ("character", "character")}  # fmt: skip
+#: The model's constructors, called with positional arguments in their fields' order (type, data, r_class,
+#: names, dim, dimnames, dimnames_names, attributes; data, names, r_class, attributes): a call with keywords
+#: costs twice as much, and there are some hundred of these per study summary.
+_RAtomic, _RList = rvalue.RAtomic, rvalue.RList
+#: A vector's implicit class (without dim): R's class() of an unclassed vector of each type.
+_IMPLICIT_CLASS: Final = {**_TYPE_NAMES, _REAL: "numeric", _VEC: "list"}
+#: The attributes each kind of model shows in fields of its own rather than in ``attributes``.
+_LIST_OWN: Final = frozenset(("names", "class"))
+_ATOMIC_OWN: Final = frozenset(("names", "class", "dim", "dimnames"))
+_LANGUAGE_OWN: Final = frozenset(("class", ".Environment"))
 
 
 def _attrs_dict(attributes: list[tuple[str, Any]] | None) -> dict[str, Any]:
@@ -609,7 +683,7 @@ def _class_of(x: Any, attrs: dict[str, Any]) -> list[str]:
 
 
 def _described_attributes(
-    attributes: list[tuple[str, Any]] | None, skip: tuple[str, ...], limit: int, offset: int
+    attributes: list[tuple[str, Any]] | None, skip: frozenset[str], limit: int, offset: int
 ) -> dict[str, rvalue.RValue]:
     out: dict[str, rvalue.RValue] = {}
     for name, value in attributes or ():
@@ -637,26 +711,20 @@ def _row_names(value: Any, limit: int, offset: int) -> Any:
     return value
 
 
-def _names(x: Vector, attrs: dict[str, Any]) -> list[Any] | None:
-    names = _strings_of(attrs.get("names"))
-    if names is None:
-        dim, dimnames = attrs.get("dim"), attrs.get("dimnames")
-        if isinstance(dim, Vector) and len(dim.data) == 1 and isinstance(dimnames, Vector) and dimnames.data:
-            names = _strings_of(dimnames.data[0])
-    return names
-
-
 def _model(x: Any, limit: int, offset: int) -> Any:
     """The model of a read object, as ``.ds_describe`` describes it in R (``limit``: the stream's size)."""
     if x is None:
         return None
-    if type(x) is Vector and x.attributes is None and not x.s4:  # the common case, first
-        sxp = x.sxp
-        if sxp == _VEC:
-            return rvalue.RList([_model(v, limit, x.offset) for v in x.data], r_class=["list"])
-        plain = _PLAIN.get(sxp)
-        if plain is not None:
-            return rvalue.RAtomic(plain[0], x.data, r_class=[plain[1]])
+    if type(x) is Vector and not x.s4:  # the common case, first
+        if x.attributes is None:
+            sxp = x.sxp
+            if sxp == _VEC:
+                inner = x.offset
+                return _RList([None if v is None else _model(v, limit, inner) for v in x.data], None, ["list"])
+            plain = _PLAIN.get(sxp)
+            if plain is not None:
+                return _RAtomic(plain[0], x.data, [plain[1]])
+        return _vector(x, limit)
     if isinstance(x, Symbol):
         return rvalue.RLanguage([x.name], r_class=["name"], type="symbol")
     if isinstance(x, Call):
@@ -674,7 +742,7 @@ def _model(x: Any, limit: int, offset: int) -> Any:
             r_class=r_class,
             type="language",
             has_environment=has_env,
-            attributes=_described_attributes(x.attributes, ("class", ".Environment"), limit, offset),
+            attributes=_described_attributes(x.attributes, _LANGUAGE_OWN, limit, offset),
         )
     if isinstance(x, Deparsed):
         attrs = _attrs_dict(x.attributes)
@@ -684,7 +752,7 @@ def _model(x: Any, limit: int, offset: int) -> Any:
             r_class=r_class,
             type="language",
             has_environment=(attrs.get(".Environment") is not None) if "formula" in r_class else None,
-            attributes=_described_attributes(x.attributes, ("class", ".Environment"), limit, offset),
+            attributes=_described_attributes(x.attributes, _LANGUAGE_OWN, limit, offset),
         )
     if isinstance(x, S4Object) or (isinstance(x, Vector) and x.s4):
         return _s4_matrix(x, x.offset)
@@ -694,41 +762,60 @@ def _model(x: Any, limit: int, offset: int) -> Any:
         raise UnserializeError("a pairlist is not a value of the model", offset)
     if not isinstance(x, Vector):  # pragma: no cover - every read object is handled above
         raise UnserializeError(f"cannot model {type(x).__name__}", offset)
-    offset = x.offset
-    attrs = _attrs_dict(x.attributes)
-    r_class = _class_of(x, attrs)
-    if x.sxp == _VEC:
-        names = _names(x, attrs)
-        return rvalue.RList(
-            [_model(v, limit, offset) for v in x.data],
-            names=None if names is None else [n if isinstance(n, str) else "" for n in names],
-            r_class=r_class,
-            attributes=_described_attributes(x.attributes, ("names", "class"), limit, offset),
+    return _vector(x, limit)
+
+
+def _vector(x: Vector, limit: int) -> Any:
+    """The model of a vector (not S4) with attributes, or of a type the model has no place for (refused)."""
+    offset, sxp, attributes = x.offset, x.sxp, x.attributes
+    cls = dim = names_attr = dimnames = None
+    if attributes:
+        attrs = dict(attributes)
+        cls, dim, names_attr, dimnames = attrs.get("class"), attrs.get("dim"), attrs.get("names"), attrs.get("dimnames")
+    if isinstance(cls, Vector) and cls.sxp == _STR and cls.data:
+        r_class = [v if isinstance(v, str) else "NA" for v in cls.data]
+    elif isinstance(dim, Vector):
+        r_class = ["matrix", "array"] if len(dim.data) == 2 else ["array"]
+    else:
+        r_class = [_IMPLICIT_CLASS.get(sxp, "unknown")]
+    if isinstance(names_attr, Vector) and names_attr.sxp == _STR:
+        names: list[Any] | None = list(names_attr.data)
+    elif isinstance(dim, Vector) and len(dim.data) == 1 and isinstance(dimnames, Vector) and dimnames.data:
+        names = _strings_of(dimnames.data[0])
+    else:
+        names = None
+    if sxp == _VEC:
+        return _RList(
+            [None if v is None else _model(v, limit, offset) for v in x.data],
+            None if names is None else [n if isinstance(n, str) else "" for n in names],  # names
+            r_class,
+            _described_attributes(attributes, _LIST_OWN, limit, offset),
         )
-    if x.sxp not in (_REAL, _INT, _LGL, _STR):
-        raise UnserializeError(f"cannot encode an R value of type '{_TYPE_NAMES.get(x.sxp)}'", offset)
-    dim = attrs.get("dim")
+    if sxp not in _PLAIN:
+        raise UnserializeError(f"cannot encode an R value of type '{_TYPE_NAMES.get(sxp)}'", offset)
+    dims: list[int] | None = None
     if dim is not None:
-        if not (isinstance(dim, Vector) and dim.sxp in (_INT, _REAL) and dim.data
-                and all(v is not rvalue.NA and v == v and 0 <= v < 2**31 for v in dim.data)
-                and math.prod(int(v) for v in dim.data) == len(x.data)):  # fmt: skip
+        ok = isinstance(dim, Vector) and (dim.sxp == _INT or dim.sxp == _REAL) and bool(dim.data)
+        if ok:
+            dims, size = [], 1
+            for v in dim.data:  # each a whole count below 2^31, their product the vector's length
+                if v is _NA or v != v or not 0 <= v < 2**31:
+                    ok = False
+                    break
+                dims.append(int(v))
+                size *= int(v)
+            ok = ok and size == len(x.data)
+        if not ok:
             raise UnserializeError("a dim attribute that does not fit its vector", offset)
-    dimnames = attrs.get("dimnames")
     dn: list[Any] | None = None
     dn_names: list[str] | None = None
     if isinstance(dimnames, Vector) and dimnames.sxp == _VEC:
         dn = [None if d is None else _strings_of(d) for d in dimnames.data]
         dn_attr = _strings_of(_attrs_dict(dimnames.attributes).get("names"))
         dn_names = None if dn_attr is None else [n if isinstance(n, str) else "" for n in dn_attr]
-    return rvalue.RAtomic(
-        _TYPE_NAMES[x.sxp],
-        x.data,
-        r_class=r_class,
-        names=_names(x, attrs),
-        dim=None if not isinstance(dim, Vector) else [int(v) for v in dim.data],
-        dimnames=dn,
-        dimnames_names=dn_names,
-        attributes=_described_attributes(x.attributes, ("names", "class", "dim", "dimnames"), limit, offset),
+    return _RAtomic(
+        _TYPE_NAMES[sxp], x.data, r_class, names, dims, dn, dn_names,
+        _described_attributes(attributes, _ATOMIC_OWN, limit, offset),
     )
 
 
