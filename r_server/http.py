@@ -83,7 +83,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from r_server.auth import Authenticator, LoginSession, RateLimited, token_digest
-from r_server.errors import AuthError, CallRejected, SessionError, StudyError
+from r_server.errors import AuthError, CallRejected, RCallError, SessionError, StudyError
+from r_server.functions import ALLOW_LISTS
 
 __all__ = ["HTTPSettings", "RWorker", "Runtime", "create_app", "default_project", "parse_variables_filter"]
 
@@ -329,17 +330,25 @@ class Command:
         return out
 
 
-def _error_body(kind: str, message: str) -> dict[str, Any]:
-    """Opal's error JSON: opalr reads ``status`` and ``arguments``, others ``message``."""
-    return {"code": STATUS_OF_KIND.get(kind, 500), "status": kind, "arguments": [message], "message": message}
+def _error_body(kind: str, message: str, shown: str | None = None) -> dict[str, Any]:
+    """Opal's error JSON: opalr reads ``status`` and ``arguments`` (``shown``: R's ``Error in <call> : ...``
+    text of an R error, as Opal reports it), our client ``message`` (the bare message)."""
+    return {"code": STATUS_OF_KIND.get(kind, 500), "status": kind, "arguments": [shown or message],
+            "message": message}
 
 
-def _error_bytes(kind: str, message: str) -> bytes:
-    return json.dumps(_error_body(kind, message)).encode()
+def _error_bytes(kind: str, message: str, shown: str | None = None) -> bytes:
+    return json.dumps(_error_body(kind, message, shown)).encode()
 
 
-def _error_response(kind: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(_error_body(kind, message), status_code=STATUS_OF_KIND.get(kind, 500), headers=headers)
+def _shown(exc: StudyError) -> str:
+    """An error's text as Opal shows it: R's try() text for an R error, else the message."""
+    return exc.r_text if isinstance(exc, RCallError) else exc.message
+
+
+def _error_response(kind: str, message: str, headers: dict[str, str] | None = None,
+                    shown: str | None = None) -> JSONResponse:
+    return JSONResponse(_error_body(kind, message, shown), status_code=STATUS_OF_KIND.get(kind, 500), headers=headers)
 
 
 def _encode_outcome(command: Command, future: concurrent.futures.Future[Any],
@@ -347,6 +356,7 @@ def _encode_outcome(command: Command, future: concurrent.futures.Future[Any],
     """The HTTP status, body and error message of a finished command (runs on the R thread's callback)."""
     exc = future.exception()
     kind, message = "internal", "internal error"
+    shown: str | None = None
     if exc is None:
         if command.media is None:
             return 200, b"", None
@@ -360,10 +370,10 @@ def _encode_outcome(command: Command, future: concurrent.futures.Future[Any],
                 return 200, body, None
             kind, message = "too_large", f"the answer exceeds the study's response limit of {max_bytes} bytes"
     elif isinstance(exc, StudyError):
-        kind, message = exc.kind, exc.message
+        kind, message, shown = exc.kind, exc.message, _shown(exc)
     else:
         log.error("command %s failed inside the server", command.cid, exc_info=exc)
-    return STATUS_OF_KIND.get(kind, 500), _error_bytes(kind, message), message
+    return STATUS_OF_KIND.get(kind, 500), _error_bytes(kind, message, shown), shown or message
 
 
 class StudyServer:
@@ -905,7 +915,7 @@ def create_app(
         if isinstance(exc, AuthError):
             # opalr reads this header on a 401 (it asks for a TOTP code only when it names one)
             headers = {**(headers or {}), "WWW-Authenticate": "X-Opal-Auth"}
-        return _error_response(exc.kind, exc.message, headers)
+        return _error_response(exc.kind, exc.message, headers, _shown(exc))
 
     @app.exception_handler(HTTPFault)
     async def _fault(request: Request, exc: HTTPFault) -> JSONResponse:
@@ -1049,8 +1059,9 @@ def create_app(
             raise HTTPFault("bad_request", "the environment is aggregate or assign")
         names = list(await server.run(lambda rt: rt.list_methods(kind)))
         dto = "DataShield.RFunctionDataShieldMethodDto.method"
-        return JSONResponse([{"name": n, dto: {"func": n, "rPackage": "dsBase", "version": "6.3.0"}}
-                             for n in names])
+        table = ALLOW_LISTS["aggregate" if kind == "aggregate" else "assign"]
+        return JSONResponse([{"name": n, dto: {"func": table[n].opal_function if n in table else n,
+                                               "rPackage": "dsBase", "version": "6.3.0"}} for n in names])
 
     @app.get(f"{WS}/pydsbase/info")
     async def info(login: Login, server: Server) -> JSONResponse:

@@ -205,7 +205,7 @@ class StudyRuntime:
         if isinstance(tree, ct.Call):
             bound = functions.check_call(tree, "assign", self._scope(session))
             value = self._bridge.call(
-                session.env, "assign", bound.func, list(bound.args.items()), self.settings.as_r_list()
+                session.env, "assign", bound.func, bound.r_args(), self.settings.as_r_list()
             )
         else:
             functions.check_arith(tree, self._scope(session))
@@ -223,7 +223,7 @@ class StudyRuntime:
     def _aggregate_tree(self, session: _Session, tree: ct.Call, encoding: str) -> Any:
         bound = functions.check_call(tree, "aggregate", self._scope(session))
         value = self._bridge.call(
-            session.env, "aggregate", bound.func, list(bound.args.items()), self.settings.as_r_list()
+            session.env, "aggregate", bound.func, bound.r_args(), self.settings.as_r_list()
         )
         return self._encode(value, encoding)
 

@@ -299,6 +299,16 @@ def _valid_args(func: str) -> dict[str, str]:
             "na.assign.text": '"NA"',
             "numeric.output": "TRUE",
         },
+        "lsDS": {"search.filter": '"D_:A:_"', "env.to.search": "1L"},
+        "dimDS": {"x": '"D"'},
+        "lengthDS": {"x": '"D$BMI"'},
+        "namesDS": {"xname.transmit": '"D"'},
+        "rmDS": {"x.names.transmit": '"D,w"'},
+        "asListDS": {"x.name": '"D$BMI"', "newobj": '"L"'},
+        "asCharacterDS": {"x.name": '"D$BMI"'},
+        "asIntegerDS": {"x.name": '"D$BMI"'},
+        "asLogicalDS": {"x.name": '"D$BMI"'},
+        "asDataMatrixDS": {"x.name": '"D"'},
     }[func]
 
 
