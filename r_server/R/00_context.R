@@ -26,8 +26,10 @@
 .ds_check_permissive <- function(levels) {
   level <- .ds_thr()$datashield.privacyControlLevel
   if (is.null(level) || !any(level %in% levels)) {
-    stop("BLOCKED: The server is running in 'non-permissive' mode which has caused this method to be blocked",
-         call. = FALSE)
+    # dsBase raises it with its call (call. = TRUE): Error in dsBase::checkPermissivePrivacyControlLevel(...)
+    call <- as.call(list(quote(dsBase::checkPermissivePrivacyControlLevel), as.call(c(list(as.name("c")), levels))))
+    stop(simpleError("BLOCKED: The server is running in 'non-permissive' mode which has caused this method to be blocked",
+                     call = call))
   }
   invisible()
 }
