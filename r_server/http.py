@@ -330,15 +330,14 @@ class Command:
         return out
 
 
-def _error_body(kind: str, message: str, shown: str | None = None) -> dict[str, Any]:
-    """Opal's error JSON: opalr reads ``status`` and ``arguments`` (``shown``: R's ``Error in <call> : ...``
-    text of an R error, as Opal reports it), our client ``message`` (the bare message)."""
-    return {"code": STATUS_OF_KIND.get(kind, 500), "status": kind, "arguments": [shown or message],
-            "message": message}
+def _error_body(kind: str, message: str) -> dict[str, Any]:
+    """Opal's error JSON: opalr reads ``status`` and ``arguments``, others ``message`` (R's bare message; a
+    failed command's RCommandDto ``error`` has R's ``Error in <call> : ...`` text, as Opal reports it)."""
+    return {"code": STATUS_OF_KIND.get(kind, 500), "status": kind, "arguments": [message], "message": message}
 
 
-def _error_bytes(kind: str, message: str, shown: str | None = None) -> bytes:
-    return json.dumps(_error_body(kind, message, shown)).encode()
+def _error_bytes(kind: str, message: str) -> bytes:
+    return json.dumps(_error_body(kind, message)).encode()
 
 
 def _shown(exc: StudyError) -> str:
@@ -346,9 +345,8 @@ def _shown(exc: StudyError) -> str:
     return exc.r_text if isinstance(exc, RCallError) else exc.message
 
 
-def _error_response(kind: str, message: str, headers: dict[str, str] | None = None,
-                    shown: str | None = None) -> JSONResponse:
-    return JSONResponse(_error_body(kind, message, shown), status_code=STATUS_OF_KIND.get(kind, 500), headers=headers)
+def _error_response(kind: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(_error_body(kind, message), status_code=STATUS_OF_KIND.get(kind, 500), headers=headers)
 
 
 def _encode_outcome(command: Command, future: concurrent.futures.Future[Any],
@@ -373,7 +371,7 @@ def _encode_outcome(command: Command, future: concurrent.futures.Future[Any],
         kind, message, shown = exc.kind, exc.message, _shown(exc)
     else:
         log.error("command %s failed inside the server", command.cid, exc_info=exc)
-    return STATUS_OF_KIND.get(kind, 500), _error_bytes(kind, message, shown), shown or message
+    return STATUS_OF_KIND.get(kind, 500), _error_bytes(kind, message), shown or message
 
 
 class StudyServer:
@@ -915,7 +913,7 @@ def create_app(
         if isinstance(exc, AuthError):
             # opalr reads this header on a 401 (it asks for a TOTP code only when it names one)
             headers = {**(headers or {}), "WWW-Authenticate": "X-Opal-Auth"}
-        return _error_response(exc.kind, exc.message, headers, _shown(exc))
+        return _error_response(exc.kind, exc.message, headers)
 
     @app.exception_handler(HTTPFault)
     async def _fault(request: Request, exc: HTTPFault) -> JSONResponse:
