@@ -132,6 +132,7 @@ class Runtime(Protocol):
 
     def list_tables(self) -> list[str]: ...
     def table_variables(self, table: str) -> list[str]: ...
+    def table_dictionary(self, table: str) -> Any: ...
     def open_session(self, user: str) -> str: ...
     def close_session(self, sid: str) -> None: ...
     def assign_table(self, sid: str, symbol: str, table: str, variables: list[str] | None = None) -> Any: ...
@@ -1041,10 +1042,13 @@ def create_app(
 
     @app.get(f"{WS}/datasource/{{project}}/table/{{table}}/variables")
     async def variables(project: str, table: str, login: Login, server: Server) -> JSONResponse:
-        _, names = await table_of(server, project, table)
+        name, names = await table_of(server, project, table)
+        link = f"{WS}/datasource/{project}/table/{table}/variable"
+        dictionary = await server.run(lambda rt: rt.table_dictionary(name))
+        if dictionary:  # a typed table: Opal's value types and categories
+            return JSONResponse([v.dto(i, link) for i, v in enumerate(dictionary)])
         return JSONResponse([{"name": n, "entityType": "Participant", "index": i, "isRepeatable": False,
-                              "link": f"{WS}/datasource/{project}/table/{table}/variable/{n}"}
-                             for i, n in enumerate(names)])
+                              "link": f"{link}/{n}"} for i, n in enumerate(names)])
 
     # -- DataSHIELD configuration --
     @app.get(f"{WS}/datashield/profiles")

@@ -212,6 +212,15 @@ class RBridge:
         with self._r() as ri:
             return RObject(self._guarded(self._fn(".ds_read_csv")(ri.StrSexpVector([str(path)]))))
 
+    def read_csv_typed(self, path: str | Path, variables: Sequence[tuple[str, str, Sequence[str]]]) -> RObject:
+        """A CSV read with its data dictionary: ``(name, R class, categories)`` per declared column."""
+        with self._r() as ri:
+            names = ri.StrSexpVector([v[0] for v in variables])
+            classes = ri.StrSexpVector([v[1] for v in variables])
+            categories = ri.ListSexpVector([ri.StrSexpVector(list(v[2])) for v in variables])
+            return RObject(self._guarded(self._fn(".ds_read_csv_typed")(ri.StrSexpVector([str(path)]), names,
+                                                                         classes, categories)))
+
     def select(self, table: RObject, variables: Sequence[str] | None) -> RObject:
         with self._r() as ri:
             wanted = ri.NULL if variables is None else ri.StrSexpVector(list(variables))

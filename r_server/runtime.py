@@ -22,6 +22,7 @@ from typing import Any
 from r_server import calltree as ct
 from r_server import functions, grammar
 from r_server.audit import AuditLog
+from r_server.dictionary import R_CLASSES, Variable, dictionary_path, read_dictionary
 from r_server.errors import CallRejected, SessionError, StudyError
 from r_server.rbridge import RBridge, RObject, default_bridge
 from r_server.settings import DisclosureSettings
@@ -127,6 +128,16 @@ class StudyRuntime:
         with self._audited("table_variables", function=table):
             return self._bridge.table_columns(self._table(table))
 
+    def table_dictionary(self, table: str) -> tuple[Variable, ...] | None:
+        """The table's data dictionary (``r_server/dictionary.py``), or None for an untyped table."""
+        with self._audited("table_dictionary", function=table):
+            return self._dictionary(self._table_path(table))
+
+    @staticmethod
+    def _dictionary(path: Path) -> tuple[Variable, ...] | None:
+        candidate = dictionary_path(path)
+        return read_dictionary(candidate) if path.suffix == ".csv" and candidate.is_file() else None
+
     def _table_path(self, table: str) -> Path:
         parts = table.split(".")
         if (not 1 <= len(parts) <= 2 or not all(_TABLE_PART.match(p) for p in parts)
@@ -146,7 +157,12 @@ class StudyRuntime:
         with self._lock:
             cached = self._tables.get(path)
         if cached is None:
-            cached = self._bridge.read_csv(path)
+            dictionary = self._dictionary(path)
+            if dictionary is None:
+                cached = self._bridge.read_csv(path)
+            else:
+                cached = self._bridge.read_csv_typed(
+                    path, [(v.name, R_CLASSES[v.value_type], v.categories) for v in dictionary])
             with self._lock:
                 self._tables.setdefault(path, cached)
         return cached

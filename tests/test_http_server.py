@@ -96,6 +96,9 @@ class FakeRuntime:
             return COLUMNS
         return self._call(None, "table_variables", None, None, run)
 
+    def table_dictionary(self, table: str) -> None:
+        return None  # an untyped table
+
     def open_session(self, user: str) -> str:
         self.threads.add(threading.get_ident())
         sid = uuid.uuid4().hex
@@ -548,7 +551,7 @@ def test_opal_configuration_routes(server: ThreadServer) -> None:
                                                           "restrictedAccess": False}]
     methods = client.get("/datashield/env/aggregate/methods").json()
     assert [m["name"] for m in methods] == ["colnamesDS", "lmerSLMADS2"]
-    assert methods[0]["DataShield.RFunctionDataShieldMethodDto.method"]["func"] == "dsBase::colnamesDS"  # Opal: the package function
+    assert methods[0]["DataShield.RFunctionDataShieldMethodDto.method"]["func"] == "dsBase::colnamesDS"
     sid = _open(client)
     dto = client.get(f"/datashield/session/{sid}").json()
     assert dto["id"] == sid and dto["user"] == "alice" and dto["context"] == "DataSHIELD"

@@ -166,3 +166,33 @@ def test_hostile_arguments_are_refused(permissive: tuple[StudyRuntime, str], kin
         else:
             rt.assign_expr(sid, "h", text)
     assert "h" not in rt.list_symbols(sid)
+
+
+def test_a_data_dictionary_types_the_table(tables: Path, tmp_path: Path) -> None:
+    (tmp_path / "T.csv").write_text((tables / "T.csv").read_text())
+    (tmp_path / "T.dictionary.json").write_text(
+        '{"variables": [{"name": "x", "valueType": "decimal"}, {"name": "g", "valueType": "text",'
+        ' "categories": ["b", "a"]}, {"name": "s", "valueType": "text"}]}')
+    (tmp_path / "U.csv").write_text("n,t\n1,NA\n2,NA\n3,NA\n")
+    (tmp_path / "U.dictionary.json").write_text(
+        '{"variables": [{"name": "n", "valueType": "integer"}, {"name": "t", "valueType": "text"}]}')
+    rt = StudyRuntime("s", tmp_path, settings=DisclosureSettings(privacy_control_level="permissive"))
+    sid = rt.open_session("u")
+    rt.assign_table(sid, "D", "T")
+    rt.assign_table(sid, "U", "U")
+    assert _data(rt.aggregate(sid, 'classDS("D$g")')) == ["factor"]
+    assert _data(rt.aggregate(sid, "isValidDS(D$g)")) == [False]  # a factor: level b has 2 rows (< nfilter.tab)
+    assert _data(rt.aggregate(sid, 'classDS("U$n")')) == ["integer"]
+    assert _data(rt.aggregate(sid, 'classDS("U$t")')) == ["character"]  # read.csv alone: logical
+    assert [v.value_type for v in rt.table_dictionary("T") or ()] == ["decimal", "text", "text"]
+    # a factor with more levels than nfilter.levels.density allows
+    (tmp_path / "V.csv").write_text("f\n" + "\n".join("abcdef") + "\n")
+    (tmp_path / "V.dictionary.json").write_text(
+        '{"variables": [{"name": "f", "valueType": "text", "categories": ["a", "b", "c", "d", "e", "f"]}]}')
+    rt.assign_table(sid, "V", "V")
+    with pytest.raises(RCallError, match="^FAILED: Result length less than nfilter.levels.density of input length.$"):
+        rt.aggregate(sid, "levelsDS(V$f)")
+    (tmp_path / "W.csv").write_text("a\n1\n")
+    (tmp_path / "W.dictionary.json").write_text('{"variables": [{"name": "a", "valueType": "date"}]}')
+    with pytest.raises(CallRejected, match="value type 'date'"):
+        rt.assign_table(sid, "W", "W")

@@ -197,6 +197,20 @@
 
 .ds_read_csv <- function(path) .ds_guard(utils::read.csv(path, header = TRUE))
 
+# A CSV with its data dictionary (r_server/dictionary.py): each declared column read as its class, and a
+# column with categories made a factor whose levels are the categories, in their order.
+.ds_read_csv_typed <- function(path, names, classes, categories) {
+  .ds_guard({
+    df <- utils::read.csv(path, header = TRUE, colClasses = stats::setNames(classes, names))
+    for (i in seq_along(names)) {
+      if (length(categories[[i]]) && names[[i]] %in% colnames(df)) {
+        df[[names[[i]]]] <- factor(as.character(df[[names[[i]]]]), levels = categories[[i]])
+      }
+    }
+    df
+  })
+}
+
 # DSLite's assignTable: keep the listed columns that exist, in the order given.
 .ds_select <- function(df, variables) {
   .ds_guard({
