@@ -241,7 +241,9 @@ def _na_assign(value: str, func: str, param: str) -> None:
 
 
 def _number_text(value: str, func: str, param: str) -> None:
-    if not (_NUMBER_RE.fullmatch(value) and len(value) <= 64):
+    """A number, or a word (an R name of at most 40 characters) that dsBase's ``as.numeric`` makes NA: the
+    dsBaseClient suite sends ``control_value = 'nothing'`` and expects lme4's error for the NA."""
+    if not ((_NUMBER_RE.fullmatch(value) and len(value) <= 64) or (len(value) <= 40 and is_syntactic_name(value))):
         raise _bad(func, param, "a number", value)
     return None
 

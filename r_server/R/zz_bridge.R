@@ -201,6 +201,8 @@
 # column with categories made a factor whose levels are the categories, in their order.
 .ds_read_csv_typed <- function(path, names, classes, categories) {
   .ds_guard({
+    categorical <- lengths(categories) > 0L
+    classes[categorical] <- "character"  # a category is its name, whatever the value type
     df <- utils::read.csv(path, header = TRUE, colClasses = stats::setNames(classes, names))
     for (i in seq_along(names)) {
       if (length(categories[[i]]) && names[[i]] %in% colnames(df)) {
