@@ -330,15 +330,17 @@ AGGREGATE_FUNCTIONS: Mapping[str, Signature] = _signatures(
     # base::exists as dsBase maps it; only x and where (no envir/inherits/mode from clients)
     Signature(
         "exists",
-        (_p("x", S, check=_plain_name), _p("where", SYM, required=False, must_exist=True, bare_name=True)),
+        # x: a name to look for; "D$x" is a name no object has (R answers FALSE), as the suite asks
+        (_p("x", S, check=_object_ref), _p("where", SYM, required=False, must_exist=True, bare_name=True)),
         r_name="ds_exists",
         r_function="base::exists",
     ),
     Signature("colnamesDS", (_p("x", S, check=_object_ref, must_exist=True),)),
     Signature("classDS", (_p("x", S, check=_object_ref, must_exist=True),)),
-    Signature("isNaDS", (_p("xvect", SYM, must_exist=True),)),
+    # ds.isNA sends the name as a string: dsBase's is.na() of that string is FALSE, never a lookup
+    Signature("isNaDS", (_p("xvect", SYM, S, must_exist=True, check=_any_text),)),
     Signature("checkNegValueDS", (_p("weights", SYM, must_exist=True),)),
-    Signature("testObjExistsDS", (_p("test.obj.name", S, check=_plain_name),)),
+    Signature("testObjExistsDS", (_p("test.obj.name", S, check=_object_ref),)),
     Signature("messageDS", (_p("message.object.name", S, check=_plain_name),)),
     Signature("listDisclosureSettingsDS", ()),
     Signature("lsDS", (_p("search.filter", S, N, default=ct.Null(), check=_ls_filter), _p("env.to.search", NUM))),
