@@ -24,7 +24,9 @@ from test_opal_clients import Study  # the study-server process helper
 
 pytestmark = pytest.mark.needs_r
 
-FIXTURE = Path(__file__).resolve().parent / "fixtures" / "dsopal_int_bmi_ri.json"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+FIXTURE = FIXTURES / "dsopal_int_bmi_ri.json"
+OBJECTS = FIXTURES / "dsopal_objects.json"  # study1 only: ds.ls ... ds.rm on CNSIM.CNSIM1, privacy level permissive
 PASSWORD = "alice-password-1"
 _VOLATILE = {"id", "creationDate", "lastAccessDate", "createDate", "startDate", "endDate", "link"}
 
@@ -51,7 +53,13 @@ def studies(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Any:
             (home / "tables" / "CLUSTER").mkdir(parents=True)
             csv = data_dir / "CLUSTER" / f"CLUSTER_INT{i}.csv"
             (home / "tables" / "CLUSTER" / csv.name).write_bytes(csv.read_bytes())
-            started.append(Study(home, f"cluster.int{i}", users))
+            extra: list[str] = []
+            if i == 1:  # also the objects fixture's table and privacy level
+                (home / "tables" / "CNSIM").mkdir()
+                (home / "tables" / "CNSIM" / "CNSIM1.csv").write_bytes((data_dir / "CNSIM" / "CNSIM1.csv").read_bytes())
+                (home / "disclosure.json").write_text('{"datashield.privacyControlLevel": "permissive"}')
+                extra = ["--disclosure", str(home / "disclosure.json")]
+            started.append(Study(home, f"cluster.int{i}", users, extra))
         for study in started:
             study.wait_healthy()
         yield started
@@ -60,9 +68,10 @@ def studies(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Any:
             study.stop()
 
 
-@pytest.mark.parametrize("index", [0, 1, 2])
-def test_replayed_dsopal_requests_get_the_recorded_answers(studies: Any, index: int) -> None:
-    recorded = json.loads(FIXTURE.read_text())["studies"][f"study{index + 1}"]
+@pytest.mark.parametrize(("fixture", "index"), [(FIXTURE, 0), (FIXTURE, 1), (FIXTURE, 2), (OBJECTS, 0)],
+                         ids=["int_bmi_ri-1", "int_bmi_ri-2", "int_bmi_ri-3", "objects-1"])
+def test_replayed_dsopal_requests_get_the_recorded_answers(studies: Any, fixture: Path, index: int) -> None:
+    recorded = json.loads(fixture.read_text())["studies"][f"study{index + 1}"]
     study = studies[index]
     ids: dict[str, str] = {}  # recorded id -> live id (R session, commands, login)
     credentials = "X-Opal-Auth " + base64.b64encode(f"alice:{PASSWORD}".encode()).decode()
