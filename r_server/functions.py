@@ -338,7 +338,7 @@ AGGREGATE_FUNCTIONS: Mapping[str, Signature] = _signatures(
     Signature("colnamesDS", (_p("x", S, check=_object_ref, must_exist=True),)),
     Signature("classDS", (_p("x", S, check=_object_ref, must_exist=True),)),
     # ds.isNA sends the name as a string: dsBase's is.na() of that string is FALSE, never a lookup
-    Signature("isNaDS", (_p("xvect", SYM, S, must_exist=True, check=_any_text),)),
+    Signature("isNaDS", (_p("xvect", SYM, S, must_exist=True, check=_object_ref),)),
     Signature("checkNegValueDS", (_p("weights", SYM, must_exist=True),)),
     Signature("testObjExistsDS", (_p("test.obj.name", S, check=_object_ref),)),
     Signature("messageDS", (_p("message.object.name", S, check=_plain_name),)),
