@@ -192,6 +192,12 @@ def _object_ref(value: str, func: str, param: str) -> tuple[ObjectRef, ...]:
     return (ref,)
 
 
+def _name_text(value: str, func: str, param: str) -> None:
+    """A string shaped like an object reference that dsBase never looks up (ds.isNA's name: is.na of the text)."""
+    _object_ref(value, func, param)
+    return None
+
+
 def _object_refs(value: str, func: str, param: str) -> tuple[ObjectRef, ...]:
     refs = parse_object_refs(value)
     if refs is None or len(refs) > 256:
@@ -331,16 +337,16 @@ AGGREGATE_FUNCTIONS: Mapping[str, Signature] = _signatures(
     Signature(
         "exists",
         # x: a name to look for; "D$x" is a name no object has (R answers FALSE), as the suite asks
-        (_p("x", S, check=_object_ref), _p("where", SYM, required=False, must_exist=True, bare_name=True)),
+        (_p("x", S, check=_name_text), _p("where", SYM, required=False, must_exist=True, bare_name=True)),
         r_name="ds_exists",
         r_function="base::exists",
     ),
     Signature("colnamesDS", (_p("x", S, check=_object_ref, must_exist=True),)),
     Signature("classDS", (_p("x", S, check=_object_ref, must_exist=True),)),
     # ds.isNA sends the name as a string: dsBase's is.na() of that string is FALSE, never a lookup
-    Signature("isNaDS", (_p("xvect", SYM, S, must_exist=True, check=_object_ref),)),
+    Signature("isNaDS", (_p("xvect", SYM, S, must_exist=True, check=_name_text),)),
     Signature("checkNegValueDS", (_p("weights", SYM, must_exist=True),)),
-    Signature("testObjExistsDS", (_p("test.obj.name", S, check=_object_ref),)),
+    Signature("testObjExistsDS", (_p("test.obj.name", S, check=_name_text),)),
     Signature("messageDS", (_p("message.object.name", S, check=_plain_name),)),
     Signature("listDisclosureSettingsDS", ()),
     Signature("lsDS", (_p("search.filter", S, N, default=ct.Null(), check=_ls_filter), _p("env.to.search", NUM))),
