@@ -12,11 +12,26 @@ from typing import Any
 
 from pydsbase import console, dsi, rops
 from pydsbase.errors import RError
-from pydsbase.lmer import is_defined
-from pydsbase.rtext import as_character_double, cat_text, deparse_call, unlist
+from pydsbase.lmer import _check_class, is_defined
+from pydsbase.rtext import as_character_double, cat_text, deparse_call, deparse_value, unlist
 from pydsbase.rvalue import NA, RAtomic, RList, RValue, r_character
 
-__all__ = ["ds_boole", "ds_complete_cases", "ds_data_frame", "ds_data_frame_subset", "ds_make"]
+__all__ = [
+    "ds_as_character",
+    "ds_as_data_matrix",
+    "ds_as_integer",
+    "ds_as_logical",
+    "ds_boole",
+    "ds_complete_cases",
+    "ds_data_frame",
+    "ds_data_frame_subset",
+    "ds_dim",
+    "ds_length",
+    "ds_ls",
+    "ds_make",
+    "ds_num_na",
+    "ds_rm",
+]
 
 _ALL_OK = "ALL OK: there are no studysideMessage(s) on this datasource"
 _OPERATORS = {"==": 1, "!=": 2, "<": 3, "<=": 4, ">": 5, ">=": 6}
@@ -256,3 +271,130 @@ def _as_text(value: Any) -> str:
     if isinstance(value, bool):
         return "TRUE" if value else "FALSE"
     return as_character_double(float(value))
+
+
+# -- objects: ds.ls, ds.dim, ds.length, ds.numNA, ds.rm, ds.as* --------------------------------------------------
+
+
+def _by_study(names: Sequence[str], values: Sequence[RValue | None]) -> RList:
+    return RList(list(values), names=list(names))
+
+
+def ds_ls(
+    session: Any, search_filter: str | None = None, datasources: Sequence[str] | None = None
+) -> RList | RAtomic:
+    """``ds.ls``: every study's ``lsDS(search.filter = ..., 1L)`` (its objects), by study name."""
+    names = dsi.datasource_names(session, datasources)
+    transmit = None
+    if search_filter is not None:
+        if "_:A:_" in search_filter:
+            return r_character([
+                "Warning: Code replacing wildcard (i.e. '*') is '_:A:_' but this appears in your original "
+                "search filter string - please respecify"])
+        transmit = search_filter.replace("*", "_:A:_")
+    text = "lsDS(search.filter = " + deparse_value(transmit) + ", 1L)"
+    return _by_study(names, dsi.aggregate(session, text, names))
+
+
+def _type(kind: str) -> str:
+    if kind in ("combine", "combined", "combines", "c"):
+        return "combine"
+    if kind in ("split", "splits", "s"):
+        return "split"
+    if kind in ("both", "b"):
+        return "both"
+    raise RError('Function argument "type" has to be either "both", "combine" or "split"')
+
+
+def _split_combine(
+    kind: str, per_study: list[RValue | None], names: list[str], pooled: RValue, pooled_name: str
+) -> RList:
+    if kind == "combine":
+        return RList([pooled], names=[pooled_name])
+    if kind == "split":
+        return RList(per_study, names=names)
+    return RList([*per_study, pooled], names=[*names, pooled_name])
+
+
+def ds_dim(session: Any, x: str | None = None, type: str = "both", datasources: Sequence[str] | None = None) -> RList:
+    """``ds.dim``: each study's ``dimDS(x)`` and the rows summed over studies (columns: the first study's)."""
+    names = dsi.datasource_names(session, datasources)
+    if x is None:
+        raise RError("Please provide the name of a data.frame or matrix!")
+    kind = _type(type)
+    dims = dsi.aggregate(session, deparse_call("dimDS", x), names)
+    rows = 0.0
+    for dim in dims:
+        rows += float(dim.data[0]) if isinstance(dim, RAtomic) and dim.data else 0.0
+    first = dims[0]
+    cols = float(first.data[1]) if isinstance(first, RAtomic) and len(first.data) > 1 else NA
+    return _split_combine(kind, list(dims), [f"dimensions of {x} in {n}" for n in names],
+                          RAtomic("double", [rows, cols]), f"dimensions of {x} in combined studies")
+
+
+def ds_length(
+    session: Any, x: str | None = None, type: str = "both", datasources: Sequence[str] | None = None
+) -> RList:
+    """``ds.length``: each study's ``lengthDS(x)`` and their sum."""
+    names = dsi.datasource_names(session, datasources)
+    if x is None:
+        raise RError("Please provide the name of the input object!")
+    kind = _type(type)
+    lengths = dsi.aggregate(session, deparse_call("lengthDS", x), names)
+    total = sum(int(v.data[0]) for v in lengths if isinstance(v, RAtomic) and v.data)
+    return _split_combine(kind, list(lengths), [f"length of {x} in {n}" for n in names],
+                          RAtomic("integer", [total]), f"total length of {x} in all studies combined")
+
+
+def ds_num_na(session: Any, x: str | None = None, datasources: Sequence[str] | None = None) -> RList:
+    """``ds.numNA``: the number of missing values of ``x`` in each study (``numNaDS(x)``)."""
+    names = dsi.datasource_names(session, datasources)
+    if x is None:
+        raise RError("Please provide the name of a vector!")
+    is_defined(session, names, x)
+    _check_class(session, names, x)
+    return _by_study(names, dsi.aggregate(session, f"numNaDS({x})", names))
+
+
+def ds_rm(session: Any, x_names: Sequence[str] | str | None = None, datasources: Sequence[str] | None = None) -> RList:
+    """``ds.rm``: ``rmDS("a,b")`` in every study; each study's report of what it deleted."""
+    names = dsi.datasource_names(session, datasources)
+    if x_names is None:
+        raise RError("Please provide the names of the objects to be deleted (eg 'object.name') as the x.names argument")
+    transmit = ",".join([x_names] if isinstance(x_names, str) else x_names)
+    return _by_study(names, dsi.aggregate(session, deparse_call("rmDS", transmit), names))
+
+
+def _convert(session: Any, server_function: str, x_name: str | None, newobj: str,
+             datasources: Sequence[str] | None) -> RList:
+    """The ds.as* functions: ``newobj <- server_function(x.name)`` in every study, then the object report."""
+    names = dsi.datasource_names(session, datasources)
+    if x_name is None:
+        raise RError("Please provide the name of the input vector!")
+    is_defined(session, names, x_name)
+    dsi.assign(session, newobj, deparse_call(server_function, x_name), names)
+    return _object_report(session, names, newobj)
+
+
+def ds_as_character(session: Any, x_name: str | None = None, newobj: str | None = None,
+                    datasources: Sequence[str] | None = None) -> RList:
+    """``ds.asCharacter``: ``newobj <- asCharacterDS(x.name)``."""
+    return _convert(session, "asCharacterDS", x_name, newobj or "ascharacter.newobj", datasources)
+
+
+def ds_as_integer(session: Any, x_name: str | None = None, newobj: str | None = None,
+                  datasources: Sequence[str] | None = None) -> RList:
+    """``ds.asInteger``: ``newobj <- asIntegerDS(x.name)``."""
+    return _convert(session, "asIntegerDS", x_name, newobj or "asinteger.newobj", datasources)
+
+
+def ds_as_logical(session: Any, x_name: str | None = None, newobj: str | None = None,
+                  datasources: Sequence[str] | None = None) -> RList:
+    """``ds.asLogical``: ``newobj <- asLogicalDS(x.name)``."""
+    return _convert(session, "asLogicalDS", x_name, newobj or "aslogical.newobj", datasources)
+
+
+def ds_as_data_matrix(session: Any, x_name: str | None = None, newobj: str | None = None,
+                      datasources: Sequence[str] | None = None) -> RList:
+    """``ds.asDataMatrix``: ``newobj <- asDataMatrixDS(x.name)``."""
+    return _convert(session, "asDataMatrixDS", x_name, newobj or "asdatamatrix.newobj", datasources)

@@ -101,7 +101,7 @@ class _Last:
         if command.ended_at is not None:
             out["endDate"] = command.ended_at
         if command.error is not None:
-            out["message"] = failure_message(command.status, _kind_of(command.body), command.error)
+            out["message"] = failure_message(command.status, *_failure_of(command.body))
         return out
 
 
@@ -120,11 +120,14 @@ def failure_message(status: int, kind: str, message: str) -> str:
     return f'{status} {_REASONS.get(status, "Error")}: "{inner}"'
 
 
-def _kind_of(body: bytes | None) -> str:
+def _failure_of(body: bytes | None) -> tuple[str, str]:
+    """A failed command's kind and R's bare condition message, from its error JSON (``command.error`` holds
+    Opal's ``Error in <call> : ...`` text; Armadillo embeds the bare message)."""
     try:
-        return str(json.loads(body or b"{}").get("status", "internal"))
+        error = json.loads(body or b"{}")
+        return str(error.get("status", "internal")), str(error.get("message", ""))
     except (ValueError, AttributeError):
-        return "internal"
+        return "internal", "internal error"
 
 
 def _known(server: StudyServer, login: LoginSession) -> ArmadilloSession | None:
@@ -187,7 +190,7 @@ def add_routes(app: FastAPI, settings: HTTPSettings) -> None:
             return Response(status_code=201, headers={"Location": location})
         await command.done_event.wait()
         if command.error is not None:
-            message = failure_message(500, _kind_of(command.body), command.error)
+            message = failure_message(500, *_failure_of(command.body))
             return JSONResponse({"timestamp": _now_iso(), "status": 500, "error": _REASONS[500],
                                  "message": message, "path": request.url.path}, status_code=500)
         if media is None:

@@ -45,6 +45,7 @@ __all__ = [
     "Signature",
     "check_arith",
     "check_call",
+    "deparse_call",
     "missing_object",
     "parse_object_ref",
     "parse_object_refs",
@@ -70,6 +71,7 @@ class ArgKind(Enum):
     LOGICAL = "TRUE/FALSE"
     NUMBER = "number"
     SYMBOL = "name"  # Sym or Dollar
+    LIST = "list(...)"  # a list(...) call of simple values (ds.c, ds.list)
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,12 @@ class BoundCall:
     func: str
     args: dict[str, ct.Expr]
     refs: dict[str, tuple[ObjectRef, ...]] = field(default_factory=dict)
+    dots: tuple[tuple[str | None, ct.Expr], ...] = ()
+    """The arguments that R's ``...`` collects (a variadic signature: ``c``, ``list``), in order."""
+
+    def r_args(self) -> list[tuple[str | None, ct.Expr]]:
+        """The arguments in the order R's function receives them: the formals, then ``...``."""
+        return [*self.args.items(), *self.dots]
 
 
 StringCheck = Callable[[str, str, str], tuple[ObjectRef, ...] | None]
@@ -115,6 +123,9 @@ class Param:
     """Raise R's ``object 'X' not found`` here if a referenced root object is missing."""
     bare_name: bool = False
     """A SYMBOL argument must be a plain name (``exists``'s ``where``), not ``D$x``."""
+    lookup: str | None = None
+    """The call in which dsBase looks a string's object up, as R reports it in ``Error in <call> :``
+    (``{}`` is the sent text): by default ``eval(parse(text = <param>), envir = parent.frame())``."""
 
 
 @dataclass(frozen=True)
@@ -124,6 +135,14 @@ class Signature:
     r_name: str | None = None
     """Our R function (``r_server/R``) that implements ``func``, where the names differ: ``exists`` is
     ``ds_exists``, as a function named ``exists`` would mask ``base::exists`` for our own R code."""
+    dots: Param | None = None
+    """R's ``...`` after the formals (``c(...)``, ``list(...)``): its kinds and checks apply to every element."""
+    r_function: str | None = None
+    """The function Opal runs for ``func`` (its methods' ``func``): ``dsBase::<func>`` unless given."""
+
+    @property
+    def opal_function(self) -> str:
+        return self.r_function or f"dsBase::{self.func}"
 
     @property
     def implementation(self) -> str:
@@ -171,6 +190,12 @@ def _object_ref(value: str, func: str, param: str) -> tuple[ObjectRef, ...]:
     if ref is None:
         raise _bad(func, param, "the name of a session object (name or name$column)", value)
     return (ref,)
+
+
+def _name_text(value: str, func: str, param: str) -> None:
+    """A string shaped like an object reference that dsBase never looks up (ds.isNA's name: is.na of the text)."""
+    _object_ref(value, func, param)
+    return None
 
 
 def _object_refs(value: str, func: str, param: str) -> tuple[ObjectRef, ...]:
@@ -222,8 +247,35 @@ def _na_assign(value: str, func: str, param: str) -> None:
 
 
 def _number_text(value: str, func: str, param: str) -> None:
-    if not (_NUMBER_RE.fullmatch(value) and len(value) <= 64):
+    """A number, or a word (an R name of at most 40 characters) that dsBase's ``as.numeric`` makes NA: the
+    dsBaseClient suite sends ``control_value = 'nothing'`` and expects lme4's error for the NA."""
+    if not ((_NUMBER_RE.fullmatch(value) and len(value) <= 64) or (len(value) <= 40 and is_syntactic_name(value))):
         raise _bad(func, param, "a number", value)
+    return None
+
+
+_LS_FILTER_RE = re.compile(r"[A-Za-z0-9._:*?]{1,80}")
+
+
+def _ls_filter(value: str, func: str, param: str) -> None:
+    """lsDS's search filter: a glob of name characters (``*`` arrives as ``_:A:_``, ``?``)."""
+    pattern = value.replace("_:A:_", "*")
+    if not _LS_FILTER_RE.fullmatch(value) or not is_syntactic_name(re.sub(r"[*?]", "x", pattern)):
+        raise _bad(func, param, "a search filter: an R name with wildcards '*' and '?' (at most 80 characters)", value)
+    return None
+
+
+def _plain_names(value: str, func: str, param: str) -> None:
+    parts = value.split(",")
+    if len(parts) > 256 or not all(is_syntactic_name(p) and len(p) <= _MAX_REF for p in parts):
+        raise _bad(func, param, "comma-separated R names", value)
+    return None
+
+
+def _any_text(value: str, func: str, param: str) -> None:
+    """A string used as data, never as a name or code (listDS's element names): bounded length only."""
+    if len(value) > _MAX_REF:
+        raise _bad(func, param, f"a string of at most {_MAX_REF} characters", value)
     return None
 
 
@@ -240,8 +292,9 @@ def _p(
     check: StringCheck | None = None,
     must_exist: bool = False,
     bare_name: bool = False,
+    lookup: str | None = None,
 ) -> Param:
-    return Param(name, frozenset(kinds), default, required and default is None, check, must_exist, bare_name)
+    return Param(name, frozenset(kinds), default, required and default is None, check, must_exist, bare_name, lookup)
 
 
 def _lmer_params() -> tuple[Param, ...]:
@@ -270,6 +323,11 @@ def _subset_params() -> tuple[Param, ...]:
     )
 
 
+def _dots() -> Param:
+    """``...`` of c() and list(): values, strings as data, names of session objects (which must exist)."""
+    return _p("...", S, NUM, L, N, SYM, check=_any_text, must_exist=True)
+
+
 def _signatures(*sigs: Signature) -> Mapping[str, Signature]:
     return {s.func: s for s in sigs}
 
@@ -278,16 +336,32 @@ AGGREGATE_FUNCTIONS: Mapping[str, Signature] = _signatures(
     # base::exists as dsBase maps it; only x and where (no envir/inherits/mode from clients)
     Signature(
         "exists",
-        (_p("x", S, check=_plain_name), _p("where", SYM, required=False, must_exist=True, bare_name=True)),
+        # x: a name to look for; "D$x" is a name no object has (R answers FALSE), as the suite asks
+        (_p("x", S, check=_name_text), _p("where", SYM, required=False, must_exist=True, bare_name=True)),
         r_name="ds_exists",
+        r_function="base::exists",
     ),
     Signature("colnamesDS", (_p("x", S, check=_object_ref, must_exist=True),)),
     Signature("classDS", (_p("x", S, check=_object_ref, must_exist=True),)),
-    Signature("isNaDS", (_p("xvect", SYM, must_exist=True),)),
+    # ds.isNA sends the name as a string: dsBase's is.na() of that string is FALSE, never a lookup
+    Signature("isNaDS", (_p("xvect", SYM, S, must_exist=True, check=_name_text),)),
     Signature("checkNegValueDS", (_p("weights", SYM, must_exist=True),)),
-    Signature("testObjExistsDS", (_p("test.obj.name", S, check=_plain_name),)),
+    Signature("testObjExistsDS", (_p("test.obj.name", S, check=_name_text),)),
     Signature("messageDS", (_p("message.object.name", S, check=_plain_name),)),
     Signature("listDisclosureSettingsDS", ()),
+    Signature("lsDS", (_p("search.filter", S, N, default=ct.Null(), check=_ls_filter), _p("env.to.search", NUM))),
+    Signature("dimDS", (_p("x", S, check=_object_ref, must_exist=True),)),
+    Signature("lengthDS", (_p("x", S, check=_object_ref, must_exist=True),)),
+    Signature("namesDS", (_p("xname.transmit", S, check=_object_ref, must_exist=True),)),
+    Signature("levelsDS", (_p("x", SYM, must_exist=True),)),
+    Signature("rmDS", (_p("x.names.transmit", S, check=_plain_names),)),
+    Signature(
+        "asListDS", (_p("x.name", S, check=_object_ref, must_exist=True), _p("newobj", S, check=_plain_name))
+    ),
+    Signature("numNaDS", (_p("xvect", SYM, must_exist=True),)),
+    Signature("isValidDS", (_p("obj", SYM, must_exist=True),)),
+    Signature("quantileMeanDS", (_p("xvect", SYM, must_exist=True),)),
+    Signature("table1DDS", (_p("xvect", SYM, must_exist=True),)),
     Signature("lmerSLMADS2", _lmer_params()),
     Signature("dataFrameSubsetDS1", _subset_params()),
 )
@@ -319,6 +393,20 @@ ASSIGN_FUNCTIONS: Mapping[str, Signature] = _signatures(
         ),
     ),
     Signature("dataFrameSubsetDS2", _subset_params()),
+    Signature("asCharacterDS", (_p("x.name", S, check=_object_ref, must_exist=True),)),
+    Signature("asIntegerDS", (_p("x.name", S, check=_object_ref, must_exist=True),)),
+    Signature("asLogicalDS", (_p("x.name", S, check=_object_ref, must_exist=True),)),
+    Signature("asDataMatrixDS", (_p("x.name", S, check=_object_ref, must_exist=True),)),
+    Signature("asListDS", (_p("x.name", S, check=_object_ref, must_exist=True), _p("newobj", S, check=_plain_name))),
+    Signature("cDS", (_p("objs", ArgKind.LIST, check=_any_text),)),
+    Signature(
+        "listDS",
+        (_p("input", ArgKind.LIST, N, default=ct.Null(), check=_any_text),
+         _p("eltnames", ArgKind.LIST, N, default=ct.Null(), check=_any_text)),
+    ),
+    # dsBase maps c to dsBase::vectorDS and list to base::list (both take R's ...)
+    Signature("c", (), r_name="ds_c", r_function="dsBase::vectorDS", dots=_dots()),
+    Signature("list", (), r_name="ds_list", r_function="base::list", dots=_dots()),
 )
 """Assign functions (dsBase 6.3.0 names and formals) that the dsBaseClient workflows call."""
 
@@ -348,6 +436,8 @@ def _kind_of(node: ct.Expr) -> ArgKind | None:
         return ArgKind.NUMBER
     if isinstance(node, ct.Sym | ct.Dollar):
         return ArgKind.SYMBOL
+    if isinstance(node, ct.Call) and node.func == "list":
+        return ArgKind.LIST
     return None
 
 
@@ -360,9 +450,10 @@ def _fold_number(node: ct.Expr) -> ct.Expr:
     return node
 
 
-def missing_object(name: str) -> RCallError:
-    """R's error for a missing object, as dsBase's clients see it: ``object 'X' not found``."""
-    return RCallError(f"object '{name}' not found")
+def missing_object(name: str, call: str | None = None) -> RCallError:
+    """R's error for a missing object, as dsBase's clients see it: ``object 'X' not found``, raised in
+    ``call`` (R's deparsed text of the call that looked it up, if known)."""
+    return RCallError(f"object '{name}' not found", call=call)
 
 
 def _root_of(node: ct.Sym | ct.Dollar) -> str:
@@ -394,10 +485,10 @@ def check_call(call: ct.Call, kind: Literal["aggregate", "assign"], scope: NameS
         if call.func in other:
             raise _rejected(f"{call.func}() is not allowed in {kind} calls")
         raise _rejected(f"function {_short(call.func)}() is not allowed")
-    supplied = _match_arguments(sig, call)
+    supplied, dots = _match_arguments(sig, call)
     args: dict[str, ct.Expr] = {}
     refs: dict[str, tuple[ObjectRef, ...]] = {}
-    must_exist: list[ObjectRef] = []
+    must_exist: list[tuple[ObjectRef, str]] = []
     for param in sig.params:
         node = supplied.get(param.name)
         if node is None:
@@ -406,53 +497,136 @@ def check_call(call: ct.Call, kind: Literal["aggregate", "assign"], scope: NameS
             elif param.required:
                 raise _rejected(f'{sig.func}(): argument "{param.name}" is missing, with no default')
             continue
-        node_kind = _kind_of(node)
-        if node_kind not in param.kinds:
-            allowed = " or ".join(sorted(k.value for k in param.kinds))
-            got = node_kind.value if node_kind else "an expression"
-            raise _rejected(f"{sig.func}(): argument '{param.name}' must be {allowed}, not {got}")
-        if param.bare_name and not isinstance(node, ct.Sym):
-            raise _rejected(f"{sig.func}(): argument '{param.name}' must be a plain name")
-        node = _fold_number(node)
+        node, found = _check_argument(sig.func, param, param.name, node)
         args[param.name] = node
-        if isinstance(node, ct.Str) and param.string_check is not None:
-            found = param.string_check(node.value, sig.func, param.name)
-            if found:
-                refs[param.name] = found
-        elif isinstance(node, ct.Sym | ct.Dollar):
-            refs[param.name] = (_symbol_ref(node, sig.func, param.name),)
-        if param.must_exist:
-            must_exist.extend(refs.get(param.name, ()))
+        if found:
+            refs[param.name] = found
+            if param.must_exist:
+                where = _lookup_call(sig, param, node, call)
+                must_exist.extend((ref, where) for ref in found)
+    bound_dots: list[tuple[str | None, ct.Expr]] = []
+    if sig.dots is not None:
+        for index, (name, node) in enumerate(dots, start=1):
+            node, found = _check_argument(sig.func, sig.dots, f"...{index}", node)
+            bound_dots.append((name, node))
+            if found and sig.dots.must_exist:
+                where = _lookup_call(sig, sig.dots, node, call)
+                must_exist.extend((ref, where) for ref in found)
     # Every grammar/type check passed: only now look names up, in R's evaluation order.
-    for ref in must_exist:
+    for ref, where in must_exist:
         if not scope.has_symbol(ref.root):
-            raise missing_object(ref.root)
-    return BoundCall(func=sig.func, args=args, refs=refs)
+            raise missing_object(ref.root, where)
+    return BoundCall(func=sig.func, args=args, refs=refs, dots=tuple(bound_dots))
+
+
+def _lookup_call(sig: Signature, param: Param, node: ct.Expr, call: ct.Call) -> str:
+    """The R call dsBase is in when it finds an object missing: a string is looked up by ``eval(parse(...))``
+    inside the server function; a name, when R evaluates the call's argument (the call as Opal runs it)."""
+    if isinstance(node, ct.Str):
+        if param.lookup is not None:
+            return param.lookup.format(node.value)
+        return f"eval(parse(text = {param.name}), envir = parent.frame())"
+    return deparse_call(ct.Call(sig.opal_function, call.args))
+
+
+def deparse_call(call: ct.Call) -> str:
+    """R's ``deparse()`` of a checked call (strings, numbers, names, ``$``, ``list(...)``)."""
+    parts = [f"{a.name} = {_deparse(a.value)}" if a.name else _deparse(a.value) for a in call.args]
+    return f"{call.func}({', '.join(parts)})"
+
+
+def _deparse(node: ct.Expr) -> str:
+    match node:
+        case ct.Str(value=v):
+            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        case ct.Num(text=t):
+            return t
+        case ct.Bool(value=v):
+            return "TRUE" if v else "FALSE"
+        case ct.Null():
+            return "NULL"
+        case ct.Sym(name=n):
+            return n
+        case ct.Dollar(obj=o, name=n):
+            return f"{_deparse(o)}${n}"
+        case ct.Unary(op=op, operand=x):
+            return f"{op}{_deparse(x)}"
+        case ct.Call():
+            return deparse_call(node)
+    return "..."
+
+
+_LIST_ELEMENTS = frozenset({ArgKind.STRING, ArgKind.NUMBER, ArgKind.LOGICAL, ArgKind.NULL, ArgKind.SYMBOL})
+
+
+def _check_argument(func: str, param: Param, label: str, node: ct.Expr) -> tuple[ct.Expr, tuple[ObjectRef, ...]]:
+    """One argument's node kind and content; returns the node (numbers folded) and its object references.
+
+    A ``list(...)`` argument's elements are checked one by one: simple values only, each string by the
+    parameter's string check, each name a reference."""
+    node_kind = _kind_of(node)
+    if node_kind not in param.kinds:
+        allowed = " or ".join(sorted(k.value for k in param.kinds))
+        got = node_kind.value if node_kind else "an expression"
+        raise _rejected(f"{func}(): argument '{label}' must be {allowed}, not {got}")
+    if param.bare_name and not isinstance(node, ct.Sym):
+        raise _rejected(f"{func}(): argument '{label}' must be a plain name")
+    node = _fold_number(node)
+    if isinstance(node, ct.Str) and param.string_check is not None:
+        return node, param.string_check(node.value, func, label) or ()
+    if isinstance(node, ct.Sym | ct.Dollar):
+        return node, (_symbol_ref(node, func, label),)
+    if isinstance(node, ct.Call):  # list(...): ArgKind.LIST
+        element = Param(label, _LIST_ELEMENTS, string_check=param.string_check)
+        items: list[ct.Arg] = []
+        found: list[ObjectRef] = []
+        for i, arg in enumerate(node.args, start=1):
+            if arg.name is not None and not is_syntactic_name(arg.name):
+                raise _rejected(f"{func}(): argument '{label}' has an element name that is not an R name")
+            value, refs = _check_argument(func, element, f"{label}[[{i}]]", arg.value)
+            items.append(ct.Arg(arg.name, value))
+            found.extend(refs)
+        if len(items) > _MAX_LIST:
+            raise _rejected(f"{func}(): argument '{label}' has more than {_MAX_LIST} elements")
+        return ct.Call("list", tuple(items)), tuple(found)
+    return node, ()
+
+
+_MAX_LIST = 256
 
 
 def _short(name: str) -> str:
     return name if len(name) <= 40 else name[:40] + "..."
 
 
-def _match_arguments(sig: Signature, call: ct.Call) -> dict[str, ct.Expr]:
+def _match_arguments(sig: Signature, call: ct.Call) -> tuple[dict[str, ct.Expr], list[tuple[str | None, ct.Expr]]]:
+    """R's matching: exact names, then positions; with ``...``, other names and extra positions go there
+    (in the order of the call)."""
     names = [p.name for p in sig.params]
     supplied: dict[str, ct.Expr] = {}
-    positional: list[ct.Expr] = []
-    for arg in call.args:
+    positional: list[tuple[int, ct.Expr]] = []
+    dots: list[tuple[int, str | None, ct.Expr]] = []
+    for index, arg in enumerate(call.args):
         if arg.name is None:
-            positional.append(arg.value)
+            positional.append((index, arg.value))
             continue
         if arg.name not in names:
+            if sig.dots is not None:
+                dots.append((index, arg.name, arg.value))
+                continue
             raise _rejected(f"{sig.func}(): unused argument ({_short(arg.name)} = ...)")
         if arg.name in supplied:
             raise _rejected(f'{sig.func}(): formal argument "{arg.name}" matched by multiple actual arguments')
         supplied[arg.name] = arg.value
     free = [n for n in names if n not in supplied]
     if len(positional) > len(free):
-        raise _rejected(f"{sig.func}(): too many arguments ({len(call.args)} for {len(names)})")
-    for name, value in zip(free, positional, strict=False):
+        if sig.dots is None:
+            raise _rejected(f"{sig.func}(): too many arguments ({len(call.args)} for {len(names)})")
+        dots.extend((index, None, value) for index, value in positional[len(free):])
+        positional = positional[: len(free)]
+    for name, (_, value) in zip(free, positional, strict=False):
         supplied[name] = value
-    return supplied
+    return supplied, [(name, value) for _, name, value in sorted(dots, key=lambda d: d[0])]
 
 
 _ARITH_OPS = frozenset({"+", "-", "*", "/", "^"})

@@ -10,6 +10,9 @@ What is accepted (everything else raises ``CallRejected`` with a short, truncate
   each argument is one of: a string (``"D$BMI"``, single or double quotes, no escapes), a number
   (``0``, ``1e+05``, ``-2.5``), ``TRUE``/``FALSE``, ``NULL``, a name or ``$`` chain (``D``,
   ``D$BMI``), or an *encoded formula* (``BMI ~ trtGrp + yyy1xxxidDoctorzzz``).
+* **Lists as arguments**: ``cDS(list(D$x, y))``, ``listDS(list(D$x), list('x'))``: an argument may be
+  one ``list(...)`` call whose elements are simple values as above (what ``ds.c`` and ``ds.list`` send);
+  no other function call may appear inside a call, and a list cannot contain a list.
 * **Assign right-hand sides** (``parse_assign``): the same single call form, or BARE arithmetic
   (``D$BMI/D$BMI``, ``D$age*0.5``): names, ``$``, numbers, parentheses, unary ``- +`` and binary
   ``+ - * / ^`` only (what ``ds.make`` sends for the dsBaseClient workflows).
@@ -529,6 +532,8 @@ class _Parser:
             return ct.Unary(t.text, _number(self.advance()))
         if t.kind == "NAME":
             if self.is_op("(", 1):
+                if t.text == "list" and func != "list":
+                    return self.list_value()
                 raise _reject(f"argument {index} of {func}(): nested function calls are not allowed", self.text, t.pos)
             ref = self.reference()
             if not (self.is_op(",") or self.is_op(")")):
@@ -539,6 +544,14 @@ class _Parser:
                 )
             return ref
         raise self.unexpected(f"argument {index} of {func}() (a string, number, TRUE/FALSE, NULL, name or formula)")
+
+    def list_value(self) -> ct.Call:
+        """``list(a, D$x, "s", 1, name = b)`` as an argument (dsBaseClient's ds.c and ds.list send it): one
+        level only, each element a simple value (a ``list`` inside it is refused as a nested call)."""
+        call = self.call()
+        if not (self.is_op(",") or self.is_op(")")):
+            raise _reject("expressions are not allowed as arguments", self.text, self.peek().pos)
+        return call
 
     def reference(self) -> ct.Sym | ct.Dollar:
         t = self.advance()

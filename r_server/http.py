@@ -83,7 +83,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from r_server.auth import Authenticator, LoginSession, RateLimited, token_digest
-from r_server.errors import AuthError, CallRejected, SessionError, StudyError
+from r_server.errors import AuthError, CallRejected, RCallError, SessionError, StudyError
+from r_server.functions import ALLOW_LISTS
 
 __all__ = ["HTTPSettings", "RWorker", "Runtime", "create_app", "default_project", "end_login",
            "parse_variables_filter"]
@@ -137,6 +138,7 @@ class Runtime(Protocol):
     def list_tables(self) -> list[str]: ...
     def table_variables(self, table: str) -> list[str]: ...
     def has_table(self, table: str) -> bool: ...
+    def table_dictionary(self, table: str) -> Any: ...
     def open_session(self, user: str) -> str: ...
     def close_session(self, sid: str) -> None: ...
     def assign_table(self, sid: str, symbol: str, table: str, variables: list[str] | None = None) -> Any: ...
@@ -336,12 +338,18 @@ class Command:
 
 
 def _error_body(kind: str, message: str) -> dict[str, Any]:
-    """Opal's error JSON: opalr reads ``status`` and ``arguments``, others ``message``."""
+    """Opal's error JSON: opalr reads ``status`` and ``arguments``, others ``message`` (R's bare message; a
+    failed command's RCommandDto ``error`` has R's ``Error in <call> : ...`` text, as Opal reports it)."""
     return {"code": STATUS_OF_KIND.get(kind, 500), "status": kind, "arguments": [message], "message": message}
 
 
 def _error_bytes(kind: str, message: str) -> bytes:
     return json.dumps(_error_body(kind, message)).encode()
+
+
+def _shown(exc: StudyError) -> str:
+    """An error's text as Opal shows it: R's try() text for an R error, else the message."""
+    return exc.r_text if isinstance(exc, RCallError) else exc.message
 
 
 def _error_response(kind: str, message: str, headers: dict[str, str] | None = None,
@@ -366,6 +374,7 @@ def _encode_outcome(command: Command, future: concurrent.futures.Future[Any],
     """The HTTP status, body and error message of a finished command (runs on the R thread's callback)."""
     exc = future.exception()
     kind, message = "internal", "internal error"
+    shown: str | None = None
     if exc is None:
         if command.media is None:
             return 200, b"", None
@@ -379,10 +388,10 @@ def _encode_outcome(command: Command, future: concurrent.futures.Future[Any],
                 return 200, body, None
             kind, message = "too_large", f"the answer exceeds the study's response limit of {max_bytes} bytes"
     elif isinstance(exc, StudyError):
-        kind, message = exc.kind, exc.message
+        kind, message, shown = exc.kind, exc.message, _shown(exc)
     else:
         log.error("command %s failed inside the server", command.cid, exc_info=exc)
-    return STATUS_OF_KIND.get(kind, 500), _error_bytes(kind, message), message
+    return STATUS_OF_KIND.get(kind, 500), _error_bytes(kind, message), shown or message
 
 
 class StudyServer:
@@ -1068,10 +1077,13 @@ def create_app(
 
     @app.get(f"{WS}/datasource/{{project}}/table/{{table}}/variables")
     async def variables(project: str, table: str, login: Login, server: Server) -> JSONResponse:
-        _, names = await table_of(server, project, table)
+        name, names = await table_of(server, project, table)
+        link = f"{WS}/datasource/{project}/table/{table}/variable"
+        dictionary = await server.run(lambda rt: rt.table_dictionary(name))
+        if dictionary:  # a typed table: Opal's value types and categories
+            return JSONResponse([v.dto(i, link) for i, v in enumerate(dictionary)])
         return JSONResponse([{"name": n, "entityType": "Participant", "index": i, "isRepeatable": False,
-                              "link": f"{WS}/datasource/{project}/table/{table}/variable/{n}"}
-                             for i, n in enumerate(names)])
+                              "link": f"{link}/{n}"} for i, n in enumerate(names)])
 
     # -- DataSHIELD configuration --
     @app.get(f"{WS}/datashield/profiles")
@@ -1084,8 +1096,9 @@ def create_app(
             raise HTTPFault("bad_request", "the environment is aggregate or assign")
         names = list(await server.run(lambda rt: rt.list_methods(kind)))
         dto = "DataShield.RFunctionDataShieldMethodDto.method"
-        return JSONResponse([{"name": n, dto: {"func": n, "rPackage": "dsBase", "version": "6.3.0"}}
-                             for n in names])
+        table = ALLOW_LISTS["aggregate" if kind == "aggregate" else "assign"]
+        return JSONResponse([{"name": n, dto: {"func": table[n].opal_function if n in table else n,
+                                               "rPackage": "dsBase", "version": "6.3.0"}} for n in names])
 
     @app.get(f"{WS}/pydsbase/info")
     async def info(login: Login, server: Server) -> JSONResponse:

@@ -105,7 +105,9 @@ class RBridge:
         """Unpack a ``.ds_guard`` result: the value, or RCallError with R's bare message."""
         fields = dict(zip(result.names, result, strict=True))
         if not _logical(fields["ok"]):
-            raise RCallError(_strings(fields["message"])[0] if len(fields["message"]) else "R error")
+            call = fields.get("call")
+            raise RCallError(_strings(fields["message"])[0] if len(fields["message"]) else "R error",
+                             call=_strings(call)[0] if call is not None and len(call) else None)
         return fields.get("value", self._ri.NULL)
 
     # -- node -> R ------------------------------------------------------------------------------
@@ -146,6 +148,10 @@ class RBridge:
                 return rlist(kind=s("call"), func=s(f), args=ri.ListSexpVector([self._node(a) for a in args]))
             case ct.Formula(lhs=lhs, rhs=rhs):
                 return rlist(kind=s("formula"), lhs=ri.NULL if lhs is None else self._node(lhs), rhs=self._node(rhs))
+            case ct.Call(func="list", args=items):
+                # list(...) as an argument (ds.c, ds.list): R builds the list from the elements' values
+                values = ri.ListSexpVector([self._node(a.value) for a in items])
+                return rlist(kind=s("list"), items=values, names=ri.StrSexpVector([a.name or "" for a in items]))
             case ct.Call():
                 raise RCallError(f"a call of {expr.func} cannot be an argument")
         raise TypeError(f"not a call-tree node: {expr!r}")
@@ -205,6 +211,15 @@ class RBridge:
         """``utils::read.csv(path, header = TRUE)`` (R's own number parser, as DSLite's tables)."""
         with self._r() as ri:
             return RObject(self._guarded(self._fn(".ds_read_csv")(ri.StrSexpVector([str(path)]))))
+
+    def read_csv_typed(self, path: str | Path, variables: Sequence[tuple[str, str, Sequence[str]]]) -> RObject:
+        """A CSV read with its data dictionary: ``(name, R class, categories)`` per declared column."""
+        with self._r() as ri:
+            names = ri.StrSexpVector([v[0] for v in variables])
+            classes = ri.StrSexpVector([v[1] for v in variables])
+            categories = ri.ListSexpVector([ri.StrSexpVector(list(v[2])) for v in variables])
+            return RObject(self._guarded(self._fn(".ds_read_csv_typed")(ri.StrSexpVector([str(path)]), names,
+                                                                         classes, categories)))
 
     def select(self, table: RObject, variables: Sequence[str] | None) -> RObject:
         with self._r() as ri:

@@ -22,6 +22,7 @@ from typing import Any
 from r_server import calltree as ct
 from r_server import functions, grammar
 from r_server.audit import AuditLog
+from r_server.dictionary import R_CLASSES, Variable, dictionary_path, read_dictionary
 from r_server.errors import CallRejected, SessionError, StudyError
 from r_server.rbridge import RBridge, RObject, default_bridge
 from r_server.settings import DisclosureSettings
@@ -131,6 +132,16 @@ class StudyRuntime:
         with self._audited("table_variables", function=table):
             return self._bridge.table_columns(self._table(table))
 
+    def table_dictionary(self, table: str) -> tuple[Variable, ...] | None:
+        """The table's data dictionary (``r_server/dictionary.py``), or None for an untyped table."""
+        with self._audited("table_dictionary", function=table):
+            return self._dictionary(self._table_path(table))
+
+    @staticmethod
+    def _dictionary(path: Path) -> tuple[Variable, ...] | None:
+        candidate = dictionary_path(path)
+        return read_dictionary(candidate) if path.suffix == ".csv" and candidate.is_file() else None
+
     def has_table(self, table: str) -> bool:
         """Whether ``table`` names a table of this study (a malformed name is refused, not False)."""
         with self._audited("has_table", function=table):
@@ -167,7 +178,12 @@ class StudyRuntime:
         with self._lock:
             cached = self._tables.get(path)
         if cached is None:
-            cached = self._bridge.read_csv(path)
+            dictionary = self._dictionary(path)
+            if dictionary is None:
+                cached = self._bridge.read_csv(path)
+            else:
+                cached = self._bridge.read_csv_typed(
+                    path, [(v.name, R_CLASSES[v.value_type], v.categories) for v in dictionary])
             with self._lock:
                 self._tables.setdefault(path, cached)
         return cached
@@ -226,7 +242,7 @@ class StudyRuntime:
         if isinstance(tree, ct.Call):
             bound = functions.check_call(tree, "assign", self._scope(session))
             value = self._bridge.call(
-                session.env, "assign", bound.func, list(bound.args.items()), self.settings.as_r_list()
+                session.env, "assign", bound.func, bound.r_args(), self.settings.as_r_list()
             )
         else:
             functions.check_arith(tree, self._scope(session))
@@ -244,7 +260,7 @@ class StudyRuntime:
     def _aggregate_tree(self, session: _Session, tree: ct.Call, encoding: str) -> Any:
         bound = functions.check_call(tree, "aggregate", self._scope(session))
         value = self._bridge.call(
-            session.env, "aggregate", bound.func, list(bound.args.items()), self.settings.as_r_list()
+            session.env, "aggregate", bound.func, bound.r_args(), self.settings.as_r_list()
         )
         return self._encode(value, encoding)
 

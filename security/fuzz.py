@@ -177,6 +177,10 @@ class Generator:
             return self.pick(("TRUE", "FALSE"))
         if kind is ArgKind.NUMBER:
             return self.pick(NUMBERS)
+        if kind is ArgKind.LIST:  # list(...) of plain values, what ds.c and ds.list send
+            count = self.rng.randint(1, 3)
+            items = [self.ref() if self.rng.random() < 0.6 else self.pick(NUMBERS) for _ in range(count)]
+            return f"list({', '.join(items)})"
         return self.ref()
 
     # -- calls ----------------------------------------------------------------------------------
@@ -432,7 +436,10 @@ def run_through_r(n_generated: int, seed: int, sample: int) -> dict[str, Any]:
             except Exception as exc:
                 report.unhandled += 1
                 report.keep("unhandled", f"{mode}: {text!r} -> {type(exc).__name__}: {exc}")
-        alive = runtime.aggregate(sid, 'colnamesDS("D")')
+        # the study still answers (in a fresh session: rmDS may have removed the fuzzer's D, as dsBase allows)
+        after = runtime.open_session("checker")
+        runtime.assign_table(after, "D", "T")
+        alive = runtime.aggregate(after, 'colnamesDS("D")')
         report.seconds = time.perf_counter() - start
         leaked = canary.leaked_in(outputs + [json.dumps(r) for r in runtime.audit.records])
         canary.close()

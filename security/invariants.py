@@ -98,9 +98,16 @@ def tree_violations(kind: str, func: str | None, args: Sequence[tuple[str | None
             return [f"{func!r} is not an allow-listed {kind} function"]
         names = {p.name for p in sig.params}
         for name, _ in args:
-            if name is None or name not in names:
+            if sig.dots is None and (name is None or name not in names):
                 out.append(f"argument {name!r} is not a formal of {func}")
     for _, value in args:
+        if isinstance(value, ct.Call) and value.func == "list":  # list(...) of plain values (ds.c, ds.list)
+            for element in value.args:
+                if isinstance(element.value, ct.Call | ct.Formula):
+                    out.append(f"a {type(element.value).__name__} inside list()")
+                else:
+                    out.extend(_node_violations(element.value, in_formula=False))
+            continue
         out.extend(_node_violations(value, in_formula=False))
     return out
 

@@ -30,7 +30,9 @@ pytestmark = pytest.mark.needs_r
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 # recording -> the scheme its client sends the credentials with
-CLIENTS = {"dsopal_int_bmi_ri.json": "X-Opal-Auth", "dsmolgenisarmadillo_int_bmi_ri.json": "Basic"}
+CLIENTS = {"dsopal_int_bmi_ri.json": "X-Opal-Auth", "dsmolgenisarmadillo_int_bmi_ri.json": "Basic",
+           "dsopal_objects.json": "X-Opal-Auth"}  # objects: study1 only, ds.ls ... ds.rm on CNSIM.CNSIM1, permissive
+REPLAYS = [(fixture, index) for fixture in list(CLIENTS)[:2] for index in (0, 1, 2)] + [("dsopal_objects.json", 0)]
 COOKIES = ("opalsid", "JSESSIONID")
 PASSWORD = "alice-password-1"
 _VOLATILE = {"id", "creationDate", "lastAccessDate", "createDate", "startDate", "endDate", "link"}
@@ -59,7 +61,13 @@ def studies(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Any:
             for folder in (home / "tables" / "CLUSTER", home / "tables" / "golden" / "CLUSTER"):  # Opal, Armadillo
                 folder.mkdir(parents=True)
                 (folder / csv.name).write_bytes(csv.read_bytes())
-            started.append(Study(home, f"cluster.int{i}", users))
+            extra: list[str] = []
+            if i == 1:  # also the objects fixture's table and privacy level
+                (home / "tables" / "CNSIM").mkdir()
+                (home / "tables" / "CNSIM" / "CNSIM1.csv").write_bytes((data_dir / "CNSIM" / "CNSIM1.csv").read_bytes())
+                (home / "disclosure.json").write_text('{"datashield.privacyControlLevel": "permissive"}')
+                extra = ["--disclosure", str(home / "disclosure.json")]
+            started.append(Study(home, f"cluster.int{i}", users, extra))
         for study in started:
             study.wait_healthy()
         yield started
@@ -68,9 +76,8 @@ def studies(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Any:
             study.stop()
 
 
-@pytest.mark.parametrize("fixture", list(CLIENTS))
-@pytest.mark.parametrize("index", [0, 1, 2])
-def test_replayed_r_client_requests_get_the_recorded_answers(studies: Any, index: int, fixture: str) -> None:
+@pytest.mark.parametrize(("fixture", "index"), REPLAYS, ids=[f"{f.split('.')[0]}-{i + 1}" for f, i in REPLAYS])
+def test_replayed_r_client_requests_get_the_recorded_answers(studies: Any, fixture: str, index: int) -> None:
     recorded = json.loads((FIXTURES / fixture).read_text())["studies"][f"study{index + 1}"]
     study = studies[index]
     ids: dict[str, str] = {}  # recorded id -> live id (R session, commands, login)
@@ -106,6 +113,9 @@ def test_replayed_r_client_requests_get_the_recorded_answers(studies: Any, index
                 polled = re.search(r"/command/[^/]+$", exchange["path"]) and "wait=true" not in exchange["query"]
                 if exchange["path"] == "/lastcommand" and previous != "/lastresult":  # before the result
                     assert reply.json()["expression"] == json.loads(expected)["expression"], where
+                elif "/methods" in exchange["path"]:  # the allow-list grows: every recorded method is there
+                    live = {m["name"]: m for m in reply.json()}
+                    assert all(live.get(m["name"], {}).keys() == m.keys() for m in json.loads(expected)), where
                 elif not polled:
                     assert _strip(reply.json()) == _strip(json.loads(expected)), where
             previous = exchange["path"]

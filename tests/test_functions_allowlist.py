@@ -182,7 +182,6 @@ def test_functions_outside_the_assign_list_are_rejected(text: str) -> None:
     ("text", "message"),
     [
         ("colnamesDS(D)", "must be string, not name"),
-        ('isNaDS("D$BMI")', "must be name, not string"),
         ('exists("D", "D")', "must be name"),
         ('exists("D", envir = globalenv)', "unused argument"),
         ('exists("D", inherits = TRUE)', "unused argument"),
@@ -299,6 +298,17 @@ def _valid_args(func: str) -> dict[str, str]:
             "na.assign.text": '"NA"',
             "numeric.output": "TRUE",
         },
+        "lsDS": {"search.filter": '"D_:A:_"', "env.to.search": "1L"},
+        "isNaDS": {"xvect": '"D$BMI"'},
+        "dimDS": {"x": '"D"'},
+        "lengthDS": {"x": '"D$BMI"'},
+        "namesDS": {"xname.transmit": '"D"'},
+        "rmDS": {"x.names.transmit": '"D,w"'},
+        "asListDS": {"x.name": '"D$BMI"', "newobj": '"L"'},
+        "asCharacterDS": {"x.name": '"D$BMI"'},
+        "asIntegerDS": {"x.name": '"D$BMI"'},
+        "asLogicalDS": {"x.name": '"D$BMI"'},
+        "asDataMatrixDS": {"x.name": '"D"'},
     }[func]
 
 

@@ -103,6 +103,9 @@ class FakeRuntime:
             return table == "CLUSTER_INT1"
         return self._call(None, "has_table", table, None, run)
 
+    def table_dictionary(self, table: str) -> None:
+        return None  # an untyped table
+
     def open_session(self, user: str) -> str:
         self.threads.add(threading.get_ident())
         sid = uuid.uuid4().hex
@@ -459,7 +462,9 @@ def test_a_failed_command_carries_its_message_and_commands_can_be_dropped(server
     sid = _open(client)
     failed = _submit(client, sid, 'colnamesDS("nothere")')
     dto = client.get(f"/datashield/session/{sid}/command/{failed}", params={"wait": "true"}).json()
-    assert dto["status"] == "FAILED" and dto["error"] == "object 'nothere' not found"
+    # the command's error is R's try() text, as Opal shows it (this fake R error has no call); the error JSON
+    # keeps the bare message
+    assert dto["status"] == "FAILED" and dto["error"] == "Error : object 'nothere' not found"
     reply = client.get(f"/datashield/session/{sid}/command/{failed}/result")
     assert reply.status_code == 422 and _error(reply) == {"kind": "r_error", "message": "object 'nothere' not found"}
     dropped = _submit(client, sid, "sleep(0)")
@@ -553,7 +558,7 @@ def test_opal_configuration_routes(server: ThreadServer) -> None:
                                                           "restrictedAccess": False}]
     methods = client.get("/datashield/env/aggregate/methods").json()
     assert [m["name"] for m in methods] == ["colnamesDS", "lmerSLMADS2"]
-    assert methods[0]["DataShield.RFunctionDataShieldMethodDto.method"]["func"] == "colnamesDS"
+    assert methods[0]["DataShield.RFunctionDataShieldMethodDto.method"]["func"] == "dsBase::colnamesDS"
     sid = _open(client)
     dto = client.get(f"/datashield/session/{sid}").json()
     assert dto["id"] == sid and dto["user"] == "alice" and dto["context"] == "DataSHIELD"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +40,9 @@ TABLES = ["study1.CLUSTER_INT1", "CLUSTER.CLUSTER_INT2", "CLUSTER.CLUSTER_INT3"]
 class Study(StudyProcess):
     """One study server named NAME on ``http://localhost:PORT`` (the host opalr accepts over plain HTTP)."""
 
-    def __init__(self, root: Path, name: str, users: Path) -> None:
+    def __init__(self, root: Path, name: str, users: Path, extra: Sequence[str] = ()) -> None:
         self.name = name
-        super().__init__(root, ["--name", name, "--tables", str(root / "tables"), "--users", str(users)],
+        super().__init__(root, ["--name", name, "--tables", str(root / "tables"), "--users", str(users), *extra],
                          host="localhost")
 
     def wait_healthy(self, timeout: float = 300) -> None:

@@ -149,6 +149,18 @@ def _functions() -> dict[str, RFunction]:
             ("keep.NAs", "keep_nas"), ("newobj", "newobj"), ("datasources", "datasources"),
             ("notify.of.progress", "notify_of_progress"),
         )),
+        "ds.ls": RFunction(workflow.ds_ls, (("search.filter", "search_filter"), ("datasources", "datasources"))),
+        "ds.dim": RFunction(workflow.ds_dim, (("x", "x"), ("type", "type"), ("datasources", "datasources"))),
+        "ds.length": RFunction(workflow.ds_length, (("x", "x"), ("type", "type"), ("datasources", "datasources"))),
+        "ds.numNA": RFunction(workflow.ds_num_na, (("x", "x"), ("datasources", "datasources"))),
+        "ds.rm": RFunction(workflow.ds_rm, (("x.names", "x_names"), ("datasources", "datasources"))),
+        **{
+            f"ds.{r_name}": RFunction(function, (("x.name", "x_name"), ("newobj", "newobj"),
+                                                 ("datasources", "datasources")))
+            for r_name, function in (("asCharacter", workflow.ds_as_character), ("asInteger", workflow.ds_as_integer),
+                                     ("asLogical", workflow.ds_as_logical),
+                                     ("asDataMatrix", workflow.ds_as_data_matrix))
+        },
     }
 
 

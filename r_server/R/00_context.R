@@ -26,8 +26,10 @@
 .ds_check_permissive <- function(levels) {
   level <- .ds_thr()$datashield.privacyControlLevel
   if (is.null(level) || !any(level %in% levels)) {
-    stop("BLOCKED: The server is running in 'non-permissive' mode which has caused this method to be blocked",
-         call. = FALSE)
+    # dsBase raises it with its call (call. = TRUE): Error in dsBase::checkPermissivePrivacyControlLevel(...)
+    call <- as.call(list(quote(dsBase::checkPermissivePrivacyControlLevel), as.call(c(list(as.name("c")), levels))))
+    stop(simpleError("BLOCKED: The server is running in 'non-permissive' mode which has caused this method to be blocked",
+                     call = call))
   }
   invisible()
 }
@@ -37,7 +39,10 @@
 
 # The value dsBase gets by evaluating the text in the session (it parses it; we never do) for the texts DataSHIELD
 # clients send: a name, a chain name$col$..., a number, TRUE/FALSE/NA/NULL. Anything else is refused.
-.ds_resolve <- function(text, env = .ds_session()) {
+# `param`: the name of dsBase's argument that held the text; a missing object is then reported as R
+# reports it in dsBase, raised in eval(parse(text = <param>), envir = parent.frame()). `call`: another
+# call to report it in (dsBase's data.frame(<text>)).
+.ds_resolve <- function(text, env = .ds_session(), param = NULL, call = NULL) {
   if (is.numeric(text) || is.logical(text)) return(text)
   if (!is.character(text) || length(text) != 1L || is.na(text)) {
     stop("a name must be a single character string", call. = FALSE)
@@ -51,15 +56,33 @@
   if (length(parts) < 1L || !all(grepl(.ds_name_re, parts)) || endsWith(text, "$")) {
     stop(sprintf("'%s' is not the name of an object", text), call. = FALSE)
   }
+  if (!exists(parts[[1L]], envir = env, inherits = FALSE) && (!is.null(param) || !is.null(call))) {
+    if (is.null(call)) {
+      call <- as.call(list(as.name("eval"), as.call(list(as.name("parse"), text = as.name(param))),
+                           envir = quote(parent.frame())))
+    }
+    stop(simpleError(sprintf("object '%s' not found", parts[[1L]]), call = call))
+  }
   value <- get(parts[[1L]], envir = env, inherits = FALSE)  # the session only, never base R
   for (part in parts[-1L]) value <- do.call(`$`, list(value, part))
   value
 }
 
+# The language object of a checked reference text ("D", "D$x$y"): built, never parsed.
+.ds_ref_lang <- function(text) {
+  parts <- strsplit(trimws(text), "$", fixed = TRUE)[[1L]]
+  if (!length(parts) || !all(grepl(.ds_name_re, parts))) stop("not a name", call. = FALSE)
+  out <- as.name(parts[[1L]])
+  for (part in parts[-1L]) out <- as.call(list(as.name("$"), out, as.name(part)))
+  out
+}
+
 # Several comma-separated names (dataFrameDS's "D,some.weights").
+# A missing object is reported in dsBase's data.frame(<names>).
 .ds_resolve_list <- function(text, env = .ds_session()) {
   tokens <- trimws(strsplit(text, ",", fixed = TRUE)[[1L]])
-  values <- lapply(tokens, .ds_resolve, env = env)
+  call <- as.call(c(list(as.name("data.frame")), lapply(tokens, .ds_ref_lang)))
+  values <- lapply(tokens, .ds_resolve, env = env, call = call)
   names(values) <- tokens
   values
 }

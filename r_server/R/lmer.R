@@ -111,7 +111,8 @@
     } else {
       control_value <- NULL
     }
-    as_pasted <- function(v) as.numeric(as.character(v))
+    # the text "NA" reads back as a logical NA (lme4 then fails: REAL() can only be applied to a 'numeric')
+    as_pasted <- function(v) if (length(v) == 1L && is.na(v) && !is.nan(v)) NA else as.numeric(as.character(v))
     if (identical(control_type, "check.conv.grad")) {
       if (is.null(control_value)) control_value <- 2.0e-3
       control.obj <- lme4::lmerControl(

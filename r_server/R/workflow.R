@@ -9,11 +9,11 @@ ds_exists <- function(x, where) {
 }
 
 colnamesDS <- function(x) {
-  colnames(.ds_resolve(x))
+  colnames(.ds_resolve(x, param = "x"))
 }
 
 classDS <- function(x) {
-  class(.ds_resolve(x))
+  class(.ds_resolve(x, param = "x"))
 }
 
 isNaDS <- function(xvect) {
@@ -63,7 +63,7 @@ completeCasesDS <- function(x1.transmit) {
     stop("FAILED: the object addressed by the x1.transmit argument is of an inappropriate class or it contains characters that could indicate malicious code. Where possible, please use standard alphanumerics in the elements of the clientside scalar/vector, or the name of the serverside scalar/vector, that is addressed by the x1.transmit argument. As a minimum you MUST avoid '=' and '<' as characters",
          call. = FALSE)
   }
-  x1.use <- .ds_resolve(x1.transmit)
+  x1.use <- .ds_resolve(x1.transmit, param = "x1.transmit")
   complete.rows <- stats::complete.cases(x1.use)
   if (is.matrix(x1.use) || is.data.frame(x1.use)) return(x1.use[complete.rows, ])
   if (is.atomic(x1.use) || is.factor(x1.use)) return(x1.use[complete.rows])
@@ -115,8 +115,8 @@ dataFrameDS <- function(vectors = NULL, r.names = NULL, ch.rows = FALSE, ch.name
 BooleDS <- function(V1.name = NULL, V2.name = NULL, Boolean.operator.n = NULL, na.assign.text,
                     numeric.output = TRUE) {
   .ds_check_permissive(c("permissive", "banana"))
-  V1 <- .ds_resolve(V1.name)
-  V2 <- .ds_resolve(V2.name)
+  V1 <- .ds_resolve(V1.name, param = "V1.name")
+  V2 <- .ds_resolve(V2.name, param = "V2.name")
   if (is.character(V1)) {
     stop("FAILED: V_i is character, please convert to numeric, factor or logical before running Boole", call. = FALSE)
   }
@@ -158,14 +158,14 @@ BooleDS <- function(V1.name = NULL, V2.name = NULL, Boolean.operator.n = NULL, n
       stop(sprintf("FAILED: %s argument > nfilter.string - please shorten", arg[[2]]), call. = FALSE)
     }
   }
-  df2subset <- data.frame(.ds_resolve(df.name))
+  df2subset <- data.frame(.ds_resolve(df.name, call = as.call(list(as.name("data.frame"), .ds_ref_lang(df.name)))))
   if (V1.name == "ONES" || V2.name == "ONES") {
     V1 <- rep(1, length = dim(df2subset)[1])
     V2 <- V1
     Boolean.operator.n <- 1
   } else {
-    V1 <- .ds_resolve(V1.name)
-    V2 <- .ds_resolve(V2.name)
+    V1 <- .ds_resolve(V1.name, param = "V1.name")
+    V2 <- .ds_resolve(V2.name, param = "V2.name")
   }
   if (!is.character(df.name) || !is.data.frame(df2subset)) {
     stop("FAILED: df.name argument must be character and must name a data.frame", call. = FALSE)

@@ -10,7 +10,7 @@
   messages <- character(0)
   result <- withCallingHandlers(
     tryCatch(list(ok = TRUE, value = expr),
-             error = function(e) list(ok = FALSE, message = conditionMessage(e))),
+             error = function(e) list(ok = FALSE, message = conditionMessage(e), call = .ds_error_call(e))),
     warning = function(w) {
       warnings <<- c(warnings, conditionMessage(w))
       invokeRestart("muffleWarning")
@@ -22,6 +22,22 @@
   result$warnings <- warnings
   result$messages <- messages
   result
+}
+
+# The call R reports for an error (deparse(), one line, as try() prints it), or character(0) when it
+# is one of our own: a call of a function of r_server/R (.ds_*), of a function object (do.call of an
+# allowed function) or of the lookup helpers; dsBase raises those without a call or in another one.
+.ds_error_call <- function(e) {
+  call <- conditionCall(e)
+  if (!is.call(call)) return(character(0))
+  head <- call[[1L]]
+  if (!is.name(head) && !is.call(head)) return(character(0))
+  if (is.name(head)) {
+    name <- as.character(head)
+    if (startsWith(name, ".ds_") || name %in% c("get", "do.call", "stop", "lapply", "FUN")) return(character(0))
+    if (exists(name, envir = parent.env(environment()), inherits = FALSE)) return(character(0))
+  }
+  deparse(call, nlines = 1L)
 }
 
 .ds_arith <- list("+" = `+`, "-" = `-`, "*" = `*`, "/" = `/`, "^" = `^`)
@@ -62,6 +78,11 @@
       op(.ds_value(node$left, env), .ds_value(node$right, env))
     },
     formula = .ds_formula(node, env),
+    list = {
+      items <- lapply(node$items, .ds_value, env = env)
+      if (any(nzchar(node$names))) names(items) <- node$names
+      items
+    },
     stop(sprintf("cannot evaluate a '%s' node here", node$kind), call. = FALSE))
 }
 
@@ -175,6 +196,22 @@
 }
 
 .ds_read_csv <- function(path) .ds_guard(utils::read.csv(path, header = TRUE))
+
+# A CSV with its data dictionary (r_server/dictionary.py): each declared column read as its class, and a
+# column with categories made a factor whose levels are the categories, in their order.
+.ds_read_csv_typed <- function(path, names, classes, categories) {
+  .ds_guard({
+    categorical <- lengths(categories) > 0L
+    classes[categorical] <- "character"  # a category is its name, whatever the value type
+    df <- utils::read.csv(path, header = TRUE, colClasses = stats::setNames(classes, names))
+    for (i in seq_along(names)) {
+      if (length(categories[[i]]) && names[[i]] %in% colnames(df)) {
+        df[[names[[i]]]] <- factor(as.character(df[[names[[i]]]]), levels = categories[[i]])
+      }
+    }
+    df
+  })
+}
 
 # DSLite's assignTable: keep the listed columns that exist, in the order given.
 .ds_select <- function(df, variables) {
