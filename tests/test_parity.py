@@ -78,8 +78,10 @@ def test_passing_list_names_only_golden_cases(golden_dir: Path) -> None:
 
 def test_cases_with_the_same_studies_share_one_stand_up(golden_dir: Path, tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    """run_cases stands studies up once per distinct study set and writes every case's output."""
+    """run_cases stands studies up once per distinct study set, runs every case through each backend of
+    that engine on it, and writes every output."""
     import contextlib
+    from types import SimpleNamespace
 
     from pydsbase.conformance import runner
 
@@ -87,23 +89,28 @@ def test_cases_with_the_same_studies_share_one_stand_up(golden_dir: Path, tmp_pa
     stood_up: list[tuple[str, ...]] = []
 
     @contextlib.contextmanager
-    def fake_logins(case, data_root, backend="local"):  # type: ignore[no-untyped-def]
+    def fake_studies(case, data_root, backend="local"):  # type: ignore[no-untyped-def]
         stood_up.append(tuple(study.table for study in case.studies))
-        yield [f"login-{study.server}" for study in case.studies]
+        logins = [f"opal-{study.server}" for study in case.studies]
+        yield SimpleNamespace(engine="process", api="opal", logins=logins,
+                              logins_for=lambda api: [f"{api}-{study.server}" for study in case.studies])
 
-    seen_logins: dict[str, list[str]] = {}
+    seen: dict[tuple[str, str], list[str]] = {}
 
     def fake_run(case, data_root, backend_name="local", logins=None):  # type: ignore[no-untyped-def]
-        seen_logins[case.case_id] = list(logins)
+        seen[backend_name, case.case_id] = list(logins)
         return {"case_id": case.case_id, "outcome": "returned"}
 
-    monkeypatch.setattr(runner, "case_logins", fake_logins)
+    monkeypatch.setattr(runner, "case_studies", fake_studies)
     monkeypatch.setattr(runner, "run_case", fake_run)
-    written = runner.run_cases(paths, golden_dir.parents[2], tmp_path)
+    written = runner.run_cases(paths, golden_dir.parents[2], tmp_path, ["http", "armadillo"])
     studies = {tuple(s.table for s in runner.read_case(p).studies) for p in paths}
     assert sorted(stood_up) == sorted(studies) and len(stood_up) < len(paths)
-    assert sorted(p.stem for p in written) == sorted(p.stem for p in paths)
+    assert len(written) == 2 * len(paths)
     for path in paths:
         case = runner.read_case(path)
-        assert seen_logins[case.case_id] == [f"login-{s.server}" for s in case.studies]
-        assert json.loads((tmp_path / f"{case.case_id}.json").read_text())["case_id"] == case.case_id
+        for backend, api in (("http", "opal"), ("armadillo", "armadillo")):
+            assert seen[backend, case.case_id] == [f"{api}-{s.server}" for s in case.studies]
+            assert json.loads((tmp_path / backend / f"{case.case_id}.json").read_text())["case_id"] == case.case_id
+    with pytest.raises(ValueError, match="one engine"):
+        runner.run_cases(paths, golden_dir.parents[2], tmp_path, ["local", "armadillo"])

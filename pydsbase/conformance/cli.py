@@ -20,9 +20,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     run.add_argument("cases", nargs="+", type=Path, metavar="CASE.json")
     run.add_argument("--data-root", type=Path, required=True, help="the directory that contains shared/")
     run.add_argument("--out-dir", type=Path, required=True)
-    run.add_argument("--backend", default="local", choices=list(BACKENDS),
+    run.add_argument("--backend", action="append", choices=list(BACKENDS),
                      help="local (default; worker processes), http (server processes), docker (containers); "
-                          "armadillo, armadillo-docker: the same servers through Armadillo's API")
+                          "armadillo, armadillo-docker: the same servers through Armadillo's API. Repeat it "
+                          "for backends of one engine (http and armadillo; docker and armadillo-docker): "
+                          "the studies start once and each case runs through each, into OUT/<backend>/")
     run.set_defaults(handler=_run)
 
     compare = sub.add_parser("compare", help="compare one output with its golden case")
@@ -97,7 +99,7 @@ def _score(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    for path in run_cases(args.cases, args.data_root, args.out_dir, args.backend):
+    for path in run_cases(args.cases, args.data_root, args.out_dir, args.backend or ["local"]):
         print(path)
     return 0
 

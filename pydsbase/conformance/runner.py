@@ -35,7 +35,9 @@ __all__ = [
     "backend_studies",
     "CaseSpec",
     "StudySpec",
+    "backend_logins",
     "case_logins",
+    "case_studies",
     "read_case",
     "run_case",
     "run_cases",
@@ -101,15 +103,30 @@ def backend_studies(folders: Mapping[str, Path], backend: str) -> contextlib.Abs
 
 
 @contextlib.contextmanager
-def case_logins(case: CaseSpec, data_root: Path, backend: str = "local") -> Iterator[list[DSLoginInfo]]:
-    """The case's studies stood up by the launcher: one temporary folder per study holding a copy of
-    only its CSV (as TABLE.csv); yields their login records. Everything is removed afterwards."""
+def case_studies(case: CaseSpec, data_root: Path, backend: str = "local") -> Iterator[StudiesUp]:
+    """The case's studies stood up by the launcher for ``backend``: one temporary folder per study
+    holding a copy of only its CSV (as TABLE.csv). Everything is removed afterwards."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
     tables = {study.server: {study.table: data_root / study.csv} for study in case.studies}
     with copied_studies(tables, prefix=f"pydsbase-{case.case_id}-") as folders, \
             backend_studies(folders, backend) as federation:
+        yield federation
+
+
+@contextlib.contextmanager
+def case_logins(case: CaseSpec, data_root: Path, backend: str = "local") -> Iterator[list[DSLoginInfo]]:
+    """The login records of the case's studies stood up for ``backend`` (:func:`case_studies`)."""
+    with case_studies(case, data_root, backend) as federation:
         yield federation.logins
+
+
+def backend_logins(federation: StudiesUp, backend: str) -> list[DSLoginInfo]:
+    """The login records of running studies for ``backend``: its API on servers that answer both."""
+    if BACKENDS[backend] != federation.engine:
+        raise ValueError(f"backend {backend!r} runs on engine {BACKENDS[backend]!r}, not {federation.engine!r}")
+    api = BACKEND_APIS.get(backend, "opal")
+    return federation.logins if api == federation.api else federation.logins_for(api)
 
 
 # -- the dsBaseClient functions a case may call ---------------------------------------------------
@@ -260,26 +277,38 @@ def run_case(case: CaseSpec, data_root: Path, backend_name: str = "local",
     return record
 
 
-def run_cases(paths: Sequence[Path], data_root: Path, out_dir: Path, backend_name: str = "local") -> list[Path]:
+def run_cases(paths: Sequence[Path], data_root: Path, out_dir: Path,
+              backend_name: str | Sequence[str] = "local") -> list[Path]:
     """Run every case; write ``out_dir/<case_id>.json`` for each; return the files written.
 
     Cases with the same studies (server names, tables, CSV files) share one set of study servers,
     stood up once: each case still logs in afresh and gets new R sessions, so nothing of one case is
     seen by the next. On the local backend the study processes are kept between logins
-    (:func:`pydsbase.drivers.local.reuse_workers`). Each output is written as its case ends.
+    (:func:`pydsbase.drivers.local.reuse_workers`). Several backends of one engine (``http`` and
+    ``armadillo``; ``docker`` and ``armadillo-docker``: the same servers through each API) share the
+    stand-up too, each case running once per backend into ``out_dir/<backend>/<case_id>.json``. Each
+    output is written as its case ends.
     """
     from pydsbase.drivers.local import reuse_workers
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+    backends = [backend_name] if isinstance(backend_name, str) else list(backend_name)
+    engines = {BACKENDS.get(b) for b in backends}
+    if not backends or None in engines or len(engines) != 1:
+        raise ValueError(f"backends of one engine, from {', '.join(BACKENDS)}; not {backends!r}")
+    targets = {b: out_dir / b if len(backends) > 1 else out_dir for b in backends}
+    for target in targets.values():
+        target.mkdir(parents=True, exist_ok=True)
     groups: dict[tuple[StudySpec, ...], list[CaseSpec]] = {}
     for case in map(read_case, paths):
         groups.setdefault(case.studies, []).append(case)
     written = []
     for group in groups.values():
-        with case_logins(group[0], data_root, backend_name) as logins, reuse_workers():
-            for case in group:
-                record = run_case(case, data_root, backend_name, logins)
-                target = out_dir / f"{case.case_id}.json"
-                target.write_text(json.dumps(record, indent=1, allow_nan=False) + "\n", encoding="utf-8")
-                written.append(target)
+        with case_studies(group[0], data_root, backends[0]) as federation, reuse_workers():
+            for backend in backends:
+                logins = backend_logins(federation, backend)
+                for case in group:
+                    record = run_case(case, data_root, backend, logins)
+                    target = targets[backend] / f"{case.case_id}.json"
+                    target.write_text(json.dumps(record, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+                    written.append(target)
     return written
