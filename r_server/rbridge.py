@@ -23,9 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from pydsbase import rserialize, rvalue
 from r_server import calltree as ct
-from r_server import functions, lme4_numerics
+from r_server import functions, lme4_numerics, tables
 from r_server.errors import RCallError
 
 R_DIR = Path(__file__).resolve().parent / "R"
@@ -206,6 +208,54 @@ class RBridge:
         with self._r() as ri:
             return RObject(self._guarded(self._fn(".ds_read_csv")(ri.StrSexpVector([str(path)]))))
 
+    def read_table(self, path: str | Path) -> RObject:
+        """The one loader of a study table file, a data frame: ``TABLE.csv`` exactly as ``utils::read.csv``
+        reads it, ``TABLE.parquet`` by :mod:`r_server.tables`' type mapping. The file is read in Python
+        (without the R lock), each column copied straight into R's memory; a CSV that
+        :func:`r_server.tables.read_csv` leaves to R is read by :meth:`read_csv`."""
+        path = Path(path)
+        if path.suffix == ".parquet":
+            try:
+                table = tables.read_parquet(path)
+            except tables.TableError as exc:
+                raise RCallError(f"table {path.stem!r} cannot be read: {exc}") from None
+        else:
+            found = tables.read_csv(path)
+            if found is None:
+                return self.read_csv(path)
+            table = found
+        with self._r() as ri:
+            specs = []
+            while table.columns:  # each column leaves Python as it enters R
+                specs.append(self._column(table.columns.pop(0)))
+            names = ri.NULL if table.names is None else ri.StrSexpVector(table.names)
+            header = ri.StrSexpVector([str(table.header)]) if table.header is not None else ri.NULL
+            frame = self._fn(".ds_table_frame")(ri.ListSexpVector(specs), names, header,
+                                                ri.IntSexpVector([table.nrows]))
+            return RObject(self._guarded(frame))
+
+    def _column(self, column: tables.Column) -> Any:
+        """An R vector (numbers) or the list ``.ds_table_column`` reads (strings) for one column."""
+        ri = self._ri
+        if column.text is None:
+            assert column.values is not None
+            make, dtype = {"integer": ("integer", np.int32), "logical": ("logical", np.int32),
+                           "double": ("numeric", np.float64)}[column.kind]
+            return _filled(ri, make, dtype, column.values)
+        items: dict[str, Any] = {
+            "kind": ri.StrSexpVector([column.kind]),
+            "raw": _filled(ri, "raw", np.uint8, np.frombuffer(column.text, np.uint8)),
+            "sep": ri.StrSexpVector([column.sep]),
+            "n": ri.IntSexpVector([column.count]),
+            "na": _filled(ri, "integer", np.int32, np.asarray(column.na if column.na is not None else [], np.int32)),
+        }
+        if column.kind == "factor":
+            assert column.values is not None
+            items["codes"] = _filled(ri, "integer", np.int32, column.values)
+        spec = ri.ListSexpVector(list(items.values()))
+        spec.do_slot_assign("names", ri.StrSexpVector(list(items)))
+        return spec
+
     def select(self, table: RObject, variables: Sequence[str] | None) -> RObject:
         with self._r() as ri:
             wanted = ri.NULL if variables is None else ri.StrSexpVector(list(variables))
@@ -291,6 +341,21 @@ def _raw_bytes(raw: Any) -> bytes:
     from rpy2.rinterface_lib import openrlib
 
     return bytes(openrlib.ffi.buffer(openrlib.rlib.RAW(raw.__sexp__._cdata), len(raw)))
+
+
+def _filled(ri: Any, make: str, dtype: Any, values: Any) -> Any:
+    """A new R vector (``integer(n)``, ``numeric(n)``, ``logical(n)``, ``raw(n)``) holding ``values``, copied
+    into R's memory in one go (bit for bit)."""
+    vec = ri.baseenv[make](ri.IntSexpVector([len(values)]))
+    if not len(values):
+        return vec
+    if make == "raw":  # rpy2 has no view of a raw vector
+        from rpy2.rinterface_lib import openrlib
+
+        openrlib.ffi.memmove(openrlib.rlib.RAW(vec.__sexp__._cdata), np.ascontiguousarray(values, dtype), len(values))
+    else:
+        np.frombuffer(vec.memoryview(), dtype)[:] = values
+    return vec
 
 
 def _discard(text: str) -> None:

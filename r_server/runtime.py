@@ -34,8 +34,13 @@ _RESERVED = {
     "if", "else", "repeat", "while", "function", "for", "next", "break", "TRUE", "FALSE", "NULL",
     "Inf", "NaN", "NA", "NA_integer_", "NA_real_", "NA_character_", "NA_complex_", "in",
 }  # fmt: skip
+TABLE_SUFFIXES = (".parquet", ".csv")  # a table's files, the first found is read (r_server/tables.py)
 MAX_SYMBOL_LENGTH = 100
 MAX_TABLE_PART = 128  # a project or table name (a folder or file name: the file system allows 255 bytes)
+
+
+def _table_files(folder: Path) -> list[Path]:
+    return [p for p in folder.iterdir() if p.suffix in TABLE_SUFFIXES and p.is_file() and _TABLE_PART.match(p.stem)]
 
 
 @dataclass
@@ -115,12 +120,13 @@ class StudyRuntime:
     # -- tables ---------------------------------------------------------------------------------
 
     def list_tables(self) -> list[str]:
-        """``TABLE`` for ``tables_dir/TABLE.csv`` and ``PROJECT.TABLE`` for ``tables_dir/PROJECT/TABLE.csv``."""
+        """``TABLE`` for ``tables_dir/TABLE.csv`` (or ``.parquet``) and ``PROJECT.TABLE`` for
+        ``tables_dir/PROJECT/TABLE.csv`` (or ``.parquet``)."""
         with self._audited("list_tables"):
-            names = [p.stem for p in self.tables_dir.glob("*.csv") if _TABLE_PART.match(p.stem)]
+            names = [p.stem for p in _table_files(self.tables_dir)]
             for sub in self.tables_dir.iterdir():
                 if sub.is_dir() and _TABLE_PART.match(sub.name):
-                    names += [f"{sub.name}.{p.stem}" for p in sub.glob("*.csv") if _TABLE_PART.match(p.stem)]
+                    names += [f"{sub.name}.{p.stem}" for p in _table_files(sub)]
             return sorted(set(names))
 
     def table_variables(self, table: str) -> list[str]:
@@ -132,9 +138,8 @@ class StudyRuntime:
         if (not 1 <= len(parts) <= 2 or not all(_TABLE_PART.match(p) for p in parts)
                 or any(len(p) > MAX_TABLE_PART for p in parts)):
             raise CallRejected(f"not a table name: {table[:80]!r}")
-        candidates = [self.tables_dir.joinpath(*parts[:-1], parts[-1] + ".csv")]
-        if len(parts) == 2:
-            candidates.append(self.tables_dir / (parts[-1] + ".csv"))
+        folders = [self.tables_dir.joinpath(*parts[:-1])] + ([self.tables_dir] if len(parts) == 2 else [])
+        candidates = [folder / (parts[-1] + suffix) for folder in folders for suffix in TABLE_SUFFIXES]
         for path in candidates:
             resolved = path.resolve()
             if resolved.is_file() and resolved.is_relative_to(self.tables_dir):
@@ -146,7 +151,7 @@ class StudyRuntime:
         with self._lock:
             cached = self._tables.get(path)
         if cached is None:
-            cached = self._bridge.read_csv(path)
+            cached = self._bridge.read_table(path)
             with self._lock:
                 self._tables.setdefault(path, cached)
         return cached
