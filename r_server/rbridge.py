@@ -256,9 +256,9 @@ class RBridge:
                     else:
                         arrays.append(pa.array(values, pa.int32(), mask=mask))
                 elif column.typeof == ri.RTYPES.REALSXP:
-                    values = np.frombuffer(column.memoryview(), np.float64).copy()
-                    mask = values.view(np.uint64) == tables.NA_REAL_BITS
-                    arrays.append(pa.array(values, pa.float64(), mask=mask))
+                    doubles = np.frombuffer(column.memoryview(), np.float64).copy()
+                    mask = doubles.view(np.uint64) == tables.NA_REAL_BITS
+                    arrays.append(pa.array(doubles, pa.float64(), mask=mask))
                 elif column.typeof == ri.RTYPES.STRSXP:
                     arrays.append(pa.array([None if v is ri.NA_Character else v for v in column], pa.string()))
                 else:

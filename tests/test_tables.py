@@ -231,7 +231,8 @@ def test_parquet_types_in_r(bridge: Any, tmp_path: Path) -> None:
         assert list(base["is.na"](frame.sexp[3])) == [False, True, True, False]
         assert list(base["is.nan"](frame.sexp[3])) == [False, False, True, False]
     back = bridge.frame_to_arrow(frame)
-    assert back.column("d").to_pylist() == ["b", "a", None, "b"] and back.column("s").to_pylist() == table["s"].to_pylist()
+    assert back.column("d").to_pylist() == ["b", "a", None, "b"]
+    assert back.column("s").to_pylist() == table["s"].to_pylist()
     assert back.column("i").to_pylist() == [1, None, 3, 4] and back.column("b").to_pylist() == [True, None, False, True]
     x = back.column("x").to_numpy(zero_copy_only=False)
     assert x[0] == 0.1 and np.isnan(x[2]) and np.signbit(x[3]) and back.column("x").null_count == 1
