@@ -220,7 +220,7 @@ class RBridge:
             except tables.TableError as exc:
                 raise RCallError(f"table {path.stem!r} cannot be read: {exc}") from None
         else:
-            found = tables.read_csv(path)
+            found = tables.read_csv(path, self._r_vector)
             if found is None:
                 return self.read_csv(path)
             table = found
@@ -265,13 +265,21 @@ class RBridge:
                     raise RCallError(f"a column of type {column.typeof} has no Parquet form here")
             return pa.table(arrays, names=names)
 
+    def _r_vector(self, kind: str, n: int) -> tuple[Any, Any]:
+        """:func:`r_server.tables.read_csv`'s ``alloc``: a new R vector and a numpy view of its memory."""
+        make, dtype = _VECTORS[kind]
+        with self._r() as ri:
+            vec = ri.baseenv[make](ri.IntSexpVector([n]))
+            return (np.frombuffer(vec.memoryview(), dtype) if n else np.empty(0, dtype)), vec
+
     def _column(self, column: tables.Column) -> Any:
         """An R vector (numbers) or the list ``.ds_table_column`` reads (strings) for one column."""
         ri = self._ri
+        if column.handle is not None:  # already in R (``.ds_table_frame`` cuts it to the rows read)
+            return column.handle
         if column.text is None:
             assert column.values is not None
-            make, dtype = {"integer": ("integer", np.int32), "logical": ("logical", np.int32),
-                           "double": ("numeric", np.float64)}[column.kind]
+            make, dtype = _VECTORS[column.kind]
             return _filled(ri, make, dtype, column.values)
         items: dict[str, Any] = {
             "kind": ri.StrSexpVector([column.kind]),
@@ -372,6 +380,9 @@ def _raw_bytes(raw: Any) -> bytes:
     from rpy2.rinterface_lib import openrlib
 
     return bytes(openrlib.ffi.buffer(openrlib.rlib.RAW(raw.__sexp__._cdata), len(raw)))
+
+
+_VECTORS = {"integer": ("integer", np.int32), "logical": ("logical", np.int32), "double": ("numeric", np.float64)}
 
 
 def _filled(ri: Any, make: str, dtype: Any, values: Any) -> Any:

@@ -36,20 +36,26 @@ are kept as written.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["Column", "Columns", "TableError", "read_csv", "read_parquet"]
+__all__ = ["Alloc", "Column", "Columns", "TableError", "numpy_vector", "read_csv", "read_parquet"]
 
 NA_INTEGER = np.int32(-(2**31))
 NA_REAL_BITS = np.uint64(0x7FF00000000007A2)  # R's NA_real_: a NaN with payload 1954
 _INT_MAX = 2**31 - 1
-_CHUNK = 16 << 20  # bytes per block (pre-checks and pyarrow's reader)
+_CHUNK = 1 << 20  # bytes per block of the pre-checks (their temporaries are a few times that)
+_BLOCK = 2 << 20  # bytes per block handed to pyarrow (parsed in 4 parts on its threads)
 _EXACT_M = 2.0**50  # |M| below this: rint(x * 10^k) is M (see the module docstring)
 _MAX_TEXT = 2**31 - 2  # one R string holds a text column
+
+
+Alloc = Callable[[str, int], tuple[np.ndarray[Any, Any], Any]]
 
 
 class TableError(Exception):
@@ -73,6 +79,7 @@ class Column:
     sep: str = "\n"
     count: int = 0
     na: np.ndarray[Any, Any] | None = None
+    handle: Any = None  # the R vector ``values`` lives in (see ``read_csv``'s ``alloc``)
 
 
 @dataclass
@@ -151,35 +158,40 @@ def _quotes_clean(block: bytes) -> bool:
     return bool((np.searchsorted(breaks, closes) == np.searchsorted(breaks, opens)).all())
 
 
-def _precheck(path: Path) -> int:
-    """Checks the bytes (see the module docstring); the header's field count."""
-    ncol = 0
+def _line_blocks(path: Path, size: int) -> Iterator[bytes]:
+    """The file in blocks of whole lines (about ``size`` bytes; the last one may lack its line break)."""
     with path.open("rb") as handle:
         carry = b""
-        first = True
         while True:
-            chunk = handle.read(_CHUNK)
+            chunk = handle.read(size)
+            if not chunk:
+                if carry:
+                    yield carry
+                return
             data = carry + chunk
-            if not chunk:
-                block, carry = data, b""
-            else:
-                cut = data.rfind(b"\n") + 1
-                block, carry = data[:cut], data[cut:]
-            if first and block:
-                first = False
-                if block.startswith((b"\xef\xbb\xbf", b"\n", b"\r")):
-                    raise _Outside
-                header = block[:block.find(b"\n")] if b"\n" in block else block
-                ncol = header.count(b",") + 1
-            if b"\x00" in block or block.count(b"\r") != block.count(b"\r\n"):
+            cut = data.rfind(b"\n") + 1
+            if cut:
+                yield data[:cut]
+            carry = data[cut:]
+
+
+def _precheck(path: Path) -> tuple[int, int]:
+    """Checks the bytes (see the module docstring); the header's field count, and the number of lines
+    after it (at least the number of rows)."""
+    ncol = lines = 0
+    for block in _line_blocks(path, _CHUNK):
+        if not lines:
+            if block.startswith((b"\xef\xbb\xbf", b"\n", b"\r")) or b"\n" not in block:
                 raise _Outside
-            if b'"' in block and not _quotes_clean(block):
-                raise _Outside
-            if not chunk:
-                break
-    if first or ncol < 2:
+            ncol = block[:block.find(b"\n")].count(b",") + 1
+        if b"\x00" in block or block.count(b"\r") != block.count(b"\r\n"):
+            raise _Outside
+        if b'"' in block and not _quotes_clean(block):
+            raise _Outside
+        lines += block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
+    if ncol < 2:
         raise _Outside
-    return ncol
+    return ncol, lines - 1
 
 
 def _chars(arr: Any) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
@@ -244,80 +256,139 @@ def _typed(arr: Any) -> tuple[str, np.ndarray[Any, Any] | None, np.ndarray[Any, 
     return "double", values, None
 
 
-def _promote(kind: str, values: np.ndarray[Any, Any] | None, negzero: np.ndarray[Any, Any] | None,
-             n: int, final: str) -> np.ndarray[Any, Any]:
-    """A block's values as the column's final kind."""
-    if kind == "empty":
-        return np.full(n, NA_INTEGER, np.int32) if final in ("integer", "logical") else _na_real(n)
-    assert values is not None
-    if kind == final:
-        return values
-    out = values.astype(np.float64)  # integer -> double: exact, as R_strtod reads those digits
-    out[values == NA_INTEGER] = _na_real(int((values == NA_INTEGER).sum()))
-    if negzero is not None and negzero.size:
-        out[negzero] = -0.0
-    return out
+def _na_fill(out: np.ndarray[Any, Any]) -> None:
+    """NA of the array's type in every element."""
+    if out.dtype == np.float64:
+        out.view(np.uint64)[:] = NA_REAL_BITS
+    else:
+        out[:] = NA_INTEGER
 
 
-_MERGE = {
-    ("empty", "integer"): "integer", ("empty", "double"): "double",
-    ("integer", "double"): "double", ("double", "integer"): "double",
-}  # fmt: skip
+def _as_double(values: np.ndarray[Any, Any], negzero: list[np.ndarray[Any, Any]], out: np.ndarray[Any, Any]) -> None:
+    """Integers (read from their digits) as R_strtod reads those digits: the same numbers, and -0.0 where
+    the text was a negative zero."""
+    out[:] = values
+    _na_fill_where(out, values == NA_INTEGER)
+    for positions in negzero:
+        out[positions] = -0.0
 
 
-def _reader(path: Path, ncol: int, text: list[int] | None) -> Any:
+def _na_fill_where(out: np.ndarray[Any, Any], where: np.ndarray[Any, Any]) -> None:
+    if where.any():
+        out.view(np.uint64)[where] = NA_REAL_BITS
+
+
+def numpy_vector(kind: str, n: int) -> tuple[np.ndarray[Any, Any], Any]:
+    """The default ``alloc`` of :func:`read_csv`: a numpy array for a column of ``kind``, no handle."""
+    return np.empty(n, np.float64 if kind == "double" else np.int32), None
+
+
+@functools.cache
+def _arrow_memory() -> None:
+    """pyarrow's memory goes back to the system as soon as it is freed (jemalloc with no decay delay), so
+    that a study's peak while loading stays near its table's size; mimalloc, pyarrow's default, keeps
+    freed blocks (1.75x ``object.size`` instead of 1.3x on a million rows). Process-wide, once."""
+    import pyarrow as pa
+
+    try:
+        pool = pa.jemalloc_memory_pool()
+        pa.jemalloc_set_decay_ms(0)
+    except NotImplementedError:  # a pyarrow built without jemalloc
+        return
+    pa.set_memory_pool(pool)
+
+
+def _reader(path: Path, ncol: int, text: list[int] | None) -> Iterator[Any]:
+    """The rows after the header in record batches of strings: every column (``text`` None; ``NA`` and
+    empty fields null) or the columns ``text`` (``NA`` null). Blocks of whole lines are handed to pyarrow
+    one at a time (its own streaming reader reads far ahead: memory); the pre-checks made sure that no
+    field holds a line break."""
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
     names = [f"V{j}" for j in range(ncol)]
     wanted = names if text is None else [names[j] for j in text]
-    return pcsv.open_csv(
-        path,
-        read_options=pcsv.ReadOptions(skip_rows=1, column_names=names, block_size=_CHUNK),
-        parse_options=pcsv.ParseOptions(delimiter=",", quote_char='"', double_quote=True, escape_char=False,
-                                        newlines_in_values=False, ignore_empty_lines=True),
-        convert_options=pcsv.ConvertOptions(
-            column_types={name: pa.string() for name in wanted}, include_columns=wanted,
-            # scan's NA: the field NA (quoted or not); for numbers, an empty field too
-            null_values=["NA", ""] if text is None else ["NA"], strings_can_be_null=True,
-            quoted_strings_can_be_null=True, check_utf8=True),
-    )
+    read = pcsv.ReadOptions(column_names=names, block_size=_BLOCK // 4, use_threads=True)
+    parse = pcsv.ParseOptions(delimiter=",", quote_char='"', double_quote=True, escape_char=False,
+                              newlines_in_values=False, ignore_empty_lines=True)
+    convert = pcsv.ConvertOptions(
+        column_types={name: pa.string() for name in wanted}, include_columns=wanted,
+        # scan's NA: the field NA (quoted or not); for numbers, an empty field too
+        null_values=["NA", ""] if text is None else ["NA"], strings_can_be_null=True,
+        quoted_strings_can_be_null=True, check_utf8=True)
+    first = True
+    for block in _line_blocks(path, _BLOCK):
+        if first:
+            block, first = block[block.find(b"\n") + 1:], False
+        if not block.strip(b"\r\n"):
+            continue
+        yield from pcsv.read_csv(pa.py_buffer(block), read_options=read, parse_options=parse,
+                                 convert_options=convert).to_batches()
 
 
-def read_csv(path: str | Path) -> Columns | None:
-    """``utils::read.csv(path)``'s columns, or None where only read.csv itself can be sure (see above)."""
+def read_csv(path: str | Path, alloc: Alloc = numpy_vector) -> Columns | None:
+    """``utils::read.csv(path)``'s columns, or None where only read.csv itself can be sure (see above).
+
+    Each numeric column is written block by block into one vector from ``alloc(kind, capacity)`` (a
+    writable array of a line-count's length and the object that owns it: an R vector, so nothing is held
+    twice); ``Column.values`` is its first ``nrows`` elements and ``Column.handle`` the owner."""
     import pyarrow as pa
 
     path = Path(path)
+    _arrow_memory()
     try:
-        ncol = _precheck(path)
+        ncol, capacity = _precheck(path)
         kinds: list[str] = ["empty"] * ncol
-        blocks: list[list[tuple[str, Any, Any, int]]] = [[] for _ in range(ncol)]
+        vectors: list[tuple[np.ndarray[Any, Any], Any] | None] = [None] * ncol
+        negzeros: list[list[np.ndarray[Any, Any]]] = [[] for _ in range(ncol)]
         nrows = 0
         for batch in _reader(path, ncol, None):
-            nrows += batch.num_rows
+            start, nrows = nrows, nrows + batch.num_rows
+            if nrows > capacity:
+                raise _Outside
             for j in range(ncol):
                 if kinds[j] == "text":
                     continue
                 kind, values, negzero = _typed(batch.column(j))
+                vector = vectors[j]
                 if kind == "text":
-                    kinds[j], blocks[j] = "text", []
+                    kinds[j], vectors[j], negzeros[j] = "text", None, []
                     continue
-                if kind != "empty" and kinds[j] != kind:
-                    kinds[j] = _MERGE[kinds[j], kind] if (kinds[j], kind) in _MERGE else kind
-                blocks[j].append((kind, values, negzero, batch.num_rows))
+                if kind == "empty":
+                    if vector is not None:
+                        _na_fill(vector[0][start:nrows])
+                    continue
+                final = "double" if "double" in (kind, kinds[j]) else "integer"
+                if vector is None:
+                    vector = alloc(final, capacity)
+                    _na_fill(vector[0][:start])
+                elif final != kinds[j]:  # integer -> double: the rows so far become doubles
+                    wider = alloc(final, capacity)
+                    _as_double(vector[0][:start], negzeros[j], wider[0][:start])
+                    vector = wider
+                vectors[j], kinds[j] = vector, final
+                assert values is not None
+                if kind == final:
+                    vector[0][start:nrows] = values
+                else:
+                    _as_double(values, [] if negzero is None else [negzero], vector[0][start:nrows])
+                if negzero is not None and negzero.size and final == "integer":
+                    negzeros[j].append(negzero + start)
         if nrows == 0:
             raise _Outside
         text = [j for j in range(ncol) if kinds[j] == "text"]
         columns: list[Column] = []
         for j in range(ncol):
-            final = "logical" if kinds[j] == "empty" else kinds[j]
-            if final == "text":
+            vector = vectors[j]
+            if kinds[j] == "empty":  # NA or empty fields only: logical, as type.convert makes it
+                vector = alloc("logical", nrows)
+                _na_fill(vector[0])
+            if vector is None:
                 columns.append(Column("text"))
-                continue
-            parts = [_promote(kind, values, negzero, n, final) for kind, values, negzero, n in blocks[j]]
-            blocks[j] = []
-            columns.append(Column(final, np.concatenate(parts) if len(parts) != 1 else parts[0], count=nrows))
+            else:
+                columns.append(Column("logical" if kinds[j] == "empty" else kinds[j], vector[0][:nrows],
+                                      count=nrows, handle=vector[1]))
+        vectors.clear()
         if text:
             strings: dict[int, list[Any]] = {j: [] for j in text}
             for batch in _reader(path, ncol, text):
@@ -328,6 +399,8 @@ def read_csv(path: str | Path) -> Columns | None:
                 columns[j] = Column("text", text=joined, sep=sep, count=nrows, na=na)
     except (_Outside, pa.ArrowInvalid, TableError):
         return None
+    finally:
+        pa.default_memory_pool().release_unused()
     return Columns(columns, nrows, header=path)
 
 
@@ -388,6 +461,7 @@ def read_parquet(path: str | Path) -> Columns:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    _arrow_memory()
     try:
         source = pq.ParquetFile(path)
         names = list(source.schema_arrow.names)

@@ -144,7 +144,8 @@ def test_shared_csvs_are_read_csvs(bridge: Any) -> None:
 @pytest.fixture(params=["one block", "64-byte blocks"])
 def block_size(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     if request.param != "one block":
-        monkeypatch.setattr(tables, "_CHUNK", 64)
+        monkeypatch.setattr(tables, "_CHUNK", 64)  # the pre-checks' blocks
+        monkeypatch.setattr(tables, "_BLOCK", 64)  # pyarrow's: many blocks, integer columns turning double
     yield
 
 

@@ -218,10 +218,14 @@
     if (length(names) != length(columns)) {
       utils::read.csv(header, header = TRUE)
     } else {
-      data <- lapply(columns, .ds_table_column)
+      n <- as.integer(n)
+      data <- lapply(columns, function(spec) {
+        x <- .ds_table_column(spec)
+        if (length(x) > n) x[seq_len(n)] else x  # a vector made for every line, blank lines skipped
+      })
       names(data) <- names
       class(data) <- "data.frame"
-      attr(data, "row.names") <- .set_row_names(as.integer(n))
+      attr(data, "row.names") <- .set_row_names(n)
       data
     }
   })
