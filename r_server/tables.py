@@ -2,7 +2,8 @@
 and Parquet.
 
 Nothing here touches R: :meth:`r_server.rbridge.RBridge.read_table` (the one loader, a path in, an R data
-frame out) turns a :class:`Columns` into a data frame, copying each column straight into R's memory.
+frame out) turns a :class:`Columns` into a data frame. A CSV's numeric columns are written block by block
+straight into R vectors (``read_csv``'s ``alloc``), so a study holds each value once while loading.
 
 **CSV.** ``utils::read.csv(path)`` is the reference, bit for bit. It is slow because R makes a string of
 every cell (``scan``) before ``type.convert`` parses it. Here pyarrow splits the file and a column that is
@@ -14,8 +15,8 @@ plainly numeric is parsed without R strings:
   the point; the power built by R's loop, exact up to ``10^27``), then rounds the 64-bit quotient to a double.
   That double rounding is why read.csv is one ulp off the correctly rounded value in some cells. The same
   two roundings are done here with numpy's ``long double`` (the C type R uses). ``M`` comes from pyarrow's
-  correctly rounded double ``x`` as ``rint(x * 10^k)``, exact while ``|M| < 2^50`` (error below 1/4), and
-  from the digits themselves otherwise.
+  correctly rounded double ``x`` as ``rint(x * 10^k)``, exact while ``|M| < 2^50`` (error below 3/8), and
+  from the digits themselves otherwise (19 digits or more, or more than 300 after the point: left to R).
 - ``NA`` and empty fields are missing values; a column of nothing else is logical, as in read.csv.
 
 Any other column (strings, ``T``/``F``, exponents, white space, ``+``...) is handed to R as the strings
@@ -23,7 +24,7 @@ Any other column (strings, ``T``/``F``, exponents, white space, ``+``...) is han
 is not sure to split exactly as ``scan`` does, it leaves to ``utils::read.csv`` (``read_csv`` returns
 None): a byte-order mark, NUL bytes, a lone carriage return, a blank first line, quotes anywhere but around
 a whole field (or around a field holding a quote, separator or line break), rows whose field count differs
-from the header's, a file without data rows, text that is not UTF-8.
+from the header's, a file without data rows or with a single column, text that is not UTF-8.
 Column names are always R's: ``make.names(scan(header line), unique = TRUE)`` as read.table does.
 
 **Parquet.** Type mapping: int8-int64 and uint8-uint64 -> integer when every value fits R's integer (not
