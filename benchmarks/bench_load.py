@@ -134,7 +134,8 @@ def main() -> None:
             "study, CSV (r_server/tables.py)": lambda: study_load("LOAD"),
             "study, Parquet": lambda: study_load("P.LOAD"),
             "R utils::read.csv": lambda: r.elapsed(f"x <- utils::read.csv({path}); rm(x)"),
-            "R data.table::fread (not exact)": lambda: r.elapsed(f"x <- data.table::fread({path}, data.table = FALSE); rm(x)"),
+            "R data.table::fread (not exact)":
+                lambda: r.elapsed(f"x <- data.table::fread({path}, data.table = FALSE); rm(x)"),
             "R exact fread+type.convert": lambda: r.elapsed(f"x <- exact_fread({path}); rm(x)"),
         }
         for fn in contenders.values():
@@ -158,7 +159,8 @@ def main() -> None:
             total["cells"] += int(cells)
             total["fread"] += int(fread_diff)
             total["identical"] += same
-            print(f"  {path_.name:36s} {int(cells):9,d} doubles  study identical: {same}  fread: {int(fread_diff)} differ")
+            print(f"  {path_.name:36s} {int(cells):9,d} doubles  study identical: {same}"
+                  f"  fread: {int(fread_diff)} differ")
         print(f"all {len(files)} files: {total['cells']:,} doubles; the study identical on {total['identical']} of"
               f" {len(files)}; fread differs in {total['fread']} cells")
         print(f"Parquet written from the study's frame read back identical: {parquet_identical}")
