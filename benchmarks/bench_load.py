@@ -14,9 +14,9 @@ Then exactness: every shared CSV and the synthetic file read by the study, compa
 ``identical()`` to read.csv's data frame (and the double cells where fread differs from read.csv counted).
 
 Then memory (``--memory``, on by default): a fresh study process per contender (R and lme4 started, one
-small table read first so that every library is loaded), its high-water mark reset (``/proc/self/clear_refs``),
-then the table read; the peak above the resident size before the read, against ``object.size`` of the
-data frame.
+small table of the same format read first so that every library is loaded), its high-water mark reset
+(``/proc/self/clear_refs``), then the table read; the peak above the resident size before the read, against
+``object.size`` of the data frame.
 
     python benchmarks/bench_load.py [--runs 5] [--rows 1000000] [--no-memory]
 """
@@ -71,6 +71,12 @@ def peak(kind: str, path: Path, warm: Path) -> dict[str, float]:
     bridge = RBridge()
     bridge.read_table(warm)  # R, lme4, pyarrow loaded
     bridge.read_csv(warm)
+    if path.suffix == ".parquet":  # pyarrow's Parquet reader loaded too
+        import pyarrow.parquet as pq
+
+        with tempfile.TemporaryDirectory() as tmp:
+            pq.write_table(bridge.frame_to_arrow(bridge.read_csv(warm)), Path(tmp) / "warm.parquet")
+            bridge.read_table(Path(tmp) / "warm.parquet")
 
     def status(field: str) -> float:
         for line in Path("/proc/self/status").read_text().splitlines():

@@ -216,7 +216,7 @@ class RBridge:
         path = Path(path)
         if path.suffix == ".parquet":
             try:
-                table = tables.read_parquet(path)
+                table = tables.read_parquet(path, self._r_vector)
             except tables.TableError as exc:
                 raise RCallError(f"table {path.stem!r} cannot be read: {exc}") from None
         else:

@@ -408,77 +408,86 @@ def read_csv(path: str | Path, alloc: Alloc = numpy_vector) -> Columns | None:
 # -- Parquet -----------------------------------------------------------------------------------------------
 
 
-def _parquet_column(name: str, data: Any) -> Column:
+def _parquet_numbers(kind: str, data: Any, alloc: Alloc) -> Column:
+    """A column of numbers (``kind`` integer, double or logical) written chunk by chunk into one vector from
+    ``alloc``: NA where null, integers and floats converted by numpy (exact for every int32 and float)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    arr = data.combine_chunks() if isinstance(data, pa.ChunkedArray) else data
-    t = arr.type
-    n = len(arr)
-    nulls = arr.is_null().to_numpy(zero_copy_only=False) if arr.null_count else None
+    n = len(data)
+    out, handle = alloc(kind, n)
+    start = 0
+    for chunk in data.chunks:
+        target = out[start:start + len(chunk)]
+        start += len(chunk)
+        if pa.types.is_null(chunk.type):
+            _na_fill(target)
+            continue
+        filled = pc.fill_null(chunk, False if kind == "logical" else 0) if chunk.null_count else chunk
+        np.copyto(target, filled.to_numpy(zero_copy_only=False), casting="unsafe")
+        if chunk.null_count:
+            nulls = chunk.is_null().to_numpy(zero_copy_only=False)
+            if kind == "double":
+                _na_fill_where(target, nulls)
+            else:
+                target[nulls] = NA_INTEGER
+    return Column(kind, out, count=n, handle=handle)
+
+
+def _parquet_column(name: str, data: Any, alloc: Alloc) -> Column:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    t = data.type
+    if pa.types.is_null(t) or pa.types.is_boolean(t):
+        return _parquet_numbers("logical", data, alloc)
+    if pa.types.is_integer(t):
+        bounds = pc.min_max(data)
+        low, high = bounds["min"].as_py(), bounds["max"].as_py()
+        fits = low is None or (low >= -_INT_MAX and high <= _INT_MAX)
+        return _parquet_numbers("integer" if fits else "double", data, alloc)
+    if pa.types.is_floating(t):
+        return _parquet_numbers("double", data, alloc)
+    arr = data.combine_chunks()
     if pa.types.is_dictionary(t):
         if not (pa.types.is_string(t.value_type) or pa.types.is_large_string(t.value_type)):
-            return _parquet_column(name, arr.dictionary_decode())
+            return _parquet_column(name, pa.chunked_array([arr.dictionary_decode()]), alloc)
         levels = arr.dictionary
         if levels.null_count or len(pc.unique(levels)) != len(levels):
             raise TableError(f"column {name!r}: its dictionary has missing or repeated values")
         codes = pc.fill_null(arr.indices, 0).to_numpy().astype(np.int32) + 1
-        if nulls is not None:
-            codes[nulls] = NA_INTEGER
+        if arr.null_count:
+            codes[arr.is_null().to_numpy(zero_copy_only=False)] = NA_INTEGER
         text, sep, _ = _joined(levels.cast(pa.string()))
         return Column("factor", codes, text=text, sep=sep, count=len(levels))
-    if pa.types.is_null(t):
-        return Column("logical", np.full(n, NA_INTEGER, np.int32))
-    if pa.types.is_boolean(t):
-        values = pc.fill_null(arr, False).to_numpy(zero_copy_only=False).astype(np.int32)
-        if nulls is not None:
-            values[nulls] = NA_INTEGER
-        return Column("logical", values)
-    if pa.types.is_integer(t):
-        wide = pc.fill_null(arr, 0).to_numpy()
-        fits = n == 0 or (int(wide.min()) >= -_INT_MAX and int(wide.max()) <= _INT_MAX)
-        if fits:
-            values = wide.astype(np.int32)
-            if nulls is not None:
-                values[nulls] = NA_INTEGER
-            return Column("integer", values)
-        doubles = wide.astype(np.float64)
-        if nulls is not None:
-            doubles[nulls] = _na_real(int(nulls.sum()))
-        return Column("double", doubles)
-    if pa.types.is_floating(t):
-        doubles = pc.fill_null(arr, 0.0).to_numpy(zero_copy_only=False).astype(np.float64)  # exact widening
-        if nulls is not None:
-            doubles[nulls] = _na_real(int(nulls.sum()))
-        return Column("double", doubles)
     if pa.types.is_string(t) or pa.types.is_large_string(t):
         text, sep, na = _joined(arr.cast(pa.string()) if pa.types.is_large_string(t) else arr)
-        return Column("character", text=text, sep=sep, count=n, na=na)
+        return Column("character", text=text, sep=sep, count=len(arr), na=na)
     raise TableError(f"column {name!r} has Parquet type {t}, which a study table cannot hold")
 
 
-def read_parquet(path: str | Path) -> Columns:
-    """A Parquet file's columns, one at a time (the mapping is in the module docstring)."""
+def read_parquet(path: str | Path, alloc: Alloc = numpy_vector) -> Columns:
+    """A Parquet file's columns, one at a time (the mapping is in the module docstring); numbers are
+    written into vectors from ``alloc`` (as :func:`read_csv`'s)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     _arrow_memory()
     try:
-        source = pq.ParquetFile(path)
+        source = pq.ParquetFile(path, pre_buffer=False, buffer_size=_BLOCK)  # pages read as decoded: memory
         names = list(source.schema_arrow.names)
         if len(set(names)) != len(names):
             raise TableError("the Parquet file has repeated column names")
         nrows = source.metadata.num_rows
         columns = []
         for name in names:
-            columns.append(_parquet_column(name, source.read(columns=[name], use_threads=True).column(0)))
+            columns.append(_parquet_column(name, source.read(columns=[name], use_threads=True).column(0), alloc))
     except TableError:
         raise
     except (pa.ArrowException, OSError, ValueError, IndexError, KeyError) as exc:
         raise TableError(f"not a readable Parquet file ({type(exc).__name__})") from None
     for column in columns:
-        length = column.count if column.kind == "character" else (
-            len(column.values) if column.values is not None else 0)
+        length = column.count if column.kind == "character" else len(column.values) if column.values is not None else -1
         if length != nrows:
             raise TableError("the Parquet file's columns differ in length")
     return Columns(columns, nrows, names=names)
