@@ -210,9 +210,9 @@ class RBridge:
 
     def read_table(self, path: str | Path) -> RObject:
         """The one loader of a study table file, a data frame: ``TABLE.csv`` exactly as ``utils::read.csv``
-        reads it, ``TABLE.parquet`` by :mod:`r_server.tables`' type mapping. The file is read in Python
-        (without the R lock), each column copied straight into R's memory; a CSV that
-        :func:`r_server.tables.read_csv` leaves to R is read by :meth:`read_csv`."""
+        reads it, ``TABLE.parquet`` by :mod:`r_server.tables`' type mapping. The file is read in Python, the
+        numbers written into R vectors as they are parsed (R's lock is taken only to make the vectors and the
+        frame); a CSV that :func:`r_server.tables.read_csv` leaves to R is read by :meth:`read_csv`."""
         path = Path(path)
         if path.suffix == ".parquet":
             try:
