@@ -1,26 +1,34 @@
-"""Benchmark 4: loading a 1,000,000-row CSV into a study vs R's read.csv and data.table::fread.
+"""Benchmark 4: loading a 1,000,000-row table into a study vs R's read.csv (time, exactness, memory).
 
 Contenders, interleaved in one run on the same file (the synthetic generator, 14 CLUSTER columns):
 
-- the study: ``StudyRuntime.assign_table`` of a table not read before (the study's own code path:
-  ``utils::read.csv`` in its embedded R), run in this process with its table cache emptied between
-  repetitions (a study reads a table once, then serves it from memory);
-- plain R (one warm ``Rscript``): ``utils::read.csv``; ``data.table::fread``; and an exact candidate,
-  ``fread`` for the tokenising with every non-integer column re-parsed by ``utils::type.convert`` (R's own
-  number parser, as read.csv), names from read.csv.
+- the study, CSV: ``StudyRuntime.assign_table`` of a table not read before (the study's own path:
+  ``RBridge.read_table``, i.e. ``r_server/tables.py``), run in this process with its table cache emptied
+  between repetitions (a study reads a table once, then serves it from memory);
+- the study, Parquet: the same, the table as ``LOAD.parquet`` written from the study's data frame;
+- plain R (one warm ``Rscript``): ``utils::read.csv`` (the baseline), ``data.table::fread`` (not exact; for
+  scale) and the earlier exact candidate, ``fread`` for the tokenising with every non-integer column re-parsed
+  by ``utils::type.convert`` (names from read.csv).
 
-Then every shared CSV (and the synthetic files) is read by read.csv, fread and the candidate, and the
-double cells that differ from read.csv are counted (R 4.2.2's read.csv is one ulp off the correctly rounded
-value in 39 cells of the shared CSVs; a loader must reproduce them to keep parity).
+Then exactness: every shared CSV and the synthetic file read by the study, compared in R with
+``identical()`` to read.csv's data frame (and the double cells where fread differs from read.csv counted).
 
-    python benchmarks/bench_load.py [--runs 20] [--rows 1000000]
+Then memory (``--memory``, on by default): a fresh study process per contender (R and lme4 started, one
+small table of the same format read first so that every library is loaded), its high-water mark reset
+(``/proc/self/clear_refs``), then the table read; the peak above the resident size before the read, against
+``object.size`` of the data frame.
+
+    python benchmarks/bench_load.py [--runs 5] [--rows 1000000] [--no-memory]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -48,22 +56,57 @@ diff_cells <- function(a, b) {
   };
   n
 };
-compare <- function(p) {
+fread_diff <- function(p) {
   ref <- utils::read.csv(p);
   f <- data.table::fread(p, data.table = FALSE, showProgress = FALSE);
-  e <- exact_fread(p);
-  sprintf("%d|%d|%s|%d", sum(vapply(ref, is.double, logical(1))) * nrow(ref), diff_cells(ref, f),
-          identical(ref, e), diff_cells(ref, e))
+  sprintf("%d|%d", sum(vapply(ref, is.double, logical(1))) * nrow(ref), diff_cells(ref, f))
 }
 """
 
 
+def peak(kind: str, path: Path, warm: Path) -> dict[str, float]:
+    """In this (fresh) process: the memory high-water mark of one table read above the resident size before."""
+    from r_server.rbridge import RBridge
+
+    bridge = RBridge()
+    bridge.read_table(warm)  # R, lme4, pyarrow loaded
+    bridge.read_csv(warm)
+    if path.suffix == ".parquet":  # pyarrow's Parquet reader loaded too
+        import pyarrow.parquet as pq
+
+        with tempfile.TemporaryDirectory() as tmp:
+            pq.write_table(bridge.frame_to_arrow(bridge.read_csv(warm)), Path(tmp) / "warm.parquet")
+            bridge.read_table(Path(tmp) / "warm.parquet")
+
+    def status(field: str) -> float:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+        raise KeyError(field)
+
+    with bridge._r() as ri:
+        ri.baseenv["gc"]()
+    Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
+    before = status("VmRSS")
+    frame = bridge.read_csv(path) if kind == "read.csv" else bridge.read_table(path)
+    high = status("VmHWM")
+    with bridge._r() as ri:
+        utils = ri.baseenv["asNamespace"](ri.StrSexpVector(["utils"]))
+        size = float(utils["object.size"](frame.sexp)[0]) / 2**20
+    return {"before": before, "peak": high - before, "size": size}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--no-memory", dest="memory", action="store_false")
     parser.add_argument("--data-dir", type=Path, default=Path(tempfile.gettempdir()) / "pydsbase-bench-data")
+    parser.add_argument("--peak", nargs=3, metavar=("KIND", "PATH", "WARM"), help=argparse.SUPPRESS)
     opts = parser.parse_args()
+    if opts.peak:
+        print(json.dumps(peak(opts.peak[0], Path(opts.peak[1]), Path(opts.peak[2]))))
+        return
     print(c.machine())
     (csv,) = synth.ensure(opts.data_dir, rows=opts.rows, studies=1, stem="LOAD")
     print(f"file: {csv.name}, {opts.rows:,} rows x {len(synth.COLUMNS)} columns, {csv.stat().st_size / 1e6:.0f} MB")
@@ -73,22 +116,32 @@ def main() -> None:
         folder = Path(tempfile.mkdtemp(prefix="pydsbase-bench-load-"))
         stack.callback(shutil.rmtree, folder, True)
         shutil.copyfile(csv, folder / "LOAD.csv")
+        import pyarrow.parquet as pq
+
         from r_server.runtime import StudyRuntime
 
         runtime = StudyRuntime("load", folder)
+        bridge = runtime._bridge
+        frame = bridge.read_table(folder / "LOAD.csv")
+        (folder / "P").mkdir()
+        pq.write_table(bridge.frame_to_arrow(frame), folder / "P" / "LOAD.parquet")
+        parquet_identical = _identical(bridge, bridge.read_table(folder / "P" / "LOAD.parquet"), frame)
+        del frame
         sid = runtime.open_session("bench")
 
-        def study_load() -> float:
+        def study_load(table: str) -> float:
             runtime._tables.clear()  # the study's cache: every repetition reads the file
             if "D" in runtime.list_symbols(sid):
                 runtime.rm_symbol(sid, "D")
-            return c.repeat(lambda: runtime.assign_table(sid, "D", "LOAD"), 1)[0]
+            return c.repeat(lambda: runtime.assign_table(sid, "D", table), 1)[0]
 
         path = c.r_string(folder / "LOAD.csv")
         contenders = {
-            "study (read.csv)": study_load,
+            "study, CSV (r_server/tables.py)": lambda: study_load("LOAD"),
+            "study, Parquet": lambda: study_load("P.LOAD"),
             "R utils::read.csv": lambda: r.elapsed(f"x <- utils::read.csv({path}); rm(x)"),
-            "R data.table::fread": lambda: r.elapsed(f"x <- data.table::fread({path}, data.table = FALSE); rm(x)"),
+            "R data.table::fread (not exact)":
+                lambda: r.elapsed(f"x <- data.table::fread({path}, data.table = FALSE); rm(x)"),
             "R exact fread+type.convert": lambda: r.elapsed(f"x <- exact_fread({path}); rm(x)"),
         }
         for fn in contenders.values():
@@ -101,20 +154,44 @@ def main() -> None:
         base = times["R utils::read.csv"]
         for name in names:
             ratio = c.median(times[name]) / c.median(base)
-            print(f"{name:28s} {c.spread(times[name])}   ratio to read.csv {ratio:.2f}")
+            print(f"{name:34s} {c.spread(times[name])}   ratio to read.csv {ratio:.2f}")
 
-        print("\ndouble cells differing from utils::read.csv (file: doubles, fread, exact candidate identical?):")
-        files = sorted((c.SHARED / "data").rglob("*.csv")) + [csv]
-        total = {"cells": 0, "fread": 0, "exact": 0}
+        print("\nexactness: the study's data frame identical() to read.csv's (and fread's differing doubles):")
+        files = sorted((c.SHARED / "data").rglob("*.csv")) + [folder / "LOAD.csv"]
+        total = {"cells": 0, "fread": 0, "identical": 0}
         for path_ in files:
-            cells, fread_diff, identical, exact_diff = r.run(f"compare({c.r_string(path_)})").split("|")
+            same = _identical(bridge, bridge.read_table(path_), bridge.read_csv(path_))
+            cells, fread_diff = r.run(f"fread_diff({c.r_string(path_)})").split("|")
             total["cells"] += int(cells)
             total["fread"] += int(fread_diff)
-            total["exact"] += int(exact_diff)
-            print(f"  {path_.name:36s} {int(cells):9,d} doubles  fread {int(fread_diff):4d} differ"
-                  f"  exact candidate identical: {identical} ({exact_diff} differ)")
-        print(f"all files: {total['cells']:,} doubles; fread differs in {total['fread']}, the exact candidate in"
-              f" {total['exact']}")
+            total["identical"] += same
+            print(f"  {path_.name:36s} {int(cells):9,d} doubles  study identical: {same}"
+                  f"  fread: {int(fread_diff)} differ")
+        print(f"all {len(files)} files: {total['cells']:,} doubles; the study identical on {total['identical']} of"
+              f" {len(files)}; fread differs in {total['fread']} cells")
+        print(f"Parquet written from the study's frame read back identical: {parquet_identical}")
+
+    if opts.memory:
+        print("\npeak memory of one read in a fresh study process, above its resident size before the read:")
+        warm = sorted((c.SHARED / "data" / "CLUSTER").glob("*.csv"))[0]
+        parquet = Path(tempfile.mkdtemp(prefix="pydsbase-bench-load-")) / "LOAD.parquet"
+        try:
+            from r_server.rbridge import default_bridge
+
+            pq.write_table(default_bridge().frame_to_arrow(default_bridge().read_table(csv)), parquet)
+            for kind, target in (("study, CSV", csv), ("study, Parquet", parquet), ("read.csv", csv)):
+                out = subprocess.run([sys.executable, __file__, "--peak", kind, str(target), str(warm)],
+                                     capture_output=True, text=True, check=True)
+                m = json.loads(out.stdout.strip().splitlines()[-1])
+                print(f"  {kind:16s} +{m['peak']:7.1f} MiB over {m['before']:.0f} MiB; object.size {m['size']:.1f} MiB:"
+                      f" {m['peak'] / m['size']:.2f}x")
+        finally:
+            shutil.rmtree(parquet.parent, ignore_errors=True)
+
+
+def _identical(bridge: object, a: object, b: object) -> bool:
+    with bridge._r() as ri:  # type: ignore[attr-defined]
+        return bool(ri.baseenv["identical"](a.sexp, b.sexp)[0])  # type: ignore[attr-defined]
 
 
 if __name__ == "__main__":

@@ -485,8 +485,8 @@ def copied_studies(tables: Mapping[str, Mapping[str, str | os.PathLike[str]]],
                    prefix: str = "pydsbase-folders-") -> Iterator[dict[str, Path]]:
     """A temporary folder per study holding copies of only its tables; removed on exit.
 
-    ``tables`` maps a study name to its tables (table name -> CSV file); the folder of the
-    ``i``-th study is ``study<i>`` and holds ``TABLE.csv`` per table. Copies, not links (a study
+    ``tables`` maps a study name to its tables (table name -> CSV or Parquet file); the folder of the
+    ``i``-th study is ``study<i>`` and holds ``TABLE.csv`` (``TABLE.parquet``) per table. Copies, not links (a study
     refuses links that leave its folder), readable by a container's unprivileged user. Yields
     study name -> folder, in the order given.
     """
@@ -502,7 +502,7 @@ def copied_studies(tables: Mapping[str, Mapping[str, str | os.PathLike[str]]],
                 source = Path(csv).resolve()
                 if not source.is_file():
                     raise FileNotFoundError(f"study data not found: {source}")
-                target = folder / f"{table}.csv"
+                target = folder / (table + (".parquet" if source.suffix == ".parquet" else ".csv"))
                 shutil.copyfile(source, target)
                 target.chmod(0o644)
             folders[name] = folder

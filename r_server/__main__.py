@@ -13,8 +13,9 @@ flag                   environment                 meaning
 =====================  ==========================  =====================================================
 ``--name``             ``PYDSBASE_STUDY``          the study's name (required)
 ``--tables``           ``PYDSBASE_TABLES``         folder of the study's tables, only read (required): PROJECT/TABLE.csv
-                                                   is table PROJECT.TABLE; a top-level TABLE.csv is in the
-                                                   study's default project (``http.default_project``)
+                                                   (or TABLE.parquet) is table PROJECT.TABLE; a top-level
+                                                   TABLE.csv is in the study's default project
+                                                   (``http.default_project``); see ``r_server/tables.py``
 ``--users``            ``PYDSBASE_USERS``          users file, format below (required)
 ``--disclosure``       ``PYDSBASE_DISCLOSURE``     disclosure settings file (default: dsBase's defaults)
 ``--host``             ``PYDSBASE_HOST``           address to listen on (default 127.0.0.1)

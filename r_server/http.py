@@ -890,8 +890,8 @@ def _refuse_unsupported(what: str) -> HTTPFault:
 
 
 def default_project(study: str) -> str:
-    """The project of the study's top-level tables (``<tables>/TABLE.csv``): the study's name, with every
-    character other than a letter, digit, ``_`` or ``-`` made ``_`` (Opal's names split at the first dot)."""
+    """The project of the study's top-level tables (``<tables>/TABLE.csv`` or ``.parquet``): the study's name,
+    with every character other than a letter, digit, ``_`` or ``-`` made ``_`` (Opal's names split at the first dot)."""
     return re.sub(r"[^A-Za-z0-9_\-]", "_", study) or "study"
 
 

@@ -23,9 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from pydsbase import rserialize, rvalue
 from r_server import calltree as ct
-from r_server import functions, lme4_numerics
+from r_server import functions, lme4_numerics, tables
 from r_server.errors import RCallError
 
 R_DIR = Path(__file__).resolve().parent / "R"
@@ -221,6 +223,98 @@ class RBridge:
             return RObject(self._guarded(self._fn(".ds_read_csv_typed")(ri.StrSexpVector([str(path)]), names,
                                                                          classes, categories)))
 
+    def read_table(self, path: str | Path,
+                   dictionary: Sequence[tuple[str, str, Sequence[str]]] | None = None) -> RObject:
+        """The one loader of a study table file, a data frame: ``TABLE.csv`` exactly as ``utils::read.csv``
+        reads it, ``TABLE.parquet`` by :mod:`r_server.tables`' type mapping. The file is read in Python, the
+        numbers written into R vectors as they are parsed (R's lock is taken only to make the vectors and the
+        frame); a CSV that :func:`r_server.tables.read_csv` leaves to R is read by :meth:`read_csv`. A CSV with
+        a data ``dictionary`` (``(name, R class, categories)`` per declared column) is read by
+        :meth:`read_csv_typed`."""
+        path = Path(path)
+        if dictionary is not None and path.suffix == ".csv":
+            return self.read_csv_typed(path, dictionary)
+        if path.suffix == ".parquet":
+            try:
+                table = tables.read_parquet(path, self._r_vector)
+            except tables.TableError as exc:
+                raise RCallError(f"table {path.stem!r} cannot be read: {exc}") from None
+        else:
+            found = tables.read_csv(path, self._r_vector)
+            if found is None:
+                return self.read_csv(path)
+            table = found
+        with self._r() as ri:
+            specs = []
+            while table.columns:  # each column leaves Python as it enters R
+                specs.append(self._column(table.columns.pop(0)))
+            names = ri.NULL if table.names is None else ri.StrSexpVector(table.names)
+            header = ri.StrSexpVector([str(table.header)]) if table.header is not None else ri.NULL
+            frame = self._fn(".ds_table_frame")(ri.ListSexpVector(specs), names, header,
+                                                ri.IntSexpVector([table.nrows]))
+            return RObject(self._guarded(frame))
+
+    def frame_to_arrow(self, frame: RObject) -> Any:
+        """A data frame as a pyarrow Table, by the inverse of :mod:`r_server.tables`' Parquet mapping:
+        numbers copied from R's memory bit for bit (integer -> int32, double -> float64, NA -> null,
+        NaN kept), logical -> bool, character -> string, factor -> dictionary."""
+        import pyarrow as pa
+
+        with self._r() as ri:
+            names = _strings(ri.baseenv["names"](frame.sexp))
+            arrays = []
+            for column in frame.sexp:
+                levels = column.do_slot("levels") if "levels" in (column.list_attrs() or []) else None
+                if column.typeof in (ri.RTYPES.INTSXP, ri.RTYPES.LGLSXP):
+                    values = np.frombuffer(column.memoryview(), np.int32).copy()
+                    mask = values == tables.NA_INTEGER
+                    if levels is not None:
+                        codes = pa.array(values - 1, pa.int32(), mask=mask)
+                        arrays.append(pa.DictionaryArray.from_arrays(codes, pa.array(_strings(levels), pa.string())))
+                    elif column.typeof == ri.RTYPES.LGLSXP:
+                        arrays.append(pa.array(values != 0, pa.bool_(), mask=mask))
+                    else:
+                        arrays.append(pa.array(values, pa.int32(), mask=mask))
+                elif column.typeof == ri.RTYPES.REALSXP:
+                    doubles = np.frombuffer(column.memoryview(), np.float64).copy()
+                    mask = doubles.view(np.uint64) == tables.NA_REAL_BITS
+                    arrays.append(pa.array(doubles, pa.float64(), mask=mask))
+                elif column.typeof == ri.RTYPES.STRSXP:
+                    arrays.append(pa.array([None if v is ri.NA_Character else v for v in column], pa.string()))
+                else:
+                    raise RCallError(f"a column of type {column.typeof} has no Parquet form here")
+            return pa.table(arrays, names=names)
+
+    def _r_vector(self, kind: str, n: int) -> tuple[Any, Any]:
+        """:func:`r_server.tables.read_csv`'s ``alloc``: a new R vector and a numpy view of its memory."""
+        make, dtype = _VECTORS[kind]
+        with self._r() as ri:
+            vec = ri.baseenv[make](ri.IntSexpVector([n]))
+            return (np.frombuffer(vec.memoryview(), dtype) if n else np.empty(0, dtype)), vec
+
+    def _column(self, column: tables.Column) -> Any:
+        """An R vector (numbers) or the list ``.ds_table_column`` reads (strings) for one column."""
+        ri = self._ri
+        if column.handle is not None:  # already in R (``.ds_table_frame`` cuts it to the rows read)
+            return column.handle
+        if column.text is None:
+            assert column.values is not None
+            make, dtype = _VECTORS[column.kind]
+            return _filled(ri, make, dtype, column.values)
+        items: dict[str, Any] = {
+            "kind": ri.StrSexpVector([column.kind]),
+            "raw": _filled(ri, "raw", np.uint8, np.frombuffer(column.text, np.uint8)),
+            "sep": ri.StrSexpVector([column.sep]),
+            "n": ri.IntSexpVector([column.count]),
+            "na": _filled(ri, "integer", np.int32, np.asarray(column.na if column.na is not None else [], np.int32)),
+        }
+        if column.kind == "factor":
+            assert column.values is not None
+            items["codes"] = _filled(ri, "integer", np.int32, column.values)
+        spec = ri.ListSexpVector(list(items.values()))
+        spec.do_slot_assign("names", ri.StrSexpVector(list(items)))
+        return spec
+
     def select(self, table: RObject, variables: Sequence[str] | None) -> RObject:
         with self._r() as ri:
             wanted = ri.NULL if variables is None else ri.StrSexpVector(list(variables))
@@ -306,6 +400,24 @@ def _raw_bytes(raw: Any) -> bytes:
     from rpy2.rinterface_lib import openrlib
 
     return bytes(openrlib.ffi.buffer(openrlib.rlib.RAW(raw.__sexp__._cdata), len(raw)))
+
+
+_VECTORS = {"integer": ("integer", np.int32), "logical": ("logical", np.int32), "double": ("numeric", np.float64)}
+
+
+def _filled(ri: Any, make: str, dtype: Any, values: Any) -> Any:
+    """A new R vector (``integer(n)``, ``numeric(n)``, ``logical(n)``, ``raw(n)``) holding ``values``, copied
+    into R's memory in one go (bit for bit)."""
+    vec = ri.baseenv[make](ri.IntSexpVector([len(values)]))
+    if not len(values):
+        return vec
+    if make == "raw":  # rpy2 has no view of a raw vector
+        from rpy2.rinterface_lib import openrlib
+
+        openrlib.ffi.memmove(openrlib.rlib.RAW(vec.__sexp__._cdata), np.ascontiguousarray(values, dtype), len(values))
+    else:
+        np.frombuffer(vec.memoryview(), dtype)[:] = values
+    return vec
 
 
 def _discard(text: str) -> None:

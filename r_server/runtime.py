@@ -35,9 +35,9 @@ _RESERVED = {
     "if", "else", "repeat", "while", "function", "for", "next", "break", "TRUE", "FALSE", "NULL",
     "Inf", "NaN", "NA", "NA_integer_", "NA_real_", "NA_character_", "NA_complex_", "in",
 }  # fmt: skip
+TABLE_SUFFIXES = (".parquet", ".csv")  # a table's files, the first found is read (r_server/tables.py)
 MAX_SYMBOL_LENGTH = 100
 MAX_TABLE_PART = 128  # a project or table name (a folder or file name: the file system allows 255 bytes)
-TABLE_SUFFIXES = (".csv",)  # the table files a study reads, in order of preference (loader: ``_table``)
 
 
 @dataclass
@@ -117,7 +117,7 @@ class StudyRuntime:
     # -- tables ---------------------------------------------------------------------------------
 
     def list_tables(self) -> list[str]:
-        """Every table, by the name that reaches it: ``TABLE`` for ``tables_dir/TABLE.csv``,
+        """Every table, by the name that reaches it: ``TABLE`` for ``tables_dir/TABLE.csv`` (or ``.parquet``),
         ``PROJECT.TABLE`` for ``tables_dir/PROJECT/TABLE.csv`` (Opal's two levels) and
         ``PROJECT/FOLDER/TABLE`` for ``tables_dir/PROJECT/FOLDER/TABLE.csv`` (Armadillo's three)."""
         with self._audited("list_tables"):
@@ -179,11 +179,9 @@ class StudyRuntime:
             cached = self._tables.get(path)
         if cached is None:
             dictionary = self._dictionary(path)
-            if dictionary is None:
-                cached = self._bridge.read_csv(path)
-            else:
-                cached = self._bridge.read_csv_typed(
-                    path, [(v.name, R_CLASSES[v.value_type], v.categories) for v in dictionary])
+            cached = self._bridge.read_table(
+                path, None if dictionary is None else
+                [(v.name, R_CLASSES[v.value_type], v.categories) for v in dictionary])
             with self._lock:
                 self._tables.setdefault(path, cached)
         return cached

@@ -24,17 +24,23 @@ def passing_cases() -> list[str]:
     return [line.strip() for line in PASSING.read_text().splitlines() if line.strip() and not line.startswith("#")]
 
 
-def run_stripped_cases(golden_dir: Path, case_ids: list[str], work: Path, backend: str = "local") -> dict[str, Path]:
+def run_stripped_cases(golden_dir: Path, case_ids: list[str], work: Path, backend: str = "local",
+                       data_root: Path | None = None, table_suffix: str = ".csv") -> dict[str, Path]:
     """Copy the cases with only the keys the runner may read, run them all in ONE runner invocation
-    with ``backend``, and return the outputs written, by case id."""
+    with ``backend``, and return the outputs written, by case id. ``data_root`` (default: the one
+    holding ``shared/``) and ``table_suffix`` (``.parquet``: the cases' tables are those files) let a
+    test stand the studies on other copies of the tables."""
     cases, outputs = work / "cases", work / "out"
     cases.mkdir()
     for case_id in case_ids:
         raw = json.loads((golden_dir / f"{case_id}.json").read_text(encoding="utf-8"))
         stripped = {k: raw[k] for k in CASE_KEYS if k in raw}
         stripped["setup"] = [{"call": step["call"]} for step in raw.get("setup") or []]
+        for study in stripped["studies"]:
+            study["csv"] = str(Path(study["csv"]).with_suffix(table_suffix))
         (cases / f"{case_id}.json").write_text(json.dumps(stripped), encoding="utf-8")
-    data_root = golden_dir.parents[2]  # the directory that contains shared/
+    if data_root is None:
+        data_root = golden_dir.parents[2]  # the directory that contains shared/
     subprocess.run(
         [sys.executable, "-m", "pydsbase", "conformance", "run", *sorted(map(str, cases.glob("*.json"))),
          "--data-root", str(data_root), "--out-dir", str(outputs), "--backend", backend],

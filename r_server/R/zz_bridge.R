@@ -213,6 +213,61 @@
   })
 }
 
+# -- study tables read in Python (r_server/tables.py), made a data frame here ------------------------------
+
+# Strings from one raw vector: the values joined by `sep`, then `sep` and "." (strsplit drops a trailing
+# empty piece; the sentinel keeps every value). No encoding mark: the bytes as scan() gives them.
+.ds_split <- function(raw, sep, n) {
+  x <- strsplit(rawToChar(raw), sep, fixed = TRUE)[[1L]]
+  if (length(x) != n + 1L) stop("malformed table strings", call. = FALSE)
+  x[seq_len(n)]
+}
+
+# One column: a vector as it is, or list(kind, raw, sep, n, na, codes) of strings. "text" is typed as
+# read.table types a column (utils::type.convert after scan's NA), "character" and "factor" are Parquet's.
+.ds_table_column <- function(spec) {
+  if (!is.list(spec)) return(spec)
+  x <- .ds_split(spec$raw, spec$sep, spec$n)
+  if (spec$kind == "factor") {
+    Encoding(x) <- "UTF-8"
+    return(structure(spec$codes, levels = x, class = "factor"))
+  }
+  x[spec$na] <- NA_character_
+  if (spec$kind == "character") {
+    Encoding(x) <- "UTF-8"
+    return(x)
+  }
+  utils::type.convert(x, as.is = TRUE, dec = ".", numerals = "allow.loss", na.strings = character(0L))
+}
+
+# read.table's column names of a CSV file: its header line as scan() reads it, made syntactic and unique.
+.ds_csv_names <- function(path) {
+  make.names(scan(path, what = "", sep = ",", quote = "\"", nlines = 1L, quiet = TRUE, skip = 0L,
+                  strip.white = TRUE, blank.lines.skip = TRUE, na.strings = character(0L), comment.char = "",
+                  allowEscapes = FALSE, encoding = "unknown", skipNul = FALSE), unique = TRUE)
+}
+
+# The data frame of a table's columns, built as read.table builds it (names, class, compact row names).
+# `names` NULL: the CSV file `header`'s (read.csv reads a header it does not agree with).
+.ds_table_frame <- function(columns, names, header, n) {
+  .ds_guard({
+    if (is.null(names)) names <- .ds_csv_names(header)
+    if (length(names) != length(columns)) {
+      utils::read.csv(header, header = TRUE)
+    } else {
+      n <- as.integer(n)
+      data <- lapply(columns, function(spec) {
+        x <- .ds_table_column(spec)
+        if (length(x) > n) x[seq_len(n)] else x  # a vector made for every line, blank lines skipped
+      })
+      names(data) <- names
+      class(data) <- "data.frame"
+      attr(data, "row.names") <- .set_row_names(n)
+      data
+    }
+  })
+}
+
 # DSLite's assignTable: keep the listed columns that exist, in the order given.
 .ds_select <- function(df, variables) {
   .ds_guard({
