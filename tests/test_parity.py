@@ -30,6 +30,13 @@ def run_stripped_cases(golden_dir: Path, case_ids: list[str], work: Path, backen
     with ``backend``, and return the outputs written, by case id. ``data_root`` (default: the one
     holding ``shared/``) and ``table_suffix`` (``.parquet``: the cases' tables are those files) let a
     test stand the studies on other copies of the tables."""
+    return run_stripped_backends(golden_dir, case_ids, work, [backend], data_root, table_suffix)[backend]
+
+
+def run_stripped_backends(golden_dir: Path, case_ids: list[str], work: Path, backends: list[str],
+                          data_root: Path | None = None, table_suffix: str = ".csv") -> dict[str, dict[str, Path]]:
+    """:func:`run_stripped_cases` through several backends of one engine in ONE runner invocation (the
+    studies start once per study set and answer each backend's API): backend -> case id -> output."""
     cases, outputs = work / "cases", work / "out"
     cases.mkdir()
     for case_id in case_ids:
@@ -43,10 +50,12 @@ def run_stripped_cases(golden_dir: Path, case_ids: list[str], work: Path, backen
         data_root = golden_dir.parents[2]  # the directory that contains shared/
     subprocess.run(
         [sys.executable, "-m", "pydsbase", "conformance", "run", *sorted(map(str, cases.glob("*.json"))),
-         "--data-root", str(data_root), "--out-dir", str(outputs), "--backend", backend],
+         "--data-root", str(data_root), "--out-dir", str(outputs),
+         *[arg for backend in backends for arg in ("--backend", backend)]],
         check=True, timeout=3600, stdout=subprocess.DEVNULL,
     )
-    return {path.stem: path for path in outputs.glob("*.json")}
+    folders = {backend: outputs / backend if len(backends) > 1 else outputs for backend in backends}
+    return {backend: {path.stem: path for path in folder.glob("*.json")} for backend, folder in folders.items()}
 
 
 def listed_failures(golden_dir: Path, outputs: dict[str, Path]) -> dict[str, list[str]]:
