@@ -22,25 +22,23 @@ from __future__ import annotations
 import base64
 import json
 import re
-import time
 from typing import Any
 from urllib.parse import quote
 
 import httpx
-from datashield.interface import DSDriver, DSLoginInfo, DSResult
+from datashield.interface import DSDriver, DSLoginInfo
 
 from pydsbase.drivers.base import ReadySession
 from pydsbase.drivers.http import (
     _CALL_TIMEOUT,
     _CONNECT_TIMEOUT,
-    _POLL_SLICE,
     RDS_MEDIA,
     STALE_LOGIN_MESSAGE,
     HTTPStudyConnection,
+    PolledResult,
 )
 from pydsbase.errors import StudyCallError, study_error
 from pydsbase.rserialize import unserialize
-from pydsbase.rvalue import RValue
 
 __all__ = ["ArmadilloConnection", "ArmadilloDriver", "ArmadilloResult"]
 
@@ -254,7 +252,7 @@ def _segment(text: str) -> str:
     return quote(text, safe="")
 
 
-class ArmadilloResult(DSResult):
+class ArmadilloResult(PolledResult):
     """The session's last command. ``is_completed`` never raises; ``fetch`` returns the value or raises."""
 
     def __init__(self, conn: ArmadilloConnection, decode: bool) -> None:
@@ -287,10 +285,11 @@ class ArmadilloResult(DSResult):
             raise study_error(self._conn.name, "the study server sent a malformed answer", kind="http")
         return command
 
-    def _finish(self, wait: float) -> bool:
+    def _poll(self, wait: float) -> bool:
         """Take the outcome from ``/lastresult`` (blocking up to ``wait`` s); True when there is one."""
         if self._outcome is not None:
             return True
+        wait = max(0.001, wait)
         try:
             response = self._conn.send("GET", "/lastresult", headers={"Accept": RDS_MEDIA},
                                        timeout=httpx.Timeout(wait, connect=_CONNECT_TIMEOUT))
@@ -324,27 +323,8 @@ class ArmadilloResult(DSResult):
             self._outcome = (False, exc)
             return True
         if command is None or command.get("status") in ("COMPLETED", "FAILED"):
-            return self._finish(_CALL_TIMEOUT)
+            return self._poll(_CALL_TIMEOUT)
         return False
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Wait up to ``timeout`` seconds (None: without limit) for the outcome; True when there is one."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            remaining = _POLL_SLICE if deadline is None else min(_POLL_SLICE, deadline - time.monotonic())
-            if self._finish(max(0.001, remaining)):
-                return True
-            if deadline is not None and time.monotonic() >= deadline:
-                return False
-
-    def fetch(self, timeout: float | None = None) -> RValue | None:
-        if not self.wait(timeout):
-            raise study_error(self._conn.name, f"no answer within {timeout:g} s", kind="timeout")
-        assert self._outcome is not None
-        ok, value = self._outcome
-        if not ok:
-            raise value
-        return value if self._decode else None
 
 
 class ArmadilloDriver(DSDriver):

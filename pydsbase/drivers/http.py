@@ -400,7 +400,39 @@ def _segment(text: str) -> str:
     return quote(text, safe="")
 
 
-class HTTPResult(DSResult):
+class PolledResult(DSResult):
+    """A command's outcome, asked of the study server until there is one: ``_poll(wait)`` asks once,
+    waiting up to ``wait`` s (a long poll), and is True once ``_outcome`` is set. ``wait`` and ``fetch``
+    are the same for every HTTP API."""
+
+    _conn: HTTPStudyConnection
+    _decode: bool
+    _outcome: tuple[bool, Any] | None  # (ok, value) or (False, error)
+
+    def _poll(self, wait: float) -> bool:
+        raise NotImplementedError
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait up to ``timeout`` seconds (None: without limit) for the outcome; True when there is one."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            remaining = _POLL_SLICE if deadline is None else min(_POLL_SLICE, deadline - time.monotonic())
+            if self._poll(max(0.0, remaining)):
+                return True
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+
+    def fetch(self, timeout: float | None = None) -> RValue | None:
+        if not self.wait(timeout):
+            raise study_error(self._conn.name, f"no answer within {timeout:g} s", kind="timeout")
+        assert self._outcome is not None
+        ok, value = self._outcome
+        if not ok:
+            raise value
+        return value if self._decode else None
+
+
+class HTTPResult(PolledResult):
     """A submitted command. ``is_completed`` never raises; ``fetch`` returns the value or raises."""
 
     def __init__(self, conn: HTTPConnection, session_path: str, command: str, decode: bool) -> None:
@@ -455,25 +487,6 @@ class HTTPResult(DSResult):
 
     def is_completed(self) -> bool:
         return self._poll(0.0)
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Wait up to ``timeout`` seconds (None: without limit) for the outcome; True when there is one."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            remaining = _POLL_SLICE if deadline is None else min(_POLL_SLICE, deadline - time.monotonic())
-            if self._poll(max(0.0, remaining)):
-                return True
-            if deadline is not None and time.monotonic() >= deadline:
-                return False
-
-    def fetch(self, timeout: float | None = None) -> RValue | None:
-        if not self.wait(timeout):
-            raise study_error(self._conn.name, f"no answer within {timeout:g} s", kind="timeout")
-        assert self._outcome is not None
-        ok, value = self._outcome
-        if not ok:
-            raise value
-        return value if self._decode else None
 
 
 class OpalDriver(DSDriver):
