@@ -12,25 +12,31 @@ from typing import Any
 
 from pydsbase import console, dsi, rops
 from pydsbase.errors import RError
-from pydsbase.lmer import _check_class, is_defined
+from pydsbase.lmer import _check_class, _extract, is_defined
 from pydsbase.rtext import as_character_double, cat_text, deparse_call, deparse_value, unlist
 from pydsbase.rvalue import NA, RAtomic, RList, RValue, r_character
 
 __all__ = [
     "ds_as_character",
+    "ds_as_list",
     "ds_as_data_matrix",
     "ds_as_integer",
     "ds_as_logical",
     "ds_boole",
+    "ds_c",
     "ds_complete_cases",
     "ds_data_frame",
     "ds_data_frame_subset",
     "ds_dim",
     "ds_length",
+    "ds_levels",
+    "ds_list",
     "ds_ls",
     "ds_make",
+    "ds_names",
     "ds_num_na",
     "ds_rm",
+    "ds_summary",
 ]
 
 _ALL_OK = "ALL OK: there are no studysideMessage(s) on this datasource"
@@ -398,3 +404,179 @@ def ds_as_data_matrix(session: Any, x_name: str | None = None, newobj: str | Non
                       datasources: Sequence[str] | None = None) -> RList:
     """``ds.asDataMatrix``: ``newobj <- asDataMatrixDS(x.name)``."""
     return _convert(session, "asDataMatrixDS", x_name, newobj or "asdatamatrix.newobj", datasources)
+
+
+# -- ds.c, ds.list, ds.names, ds.levels, ds.asList, ds.summary ---------------------------------------------------
+
+
+def _object_names(x: Sequence[str] | str) -> list[str]:
+    return [x] if isinstance(x, str) else list(x)
+
+
+def _is_assigned(session: Any, names: Sequence[str], newobj: str) -> None:
+    """dsBaseClient's ``isAssigned``: ``exists(newobj)`` everywhere, else stop; its value is NULL."""
+    found = dsi.aggregate(session, deparse_call("exists", newobj), names)
+    where = [name for name, value in zip(names, found, strict=True)
+             if isinstance(value, RAtomic) and value.data and value.data[0] is True]
+    if 0 < len(where) < len(names):
+        # R pastes names(datasources)[indx] into stop(), which concatenates the vector without separators
+        raise RError(f"The output object, '{newobj}', was generated only for {''.join(where)}!")
+    if not where:
+        raise RError("The output object has not been generated for any of the studies!")
+
+
+def ds_c(session: Any, x: Sequence[str] | str | None = None, newobj: str | None = None,
+         datasources: Sequence[str] | None = None) -> None:
+    """``ds.c``: ``newobj <- cDS(list(x1,x2,...))``; like R's, its value is NULL (``isAssigned``'s)."""
+    names = dsi.datasource_names(session, datasources)
+    if x is None:
+        raise RError("x=NULL. Please provide the names of the objects to concatenate!")
+    newobj = newobj or "c.newobj"
+    objects = _object_names(x)
+    for obj in objects:
+        is_defined(session, names, obj)
+    for obj in objects:
+        _check_class(session, names, obj)
+    dsi.assign(session, newobj, "cDS(list(" + ",".join(objects) + "))", names)
+    _is_assigned(session, names, newobj)
+
+
+def ds_list(session: Any, x: Sequence[str] | str | None = None, newobj: str | None = None,
+            datasources: Sequence[str] | None = None) -> None:
+    """``ds.list``: ``newobj <- listDS(list(x1,...), list('e1',...))``, elements named after the columns; NULL."""
+    names = dsi.datasource_names(session, datasources)
+    if x is None:
+        raise RError("x=NULL. Please provide the names of the objects to coerce into a list!")
+    objects = _object_names(x)
+    is_defined(session, names, objects[0])  # dsBaseClient's isDefined returns after the first object
+    for obj in objects:
+        _check_class(session, names, obj)
+    newobj = newobj or "list.newobj"
+    elements = [_extract(obj)[1] for obj in objects]
+    text = "listDS(list(" + ",".join(objects) + "), list('" + "','".join(elements) + "'))"
+    dsi.assign(session, newobj, text, names)
+    _is_assigned(session, names, newobj)
+
+
+def ds_names(session: Any, xname: str | None = None, datasources: Sequence[str] | None = None) -> RList:
+    """``ds.names``: each study's ``namesDS(xname)``."""
+    names = dsi.datasource_names(session, datasources)
+    if xname is None:
+        raise RError("Please provide the name of the input list!")
+    is_defined(session, names, xname)
+    return _by_study(names, dsi.aggregate(session, deparse_call("namesDS", xname), names))
+
+
+def ds_levels(session: Any, x: str | None = None, datasources: Sequence[str] | None = None) -> RList:
+    """``ds.levels``: each study's ``levelsDS(x)`` (its ``Levels`` and ``ValidityMessage``); x a factor."""
+    names = dsi.datasource_names(session, datasources)
+    if x is None:
+        raise RError("Please provide the name of the input vector!")
+    is_defined(session, names, x)
+    if "factor" not in _check_class(session, names, x):
+        raise RError("The input object must be a factor.")
+    return _by_study(names, dsi.aggregate(session, f"levelsDS({x})", names))
+
+
+def ds_as_list(session: Any, x_name: str | None = None, newobj: str | None = None,
+               datasources: Sequence[str] | None = None) -> RList:
+    """``ds.asList``: each study's ``asListDS(x.name, newobj)`` (which also creates ``newobj``); R returns it
+    invisibly."""
+    names = dsi.datasource_names(session, datasources)
+    if x_name is None:
+        raise RError("Please provide the name of the input vector!")
+    is_defined(session, names, x_name)
+    newobj = newobj or "aslist.newobj"
+    return _by_study(names, dsi.aggregate(session, deparse_call("asListDS", x_name, newobj), names))
+
+
+_SUMMARY_CLASSES = ("data.frame", "character", "factor", "integer", "list", "logical", "matrix", "numeric")
+
+
+def _one(session: Any, name: str, text: str) -> RValue | None:
+    return dsi.aggregate(session, text, [name])[0]
+
+
+def _cell(table: RValue | None, j: int) -> RValue | None:
+    """``freq[[1]][1, j]`` of table1DDS's answer: row 1, column j of its data frame ``table``."""
+    frame = rops.dollar(table, "table") if isinstance(table, RList) else None
+    column = frame[j] if isinstance(frame, RList) and j < len(frame.data) else None
+    if isinstance(column, RAtomic) and column.data:
+        return RAtomic(column.type, [column.data[0]])
+    raise RError("subscript out of bounds")
+
+
+def ds_summary(session: Any, x: str | None = None, datasources: Sequence[str] | None = None) -> RList:
+    """``ds.summary``: by study, the class and, for a valid object, what dsBase discloses of it: dimensions and
+    columns of a data frame or matrix, the length (and quantiles and mean, or level counts) of a vector, the
+    element names of a list; ``'INVALID object!'`` where ``isValidDS`` says no."""
+    names = dsi.datasource_names(session, datasources)
+    if x is None:
+        raise RError("Please provide the name of the input vector!")
+    is_defined(session, names, x)
+    typ = _check_class(session, names, x)
+    if not any(kind in typ for kind in _SUMMARY_CLASSES):
+        raise RError("The input object must be a 'data.frame', 'character', factor', 'integer', 'list', 'logical', "
+                     "'matrix' or 'numeric'.")
+    klass = r_character(typ)
+    invalid = r_character(["INVALID object!"])
+    output: list[RValue | None] = [None] * len(names)
+
+    def valid(name: str) -> bool:
+        return rops.condition(_one(session, name, f"isValidDS({x})"))
+
+    if "data.frame" in typ or "matrix" in typ:
+        for i, name in enumerate(names):
+            if valid(name):
+                dims = _one(session, name, deparse_call("dimDS", x))
+                assert isinstance(dims, RAtomic)
+                cols = _one(session, name, deparse_call("colnamesDS", x))
+                output[i] = RList([klass, RAtomic(dims.type, dims.data[:1]), RAtomic(dims.type, dims.data[1:2]), cols],
+                                  names=["class", "number of rows", "number of columns", "variables held"])
+            else:
+                output[i] = invalid
+    if "character" in typ:
+        for i, name in enumerate(names):
+            if valid(name):
+                length = _one(session, name, deparse_call("lengthDS", x))
+                output[i] = RList([klass, length], names=["class", "length"])
+            else:
+                output[i] = invalid
+    if "factor" in typ:
+        for i, name in enumerate(names):
+            if valid(name):
+                length = _one(session, name, deparse_call("lengthDS", x))
+                categories = rops.dollar(_one(session, name, f"levelsDS({x})"), "Levels")
+                freq = _one(session, name, f"table1DDS({x})")
+                levels = list(categories.data) if isinstance(categories, RAtomic) else []
+                counts = [_cell(freq, j) for j in range(len(levels))]
+                output[i] = RList([klass, length, categories, *counts],
+                                  names=["class", "length", "categories", *[f"count of '{c}'" for c in levels]])
+            else:
+                output[i] = invalid
+    if "integer" in typ or "numeric" in typ:
+        for i, name in enumerate(names):
+            if valid(name):
+                length = _one(session, name, deparse_call("lengthDS", x))
+                quantiles = _one(session, name, f"quantileMeanDS({x})")
+                output[i] = RList([klass, length, quantiles], names=["class", "length", "quantiles & mean"])
+            else:
+                output[i] = invalid
+    if "list" in typ:
+        for i, name in enumerate(names):
+            length = _one(session, name, deparse_call("lengthDS", x))
+            elements = _one(session, name, deparse_call("namesDS", x))
+            if elements is None:
+                output[i] = RList([klass, length], names=["class", "length"])
+            else:
+                output[i] = RList([klass, length, elements], names=["class", "length", "elements held in the list"])
+    if "logical" in typ:
+        for i, name in enumerate(names):
+            if not valid(name):
+                output[i] = invalid
+            else:
+                _one(session, name, deparse_call("lengthDS", x))
+                _cell(_one(session, name, f"table1DDS({x})"), 0)
+                # dsBaseClient loops over 1:length(2), one count, then names four elements of a list of three
+                raise RError("'names' attribute [4] must be the same length as the vector [3]")
+    return RList(output, names=list(names))

@@ -171,12 +171,17 @@ def _functions() -> dict[str, RFunction]:
         "ds.length": RFunction(workflow.ds_length, (("x", "x"), ("type", "type"), ("datasources", "datasources"))),
         "ds.numNA": RFunction(workflow.ds_num_na, (("x", "x"), ("datasources", "datasources"))),
         "ds.rm": RFunction(workflow.ds_rm, (("x.names", "x_names"), ("datasources", "datasources"))),
+        "ds.c": RFunction(workflow.ds_c, (("x", "x"), ("newobj", "newobj"), ("datasources", "datasources"))),
+        "ds.list": RFunction(workflow.ds_list, (("x", "x"), ("newobj", "newobj"), ("datasources", "datasources"))),
+        "ds.names": RFunction(workflow.ds_names, (("xname", "xname"), ("datasources", "datasources"))),
+        "ds.levels": RFunction(workflow.ds_levels, (("x", "x"), ("datasources", "datasources"))),
+        "ds.summary": RFunction(workflow.ds_summary, (("x", "x"), ("datasources", "datasources"))),
         **{
             f"ds.{r_name}": RFunction(function, (("x.name", "x_name"), ("newobj", "newobj"),
                                                  ("datasources", "datasources")))
             for r_name, function in (("asCharacter", workflow.ds_as_character), ("asInteger", workflow.ds_as_integer),
                                      ("asLogical", workflow.ds_as_logical),
-                                     ("asDataMatrix", workflow.ds_as_data_matrix))
+                                     ("asDataMatrix", workflow.ds_as_data_matrix), ("asList", workflow.ds_as_list))
         },
     }
 
