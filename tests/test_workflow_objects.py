@@ -1,5 +1,5 @@
-"""ds_ls, ds_dim, ds_length, ds_num_na, ds_rm and ds_as_*: dsBaseClient's values (names, types, pooling), through
-one local session of two studies for the module."""
+"""ds_ls, ds_dim, ds_length, ds_num_na, ds_rm, ds_as_*, ds_summary, ds_c, ds_list, ds_names, ds_levels:
+dsBaseClient's values (names, types, pooling), through one local session of two studies for the module."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 import pydsbase
-from pydsbase.errors import RError
+from pydsbase.errors import DataSHIELDErrors, RError
 from pydsbase.rvalue import RAtomic, RList
 
 pytestmark = pytest.mark.needs_r
@@ -64,8 +64,52 @@ def test_ls_num_na_conversions_and_rm(session: Any) -> None:
     assert isinstance(warning, RAtomic) and "please respecify" in warning.data[0]
 
 
+def test_summary_by_class_as_ds_summary_builds_it(session: Any) -> None:
+    frame = pydsbase.ds_summary(session, "D")
+    assert frame.names == ["a", "b"]
+    b = frame["b"]
+    assert isinstance(b, RList) and b.names == ["class", "number of rows", "number of columns", "variables held"]
+    assert [_atomic(v).data for v in b] == [["data.frame"], [6], [2], ["BMI", "trtGrp"]]
+    assert _atomic(b[1]).type == "integer"
+    numeric = pydsbase.ds_summary(session, "D$BMI")["a"]
+    assert isinstance(numeric, RList) and numeric.names == ["class", "length", "quantiles & mean"]
+    quantiles = _atomic(numeric[2])
+    assert quantiles.names == ["5%", "10%", "25%", "50%", "75%", "90%", "95%", "Mean"]
+    # R: quantile(c(20.5, 21, 23, 24.25), c(.05, .1, .25, .5, .75, .9, .95)); mean(...)
+    assert quantiles.data == pytest.approx([20.575, 20.65, 20.875, 22.0, 23.3125, 23.875, 24.0625, 22.1875], abs=1e-12)
+    pydsbase.ds_as_character(session, "D$trtGrp", newobj="ch")
+    text = pydsbase.ds_summary(session, "ch")["b"]
+    assert isinstance(text, RList) and [_atomic(v).data for v in text] == [["character"], [6]]
+    pydsbase.ds_as_logical(session, "D$trtGrp", newobj="lg")
+    with pytest.raises(DataSHIELDErrors):  # study a: 2 FALSE under nfilter.tab 3, table1DDS refuses as dsBase does
+        pydsbase.ds_summary(session, "lg")
+    with pytest.raises(RError, match="The input object must be a factor."):
+        pydsbase.ds_levels(session, "ch")
+    pydsbase.ds_rm(session, ["ch", "lg"])
+
+
+def test_list_names_as_list_and_c(session: Any) -> None:
+    assert pydsbase.ds_list(session, ["D$BMI", "D$trtGrp"], newobj="ll") is None  # isAssigned's NULL, as in R
+    names = pydsbase.ds_names(session, "ll")
+    assert names.names == ["a", "b"] and [_atomic(v).data for v in names] == [["BMI", "trtGrp"]] * 2
+    held = pydsbase.ds_summary(session, "ll")["a"]
+    assert isinstance(held, RList) and held.names == ["class", "length", "elements held in the list"]
+    assert [_atomic(v).data for v in held] == [["list"], [2], ["BMI", "trtGrp"]]
+    made = pydsbase.ds_as_list(session, "D", newobj="al")["b"]
+    assert isinstance(made, RList) and made.names == ["return.message", "class.of.newobj"]
+    assert [_atomic(v).data for v in made] == [["New object <al> created"], ["Class of <al> is 'list'"]]
+    with pytest.raises(DataSHIELDErrors):  # cDS: dsBase blocks it under the default "banana"
+        pydsbase.ds_c(session, ["D$BMI", "D$trtGrp"], newobj="cc")
+    blocked = session.errors["a"].message
+    assert blocked == "BLOCKED: The server is running in 'non-permissive' mode which has caused this method to be blocked"
+    with pytest.raises(RError, match="The input object nope is not defined in a, b!"):
+        pydsbase.ds_c(session, ["D$BMI", "nope"])
+    pydsbase.ds_rm(session, ["ll", "al"])
+
+
 def test_typed_exports_are_in_the_package() -> None:
     for name in ("ds_ls", "ds_dim", "ds_length", "ds_num_na", "ds_rm", "ds_as_character", "ds_as_integer",
-                 "ds_as_logical", "ds_as_data_matrix"):
+                 "ds_as_logical", "ds_as_data_matrix", "ds_summary", "ds_c", "ds_list", "ds_names", "ds_levels",
+                 "ds_as_list"):
         assert name in pydsbase.__all__ and callable(getattr(pydsbase, name))
 
