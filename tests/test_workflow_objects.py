@@ -100,8 +100,8 @@ def test_list_names_as_list_and_c(session: Any) -> None:
     assert [_atomic(v).data for v in made] == [["New object <al> created"], ["Class of <al> is 'list'"]]
     with pytest.raises(DataSHIELDErrors):  # cDS: dsBase blocks it under the default "banana"
         pydsbase.ds_c(session, ["D$BMI", "D$trtGrp"], newobj="cc")
-    blocked = session.errors["a"].message
-    assert blocked == "BLOCKED: The server is running in 'non-permissive' mode which has caused this method to be blocked"
+    blocked = "BLOCKED: The server is running in 'non-permissive' mode which has caused this method to be blocked"
+    assert session.errors["a"].message == blocked
     with pytest.raises(RError, match="The input object nope is not defined in a, b!"):
         pydsbase.ds_c(session, ["D$BMI", "nope"])
     pydsbase.ds_rm(session, ["ll", "al"])
