@@ -30,7 +30,6 @@ from bench_lmer import case_tables
 import pydsbase
 from pydsbase.lmer import lmer_call_text
 
-
 # R functions whose share is printed whatever their rank: ours (the pre-check, the wire) and lme4's
 SELECTED = ("c('\"lme4::lmer\"', '\"summary.merMod\"', '\".lmer_prepare\"', '\".lmer_counts\"', "
             "'\".lmer_disclosure_checks\"', '\"stats::glm\"', '\"glm.fit\"', '\"model.frame.default\"', "
