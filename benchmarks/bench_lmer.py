@@ -6,10 +6,11 @@ Plain R: one warm ``Rscript`` with the three tables already read by ``read.csv``
 through a ``pydsbase.Session`` whose study processes are warm and hold the table as ``D``; the studies
 fit concurrently (one process each). Repetitions of R, local and HTTP are interleaved, the order
 rotating each round. Cases: ``small`` = CLUSTER_INT1-3 (~1,000 rows each), ``large`` = the synthetic
-3 x 100,000 rows, 200 doctors (``benchmarks/synth.py``). The betas of every study are checked equal
-to R's, bit for bit.
+3 x 100,000 rows, 200 doctors (``benchmarks/synth.py``; ``--rows``/``--studies`` for the scale runs:
+one study of 1,000,000 rows, ten of 100,000). The betas of every study are checked equal to R's, bit
+for bit. Table loading is outside every figure (done before the timed repetitions).
 
-    python benchmarks/bench_lmer.py [--case small|large|both] [--runs 20] [--no-http]
+    python benchmarks/bench_lmer.py [--case small|large|both] [--runs 20] [--no-http] [--rows N --studies K]
 """
 
 from __future__ import annotations
@@ -41,10 +42,10 @@ invisible(plain())
 """
 
 
-def case_tables(case: str, data_dir: Path) -> tuple[str, list[Path]]:
+def case_tables(case: str, data_dir: Path, rows: int = 100_000, studies: int = 3) -> tuple[str, list[Path]]:
     if case == "small":
         return "CLUSTER_INT", c.CLUSTER_INT
-    return "SYNTH", synth.ensure(data_dir, rows=100_000, studies=3, groups=200)
+    return "SYNTH", synth.ensure(data_dir, rows=rows, studies=studies, groups=200)
 
 
 def fit(session: Any) -> Any:
@@ -60,8 +61,8 @@ def betas_of(result: Any) -> list[str]:
     return [float(v).hex() for v in matrix.data]
 
 
-def run_case(case: str, runs: int, http: bool, data_dir: Path) -> None:
-    table, csvs = case_tables(case, data_dir)
+def run_case(case: str, runs: int, http: bool, data_dir: Path, rows: int = 100_000, studies: int = 3) -> None:
+    table, csvs = case_tables(case, data_dir, rows, studies)
     rows = sum(sum(1 for _ in open(p)) - 1 for p in csvs)
     print(f"\n== case {case}: {len(csvs)} studies, {rows:,} rows in all, {c.FORMULA}")
     with contextlib.ExitStack() as stack:
@@ -111,11 +112,13 @@ def main() -> None:
     parser.add_argument("--case", choices=["small", "large", "both"], default="both")
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--no-http", action="store_true")
+    parser.add_argument("--rows", type=int, default=100_000, help="rows per study of the large case")
+    parser.add_argument("--studies", type=int, default=3, help="studies of the large case")
     parser.add_argument("--data-dir", type=Path, default=Path(tempfile.gettempdir()) / "pydsbase-bench-data")
     opts = parser.parse_args()
     print(c.machine())
     for case in (["small", "large"] if opts.case == "both" else [opts.case]):
-        run_case(case, opts.runs, not opts.no_http, opts.data_dir)
+        run_case(case, opts.runs, not opts.no_http, opts.data_dir, opts.rows, opts.studies)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,8 @@ import _common as c
 from bench_lmer import case_tables
 
 import pydsbase
-from pydsbase.lmer import lmer_call_text
+from pydsbase.lmer import _combine, lmer_call_text
+from pydsbase.rserialize import unserialize
 
 # R functions whose share is printed whatever their rank: ours (the pre-check, the wire) and lme4's
 SELECTED = ("c('\"lme4::lmer\"', '\"summary.merMod\"', '\".lmer_prepare\"', '\".lmer_counts\"', "
@@ -108,15 +109,30 @@ def client_side(table: str, csvs: list[Path], runs: int, top: int) -> None:
                 pydsbase.ds_lmer_slma(session, formula=c.FORMULA, data_name="D")
 
         fit()
-        profile = cProfile.Profile()
         client0, studies0 = time.process_time(), c.process_cpu(pids)
+        for _ in range(runs):
+            fit()
+        client, studies = time.process_time() - client0, c.process_cpu(pids) - studies0
+        print(f"client CPU per fit {client / runs * 1e3:.1f} ms, studies {studies / runs * 1e3:.1f} ms"
+              f" ({client / (client + studies):.0%} of all CPU in the client)")
+        # the parts of the client's work: decoding the studies' answers, pooling
+        raw = [conn._process.call("aggregate", sid=conn._sid(), expr_text=lmer_call_text(c.FORMULA, data_name="D"),
+                                  encoding="rds") for conn in session.conns]
+        start = time.process_time()
+        for _ in range(runs):
+            summaries = [unserialize(r) for r in raw]
+        decode = (time.process_time() - start) / runs
+        start = time.process_time()
+        for _ in range(runs):
+            _combine(summaries, True, False)
+        pool = (time.process_time() - start) / runs
+        print(f"of which: decoding {len(raw)} summaries {decode * 1e3:.1f} ms,"
+              f" combining and pooling {pool * 1e3:.1f} ms")
+        profile = cProfile.Profile()
         profile.enable()
         for _ in range(runs):
             fit()
         profile.disable()
-        client, studies = time.process_time() - client0, c.process_cpu(pids) - studies0
-        print(f"client CPU per fit {client / runs * 1e3:.1f} ms, studies {studies / runs * 1e3:.1f} ms"
-              f" ({client / (client + studies):.0%} of all CPU in the client)")
         out = io.StringIO()
         pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(top)
         print("cProfile of the client (cumulative):")
