@@ -143,7 +143,10 @@ def test_pre_check_reaches_the_oracles_decision_and_message(r: Any, case: dict[s
 
 @settings(max_examples=300)
 @given(
-    st.integers(0, 120).flatmap(lambda n: st.lists(st.sampled_from(VALUES + [NA]), min_size=n, max_size=n)),
+    # values from a pool of one to four (ties, binary, three values), some vectors longer than the 64 values
+    # the rule looks at first
+    st.tuples(st.integers(0, 150), st.lists(st.sampled_from(VALUES + [NA]), min_size=1, max_size=4)).flatmap(
+        lambda n_pool: st.lists(st.sampled_from(n_pool[1]), min_size=n_pool[0], max_size=n_pool[0])),
     st.sampled_from([1.0, 2.0, 3.0, 5.0, 100.0]),
     st.booleans(),
 )

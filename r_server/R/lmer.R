@@ -53,10 +53,22 @@
   # A plain double or integer vector is counted without building the factor or hashing every value:
   # the distinct values of unique() are those of `==` once NA and NaN are set aside (unique() counts 0
   # and -0 as one value, as `==` does), so the first non-missing value, the first value not equal to
-  # it and one pass each decide. Anything else goes through unique() and match().
+  # it and one pass each decide (without a missing value, two passes). Anything else goes through
+  # unique() and match().
   if (!(is.double(v) || is.integer(v)) || is.object(v)) return(.lmer_binary_too_small_any(v, nfilter.tab))
   head <- v[seq_len(min(length(v), 64L))]
   if (length(unique(head[!is.na(head)])) > 2L) return(FALSE)  # three values already: not binary
+  if (length(v) > 0L && !anyNA(v)) {
+    # no missing value: two comparisons, two counts (a vector of logicals each, nothing else allocated)
+    is_a <- v == v[[1L]]
+    n_a <- sum(is_a)
+    if (n_a == length(v)) return(FALSE)
+    second <- which.min(is_a)  # the first value not equal to the first
+    n_b <- sum(v == v[[second]])
+    if (n_a + n_b != length(v)) return(FALSE)
+    if (identical(as.character(v[[1L]]), as.character(v[[second]]))) return(n_a + n_b < nfilter.tab)
+    return(min(n_a, n_b) < nfilter.tab)
+  }
   ok <- !is.na(v)  # TRUE for every value complete.cases() keeps (NA and NaN are missing)
   first <- match(TRUE, ok)
   if (is.na(first)) return(FALSE)
