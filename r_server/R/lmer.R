@@ -50,12 +50,13 @@
   # dsBase: a vector with two distinct values fails when the smaller count of table(v) is below
   # nfilter.tab. table() counts the levels of factor(v), i.e. values by their 15-digit text: two
   # doubles with the same text make one level holding every non-missing value.
-  # A plain double or integer vector is counted without building the factor or hashing every value:
-  # the distinct values of unique() are those of `==` once NA and NaN are set aside (unique() counts 0
-  # and -0 as one value, as `==` does), so the first non-missing value, the first value not equal to
-  # it and one pass each decide (without a missing value, two passes). Anything else goes through
-  # unique() and match().
-  if (!(is.double(v) || is.integer(v)) || is.object(v)) return(.lmer_binary_too_small_any(v, nfilter.tab))
+  # A plain double or integer vector (no class, no dim) is counted without building the factor or
+  # hashing every value: the distinct values of unique() are those of `==` once NA and NaN are set
+  # aside (unique() counts 0 and -0 as one value, as `==` does), so the first non-missing value, the
+  # first value not equal to it and one pass each decide (without a missing value, two passes).
+  # Anything else goes through unique() and match().
+  plain <- (is.double(v) || is.integer(v)) && !is.object(v) && is.null(dim(v))
+  if (!plain) return(.lmer_binary_too_small_any(v, nfilter.tab))
   head <- v[seq_len(min(length(v), 64L))]
   if (length(unique(head[!is.na(head)])) > 2L) return(FALSE)  # three values already: not binary
   if (length(v) > 0L && !anyNA(v)) {
