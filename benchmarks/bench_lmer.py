@@ -6,10 +6,16 @@ Plain R: one warm ``Rscript`` with the three tables already read by ``read.csv``
 through a ``pydsbase.Session`` whose study processes are warm and hold the table as ``D``; the studies
 fit concurrently (one process each). Repetitions of R, local and HTTP are interleaved, the order
 rotating each round. Cases: ``small`` = CLUSTER_INT1-3 (~1,000 rows each), ``large`` = the synthetic
-3 x 100,000 rows, 200 doctors (``benchmarks/synth.py``). The betas of every study are checked equal
-to R's, bit for bit.
+3 x 100,000 rows, 200 doctors (``benchmarks/synth.py``; ``--rows``/``--studies`` for the scale runs:
+one study of 1,000,000 rows, ten of 100,000). The betas of every study are checked equal to R's, bit
+for bit. Table loading is outside every figure (done before the timed repetitions).
 
-    python benchmarks/bench_lmer.py [--case small|large|both] [--runs 20] [--no-http]
+With ``--baseline REV`` the commit REV is checked out in a temporary ``git worktree`` and its study
+servers (``python -m r_server`` of that tree) are one more contender, driven by this tree's client:
+the study side before and after a change, measured in the same run.
+
+    python benchmarks/bench_lmer.py [--case small|large|both] [--runs 20] [--no-http] [--rows N --studies K]
+                                    [--baseline REV]
 """
 
 from __future__ import annotations
@@ -17,9 +23,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import os
+import subprocess
 import tempfile
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +49,10 @@ invisible(plain())
 """
 
 
-def case_tables(case: str, data_dir: Path) -> tuple[str, list[Path]]:
+def case_tables(case: str, data_dir: Path, rows: int = 100_000, studies: int = 3) -> tuple[str, list[Path]]:
     if case == "small":
         return "CLUSTER_INT", c.CLUSTER_INT
-    return "SYNTH", synth.ensure(data_dir, rows=100_000, studies=3, groups=200)
+    return "SYNTH", synth.ensure(data_dir, rows=rows, studies=studies, groups=200)
 
 
 def fit(session: Any) -> Any:
@@ -60,8 +68,38 @@ def betas_of(result: Any) -> list[str]:
     return [float(v).hex() for v in matrix.data]
 
 
-def run_case(case: str, runs: int, http: bool, data_dir: Path) -> None:
-    table, csvs = case_tables(case, data_dir)
+@contextlib.contextmanager
+def baseline_tree(rev: str) -> Iterator[Path]:
+    """The commit ``rev`` checked out in a temporary git worktree (removed at the end)."""
+    tree = Path(tempfile.mkdtemp(prefix="pydsbase-bench-base-")) / "tree"
+    subprocess.run(["git", "-C", str(c.REPO), "worktree", "add", "--detach", str(tree), rev], check=True,
+                   capture_output=True)
+    try:
+        yield tree
+    finally:
+        subprocess.run(["git", "-C", str(c.REPO), "worktree", "remove", "--force", str(tree)], check=False)
+        tree.parent.rmdir()
+
+
+@contextlib.contextmanager
+def servers_of(tree: Path) -> Iterator[None]:
+    """Study servers started inside the block run ``tree``'s r_server (``python -m`` imports from the cwd)."""
+    cwd, path = Path.cwd(), os.environ.get("PYTHONPATH")
+    os.chdir(tree)
+    os.environ["PYTHONPATH"] = str(tree)
+    try:
+        yield
+    finally:
+        os.chdir(cwd)
+        if path is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = path
+
+
+def run_case(case: str, runs: int, http: bool, data_dir: Path, rows: int = 100_000, studies: int = 3,
+             baseline: Path | None = None) -> None:
+    table, csvs = case_tables(case, data_dir, rows, studies)
     rows = sum(sum(1 for _ in open(p)) - 1 for p in csvs)
     print(f"\n== case {case}: {len(csvs)} studies, {rows:,} rows in all, {c.FORMULA}")
     with contextlib.ExitStack() as stack:
@@ -75,6 +113,10 @@ def run_case(case: str, runs: int, http: bool, data_dir: Path) -> None:
         if http:
             logins, pids = stack.enter_context(c.http_federation(folders))
             sessions["pydsbase HTTP"] = (stack.enter_context(c.open_session(logins)), pids)
+        if baseline is not None:
+            with servers_of(baseline):
+                logins, pids = stack.enter_context(c.http_federation(folders))
+            sessions["baseline HTTP"] = (stack.enter_context(c.open_session(logins)), pids)
         for name, (session, pids) in sessions.items():
             session.assign_table("D", table=table)
             result = fit(session)
@@ -104,6 +146,12 @@ def report(contenders: dict[str, Callable[[], tuple[float, float]]], runs: int) 
         paired = c.median([a / b for a, b in zip(wall[name], wall[base], strict=True)])
         cpu_ratio = c.median(cpu[name]) / c.median(cpu[base])
         print(f"ratio {name} / {base}: wall {ratio:.2f} (median of per-round ratios {paired:.2f}); CPU {cpu_ratio:.2f}")
+    if "baseline HTTP" in wall and "pydsbase HTTP" in wall:
+        cpu_ratio = c.median(cpu["pydsbase HTTP"]) / c.median(cpu["baseline HTTP"])
+        paired = c.median([a / b for a, b in zip(cpu["pydsbase HTTP"], cpu["baseline HTTP"], strict=True)])
+        print(f"ratio pydsbase HTTP / baseline HTTP (this tree's servers / the baseline's): CPU {cpu_ratio:.2f}"
+              f" (median of per-round ratios {paired:.2f}); wall"
+              f" {c.median(wall['pydsbase HTTP']) / c.median(wall['baseline HTTP']):.2f}")
 
 
 def main() -> None:
@@ -111,11 +159,16 @@ def main() -> None:
     parser.add_argument("--case", choices=["small", "large", "both"], default="both")
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--no-http", action="store_true")
+    parser.add_argument("--rows", type=int, default=100_000, help="rows per study of the large case")
+    parser.add_argument("--studies", type=int, default=3, help="studies of the large case")
+    parser.add_argument("--baseline", help="also the study servers of this commit (HTTP), same run")
     parser.add_argument("--data-dir", type=Path, default=Path(tempfile.gettempdir()) / "pydsbase-bench-data")
     opts = parser.parse_args()
     print(c.machine())
-    for case in (["small", "large"] if opts.case == "both" else [opts.case]):
-        run_case(case, opts.runs, not opts.no_http, opts.data_dir)
+    with contextlib.ExitStack() as stack:
+        baseline = None if opts.baseline is None else stack.enter_context(baseline_tree(opts.baseline))
+        for case in (["small", "large"] if opts.case == "both" else [opts.case]):
+            run_case(case, opts.runs, not opts.no_http, opts.data_dir, opts.rows, opts.studies, baseline)
 
 
 if __name__ == "__main__":

@@ -50,6 +50,7 @@ class RBridge:
         self._env: Any = None
         self.pins: lme4_numerics.Pins | None = None
         self.scrub = True  # environments are scrubbed from every serialized value (off: tests' positive control)
+        self._settings_cache: dict[tuple[Any, ...], Any] = {}
 
     # -- start-up -------------------------------------------------------------------------------
 
@@ -114,49 +115,20 @@ class RBridge:
 
     # -- node -> R ------------------------------------------------------------------------------
 
-    def _node(self, expr: ct.Expr | None) -> Any:
+    def _nodes(self, exprs: Sequence[ct.Expr | None], names: Sequence[str] | None = None) -> Any:
+        """The R nodes of call-tree expressions (an R list, named when ``names`` is given).
+
+        The trees travel as one character vector of tokens in prefix order (``_tokens``) and R builds
+        the same nested lists from them (``.ds_nodes`` in ``r_server/R/zz_bridge.R``): one R object
+        crosses the bridge instead of several per node.
+        """
         ri = self._ri
-
-        def rlist(**items: Any) -> Any:
-            names = list(items)
-            vec = ri.ListSexpVector([items[n] for n in names])
-            vec.do_slot_assign("names", ri.StrSexpVector(names))
-            return vec
-
-        def s(text: str) -> Any:
-            return ri.StrSexpVector([text])
-
-        match expr:
-            case None | ct.Null():
-                return rlist(kind=s("null"))
-            case ct.Bool(value=v):
-                return rlist(kind=s("literal"), value=ri.BoolSexpVector([v]))
-            case ct.Num(text=text):
-                # R reads the literal's text itself (R_strtod, like R's parser): no Python rounding.
-                return rlist(kind=s("number"), text=s(text))
-            case ct.Str(value=v):
-                return rlist(kind=s("literal"), value=s(v))
-            case ct.Sym(name=n):
-                return rlist(kind=s("sym"), name=s(n))
-            case ct.Dollar(obj=o, name=n):
-                return rlist(kind=s("dollar"), obj=self._node(o), name=s(n))
-            case ct.Unary(op=op, operand=x):
-                return rlist(kind=s("unary"), op=s(op), operand=self._node(x))
-            case ct.Binary(op=op, left=left, right=right):
-                return rlist(kind=s("binary"), op=s(op), left=self._node(left), right=self._node(right))
-            case ct.Paren(inner=x):
-                return rlist(kind=s("paren"), inner=self._node(x))
-            case ct.FormulaCall(func=f, args=args):
-                return rlist(kind=s("call"), func=s(f), args=ri.ListSexpVector([self._node(a) for a in args]))
-            case ct.Formula(lhs=lhs, rhs=rhs):
-                return rlist(kind=s("formula"), lhs=ri.NULL if lhs is None else self._node(lhs), rhs=self._node(rhs))
-            case ct.Call(func="list", args=items):
-                # list(...) as an argument (ds.c, ds.list): R builds the list from the elements' values
-                values = ri.ListSexpVector([self._node(a.value) for a in items])
-                return rlist(kind=s("list"), items=values, names=ri.StrSexpVector([a.name or "" for a in items]))
-            case ct.Call():
-                raise RCallError(f"a call of {expr.func} cannot be an argument")
-        raise TypeError(f"not a call-tree node: {expr!r}")
+        tokens: list[str] = []
+        for expr in exprs:
+            _tokens(expr, tokens)
+        return self._fn(".ds_nodes")(
+            ri.StrSexpVector(tokens), ri.NULL if names is None else ri.StrSexpVector(list(names))
+        )
 
     # -- operations -----------------------------------------------------------------------------
 
@@ -175,8 +147,7 @@ class RBridge:
     ) -> RObject:
         """Run the allowed server function ``func`` of ``kind`` ("aggregate" or "assign")."""
         with self._r() as ri:
-            arg_list = ri.ListSexpVector([self._node(value) for _, value in args])
-            arg_list.do_slot_assign("names", ri.StrSexpVector([name or "" for name, _ in args]))
+            arg_list = self._nodes([value for _, value in args], [name or "" for name, _ in args])
             result = self._fn(".ds_invoke")(
                 ri.StrSexpVector([kind]), ri.StrSexpVector([func]), arg_list, session.sexp, self._settings(settings)
             )
@@ -185,7 +156,7 @@ class RBridge:
     def evaluate(self, session: RObject, expr: ct.Expr) -> RObject:
         """The value of an arithmetic/name expression (a bare assign) in a session."""
         with self._r():
-            return RObject(self._guarded(self._fn(".ds_evaluate")(self._node(expr), session.sexp)))
+            return RObject(self._guarded(self._fn(".ds_evaluate")(self._nodes([expr])[0], session.sexp)))
 
     def assign(self, session: RObject, symbol: str, value: RObject) -> None:
         with self._r() as ri:
@@ -383,6 +354,18 @@ class RBridge:
     # -- arguments ---------------------------------------------------------------------------------
 
     def _settings(self, settings: dict[str, Any]) -> Any:
+        """The R list of a study's disclosure settings: built once per distinct settings (a study has one),
+        then the same read-only R object for every call."""
+        key = tuple((name, type(value), value) for name, value in settings.items())
+        cached = self._settings_cache.get(key)
+        if cached is None:
+            cached = self._settings_list(settings)
+            if len(self._settings_cache) >= 16:
+                self._settings_cache.pop(next(iter(self._settings_cache)))
+            self._settings_cache[key] = cached
+        return cached
+
+    def _settings_list(self, settings: dict[str, Any]) -> Any:
         ri = self._ri
         values = []
         for value in settings.values():
@@ -393,6 +376,58 @@ class RBridge:
 
 
 # -- helpers ---------------------------------------------------------------------------------------
+
+
+def _tokens(expr: ct.Expr | None, out: list[str]) -> None:
+    """Append the tokens of one node, in prefix order, as ``.ds_nodes`` (r_server/R/zz_bridge.R) reads them."""
+    match expr:
+        case None | ct.Null():
+            out.append("null")
+        case ct.Bool(value=v):
+            out.append("true" if v else "false")
+        case ct.Num(text=text):
+            # R reads the literal's text itself (R_strtod, like R's parser): no Python rounding.
+            out += ("number", text)
+        case ct.Str(value=v):
+            out += ("string", v)
+        case ct.Sym(name=n):
+            out += ("sym", n)
+        case ct.Dollar(obj=o, name=n):
+            out.append("dollar")
+            _tokens(o, out)
+            out.append(n)
+        case ct.Unary(op=op, operand=x):
+            out += ("unary", op)
+            _tokens(x, out)
+        case ct.Binary(op=op, left=left, right=right):
+            out += ("binary", op)
+            _tokens(left, out)
+            _tokens(right, out)
+        case ct.Paren(inner=x):
+            out.append("paren")
+            _tokens(x, out)
+        case ct.FormulaCall(func=f, args=args):
+            out += ("call", f, str(len(args)))
+            for a in args:
+                _tokens(a, out)
+        case ct.Formula(lhs=lhs, rhs=rhs):
+            out.append("formula")
+            if lhs is None:
+                out.append("nolhs")
+            else:
+                out.append("lhs")
+                _tokens(lhs, out)
+            _tokens(rhs, out)
+        case ct.Call(func="list", args=items):
+            # list(...) as an argument (ds.c, ds.list): R builds the list from the elements' values
+            out += ("list", str(len(items)))
+            for item in items:
+                out.append(item.name or "")
+                _tokens(item.value, out)
+        case ct.Call():
+            raise RCallError(f"a call of {expr.func} cannot be an argument")
+        case _:
+            raise TypeError(f"not a call-tree node: {expr!r}")
 
 
 def _raw_bytes(raw: Any) -> bytes:

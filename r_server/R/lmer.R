@@ -36,7 +36,11 @@
   all.data <- do.call(cbind, unname(lapply(varnames, .ds_resolve, env = env)))
   Ntotal <- dim(all.data)[1]
   complete <- stats::complete.cases(all.data)
-  Nvalid <- dim(all.data[complete, ])[1]
+  # dsBase: dim(all.data[complete, ])[1]. For a matrix of two or more columns and any number of complete
+  # rows but one, that is sum(complete) (an integer, as dim() is) without copying the rows; otherwise
+  # (one column, one complete row: the subset drops to a vector and the count is NULL) the same subset.
+  kept <- sum(complete)
+  Nvalid <- if (is.matrix(all.data) && ncol(all.data) >= 2L && kept != 1L) kept else dim(all.data[complete, ])[1]
   list(Ntotal = Ntotal, Nvalid = Nvalid, Nmissing = Ntotal - Nvalid)
 }
 
@@ -45,8 +49,45 @@
 .lmer_binary_too_small <- function(v, nfilter.tab) {
   # dsBase: a vector with two distinct values fails when the smaller count of table(v) is below
   # nfilter.tab. table() counts the levels of factor(v), i.e. values by their 15-digit text: two
-  # doubles with the same text make one level holding every non-missing value. Counted here with
-  # match() instead of building the factor (the same counts, without formatting every value).
+  # doubles with the same text make one level holding every non-missing value.
+  # A plain double or integer vector (no class, no dim) is counted without building the factor or
+  # hashing every value: the distinct values of unique() are those of `==` once NA and NaN are set
+  # aside (unique() counts 0 and -0 as one value, as `==` does), so the first non-missing value, the
+  # first value not equal to it and one pass each decide (without a missing value, two passes).
+  # Anything else goes through unique() and match().
+  plain <- (is.double(v) || is.integer(v)) && !is.object(v) && is.null(dim(v))
+  if (!plain) return(.lmer_binary_too_small_any(v, nfilter.tab))
+  head <- v[seq_len(min(length(v), 64L))]
+  if (length(unique(head[!is.na(head)])) > 2L) return(FALSE)  # three values already: not binary
+  if (length(v) > 0L && !anyNA(v)) {
+    # no missing value: two comparisons, two counts (a vector of logicals each, nothing else allocated)
+    is_a <- v == v[[1L]]
+    n_a <- sum(is_a)
+    if (n_a == length(v)) return(FALSE)
+    second <- which.min(is_a)  # the first value not equal to the first
+    n_b <- sum(v == v[[second]])
+    if (n_a + n_b != length(v)) return(FALSE)
+    if (identical(as.character(v[[1L]]), as.character(v[[second]]))) return(n_a + n_b < nfilter.tab)
+    return(min(n_a, n_b) < nfilter.tab)
+  }
+  ok <- !is.na(v)  # TRUE for every value complete.cases() keeps (NA and NaN are missing)
+  first <- match(TRUE, ok)
+  if (is.na(first)) return(FALSE)
+  is_a <- v == v[[first]]
+  other <- ok & !is_a
+  second <- match(TRUE, other)
+  if (is.na(second)) return(FALSE)
+  is_b <- v == v[[second]]
+  if (any(other & !is_b)) return(FALSE)
+  n_a <- sum(is_a, na.rm = TRUE)
+  n_b <- sum(is_b, na.rm = TRUE)
+  if (identical(as.character(v[[first]]), as.character(v[[second]]))) return(n_a + n_b < nfilter.tab)
+  min(n_a, n_b) < nfilter.tab
+}
+
+# The same rule for any vector, by unique() and match() (the counts of table() without formatting
+# every value).
+.lmer_binary_too_small_any <- function(v, nfilter.tab) {
   present <- v[stats::complete.cases(v)]
   values <- unique(present)
   if (length(values) != 2L) return(FALSE)

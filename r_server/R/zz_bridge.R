@@ -134,6 +134,68 @@
   invisible()
 }
 
+# The nodes of call trees sent by r_server/rbridge.py as one character vector of tokens in prefix order
+# (rbridge.py: _tokens): each node is a named list of strings, built here by construction (no text is
+# parsed), named `names` when given. Strings are data: a token is only ever compared with the kinds below.
+.ds_nodes <- function(tokens, names) {
+  i <- 0L
+  take <- function() {
+    if (i >= length(tokens)) stop("malformed call-tree tokens", call. = FALSE)
+    i <<- i + 1L
+    tokens[[i]]
+  }
+  node <- function() {
+    kind <- take()
+    switch(kind,
+      null = list(kind = "null"),
+      true = list(kind = "literal", value = TRUE),
+      false = list(kind = "literal", value = FALSE),
+      string = list(kind = "literal", value = take()),
+      number = list(kind = "number", text = take()),
+      sym = list(kind = "sym", name = take()),
+      dollar = {
+        obj <- node()
+        list(kind = "dollar", obj = obj, name = take())
+      },
+      unary = {
+        op <- take()
+        list(kind = "unary", op = op, operand = node())
+      },
+      binary = {
+        op <- take()
+        left <- node()
+        list(kind = "binary", op = op, left = left, right = node())
+      },
+      paren = list(kind = "paren", inner = node()),
+      call = {
+        func <- take()
+        n <- as.integer(take())
+        args <- vector("list", n)
+        for (k in seq_len(n)) args[[k]] <- node()
+        list(kind = "call", func = func, args = args)
+      },
+      formula = {
+        lhs <- if (identical(take(), "lhs")) node() else NULL
+        list(kind = "formula", lhs = lhs, rhs = node())
+      },
+      list = {
+        n <- as.integer(take())
+        item_names <- character(n)
+        items <- vector("list", n)
+        for (k in seq_len(n)) {
+          item_names[[k]] <- take()
+          items[[k]] <- node()
+        }
+        list(kind = "list", items = items, names = item_names)
+      },
+      stop("malformed call-tree tokens", call. = FALSE))
+  }
+  out <- list()
+  while (i < length(tokens)) out[[length(out) + 1L]] <- node()
+  if (!is.null(names)) names(out) <- names
+  out
+}
+
 # The allow-lists, by kind: DataSHIELD name -> our R function. Empty until r_server/rbridge.py hands
 # over r_server/functions.py's lists (.ds_allow, once per kind, when the bridge starts); nothing else
 # can be run, whatever other functions exist here or in R.
