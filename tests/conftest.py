@@ -59,6 +59,13 @@ def docker_missing_reason() -> str | None:
     return None
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files holding a ``slow`` test first (order within a file kept): scripts/test.sh hands whole files to
+    two workers in collection order, so the long ones start early and the workers finish together."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow") is not None}
+    items.sort(key=lambda item: item.path not in slow_files)
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     for marker, reason_of, env in (
         ("needs_r", r_missing_reason, "PYDSBASE_REQUIRE_R"),

@@ -21,7 +21,7 @@ from rdoubles import parse_r_double, same_double
 
 from pydsbase.meta import METHODS, Outcome, rma_rows
 
-pytestmark = pytest.mark.needs_r
+pytestmark = [pytest.mark.needs_r, pytest.mark.slow]
 
 N_RANDOM = 2000
 FIELDS = ("beta", "se", "zval", "pval", "ci_lb", "ci_ub", "tau2", "se_tau2", "QE", "QEp", "I2", "H2")
