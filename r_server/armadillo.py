@@ -29,8 +29,10 @@ session (opened by ``/select-profile`` or the first call that needs one) and one
 
 One command runs per session at a time: a submit while the last command runs answers 409 (Armadillo
 queues it behind the first and forgets the first's result; DSMolgenisArmadillo never does this).
-A failed command's ``message`` embeds a JSON object ``{"status": kind, "message": R's message}``,
-which DSMolgenisArmadillo extracts with a regex and ``fromJSON``, as it does from Armadillo's (Rock's).
+A failed command's ``message`` embeds a JSON object ``{"status": kind, "message": R's try() text,
+"condition": R's bare message}``; DSMolgenisArmadillo extracts it with a regex and ``fromJSON`` and shows
+``message``, which is R's ``Error in <call> : ...`` as Armadillo's Rock sends it (and dsBaseClient's tests
+expect); ``condition``, our addition, gives pydsbase's client R's condition message as every backend has it.
 ``expression`` is written as Armadillo writes it: ``try(base::serialize({EXPR}, NULL))`` for an
 execute, ``is.null(base::assign('S', value={EXPR}))`` for an assign, ``Load table T`` for a table.
 Errors of the routes themselves are Spring's JSON (``{"timestamp", "status", "error", "message",
@@ -101,7 +103,7 @@ class _Last:
         if command.ended_at is not None:
             out["endDate"] = command.ended_at
         if command.error is not None:
-            out["message"] = failure_message(command.status, *_failure_of(command.body))
+            out["message"] = failure_message(command.status, command.error, *_failure_of(command.body))
         return out
 
 
@@ -114,15 +116,15 @@ class ArmadilloSession:
     last: _Last | None = None
 
 
-def failure_message(status: int, kind: str, message: str) -> str:
-    """The ``message`` of a failed command: the HTTP reason and a JSON object holding R's message."""
-    inner = json.dumps({"status": kind, "message": message}, ensure_ascii=False)
+def failure_message(status: int, shown: str, kind: str, condition: str) -> str:
+    """The ``message`` of a failed command: the HTTP reason and a JSON object holding R's try() text
+    (``shown``, what Armadillo's clients read) and its bare condition message."""
+    inner = json.dumps({"status": kind, "message": shown, "condition": condition}, ensure_ascii=False)
     return f'{status} {_REASONS.get(status, "Error")}: "{inner}"'
 
 
 def _failure_of(body: bytes | None) -> tuple[str, str]:
-    """A failed command's kind and R's bare condition message, from its error JSON (``command.error`` holds
-    Opal's ``Error in <call> : ...`` text; Armadillo embeds the bare message)."""
+    """A failed command's kind and R's bare condition message, from its error JSON."""
     try:
         error = json.loads(body or b"{}")
         return str(error.get("status", "internal")), str(error.get("message", ""))
@@ -190,7 +192,7 @@ def add_routes(app: FastAPI, settings: HTTPSettings) -> None:
             return Response(status_code=201, headers={"Location": location})
         await command.done_event.wait()
         if command.error is not None:
-            message = failure_message(500, *_failure_of(command.body))
+            message = failure_message(500, command.error, *_failure_of(command.body))
             return JSONResponse({"timestamp": _now_iso(), "status": 500, "error": _REASONS[500],
                                  "message": message, "path": request.url.path}, status_code=500)
         if media is None:

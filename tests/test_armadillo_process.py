@@ -11,6 +11,7 @@ for bit, and the rich result names the studies.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -72,6 +73,18 @@ def test_one_study_names_its_tables_in_both_apis(server: StudyProcess) -> None:
         assert armadillo.get("/lastresult").status_code == 404  # done; a table load has no value
         assert armadillo.get("/lastcommand").json()["status"] == "COMPLETED"
         assert armadillo.get("/symbols").json() == ["D"]
+        # a failed command: R's try() text, as Armadillo's Rock reports it and dsBaseClient's tests match it
+        # (DSMolgenisArmadillo reads "message"), and the bare condition message our client reads
+        call = 'dataFrameSubsetDS1("M", "D$BMI", "D$BMI", 4, NULL, NULL, FALSE)'
+        reply = armadillo.post("/execute", params={"async": "true"}, content=call,
+                               headers={"Content-Type": "text/plain"})
+        assert reply.status_code == 201
+        assert armadillo.get("/lastresult").status_code == 404
+        found = re.search(r"\{(.*)\}", armadillo.get("/lastcommand").json()["message"])
+        assert found is not None
+        embedded = json.loads(found.group(0))
+        assert embedded["condition"] == "object 'M' not found"
+        assert embedded["message"] == "Error in data.frame(M) : object 'M' not found"
         assert armadillo.post("/logout").status_code == 200
 
 

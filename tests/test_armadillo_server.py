@@ -53,11 +53,12 @@ def spring_error(reply: httpx.Response) -> str:
     return str(body["message"])
 
 
-def r_message(command: dict[str, Any]) -> str:
-    """R's message as DSMolgenisArmadillo 2.0.10 extracts it: ``fromJSON(str_extract(message, "\\{(.*)\\}"))``."""
+def r_message(command: dict[str, Any], key: str = "message") -> str:
+    """R's message as DSMolgenisArmadillo 2.0.10 extracts it: ``fromJSON(str_extract(message, "\\{(.*)\\}"))``
+    (``key`` "condition": the bare message our servers add for pydsbase's client)."""
     found = re.search(r"\{(.*)\}", command["message"])
     assert found is not None, command
-    return str(json.loads(found.group(0))["message"])
+    return str(json.loads(found.group(0))[key])
 
 
 def test_select_profile_opens_a_login_with_a_jsessionid_cookie(server: ThreadServer) -> None:
@@ -138,7 +139,8 @@ def test_a_failed_command_carries_rs_message_as_dsmolgenisarmadillo_reads_it(ser
                        headers=TEXT).status_code == 201
     assert client.get("/lastresult").status_code == 404
     command = client.get("/lastcommand").json()
-    assert command["status"] == "FAILED" and r_message(command) == "object 'nope' not found"
+    assert command["status"] == "FAILED" and r_message(command) == "Error : object 'nope' not found"  # try()'s
+    assert r_message(command, "condition") == "object 'nope' not found"
     assert client.post("/symbols/x", params={"async": "true"}, content="system('id')", headers=TEXT).status_code == 201
     assert client.get("/lastresult").status_code == 404
     command = client.get("/lastcommand").json()

@@ -68,7 +68,8 @@ def _json(response: httpx.Response) -> Any:
 
 def command_failure(study: str, command: Any) -> StudyCallError:
     """The error of a failed command of ``GET /lastcommand``: its ``message`` embeds a JSON object
-    ``{"status": kind, "message": ...}`` (the study's message); any other text is kept whole."""
+    ``{"status": kind, "message": ...}`` (R's try() text, as Armadillo sends it); our servers add
+    ``condition``, R's bare message, which is taken when present. Any other text is kept whole."""
     text = str(command.get("message") or "") if isinstance(command, dict) else ""
     found = _EMBEDDED.search(text)
     if found is not None:
@@ -76,8 +77,10 @@ def command_failure(study: str, command: Any) -> StudyCallError:
             inner = json.loads(found.group(0))
         except ValueError:
             inner = None
-        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
-            return study_error(study, inner["message"], kind=str(inner.get("status") or "r_error"))
+        if isinstance(inner, dict):
+            message = inner.get("condition") if isinstance(inner.get("condition"), str) else inner.get("message")
+            if isinstance(message, str):
+                return study_error(study, message, kind=str(inner.get("status") or "r_error"))
     return study_error(study, text or "the command failed on the study server", kind="r_error")
 
 
