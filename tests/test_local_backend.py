@@ -77,7 +77,12 @@ def test_reused_worker_gives_the_next_login_a_fresh_session_and_stops_on_exit(tw
         assert other.pid != pid
         second.disconnect()
         other.disconnect()
-    assert process.proc.poll() is not None and other._process.proc.poll() is not None
+        other._process.proc.kill()  # an idle process that dies is released, not handed to the next login
+        other._process.proc.wait()
+        fourth = LocalDriver.new_connection(two_studies[1])
+        assert fourth.pid != other.pid and other._process.proc.stdout.closed
+        fourth.disconnect()
+    assert process.proc.poll() is not None and fourth._process.proc.poll() is not None
     third = LocalDriver.new_connection(two_studies[0])  # reuse is off again
     try:
         assert third.pid != pid

@@ -164,13 +164,21 @@ def reuse_workers() -> Iterator[None]:
 
 
 def _reused_worker(name: str, folder: Path) -> _StudyProcess:
+    """An idle process of this study kept by :func:`reuse_workers`, else a new one. An idle process that
+    has died meanwhile is released (its pipes and reader thread), not handed out."""
+    dead: list[_StudyProcess] = []
+    found: _StudyProcess | None = None
     with _idle_lock:
         waiting = [] if _idle is None else _idle.get((name, folder), [])
-        while waiting:
+        while waiting and found is None:
             process = waiting.pop()
             if process.proc.poll() is None:
-                return process
-    return _StudyProcess(name, folder)
+                found = process
+            else:
+                dead.append(process)
+    for process in dead:
+        process.stop()
+    return found if found is not None else _StudyProcess(name, folder)
 
 
 def _release_worker(process: _StudyProcess, folder: Path, session_closed: bool) -> None:
