@@ -95,6 +95,92 @@
   min(tabulate(match(present, values), nbins = 2L)) < nfilter.tab
 }
 
+# The pre-check's glm() without glm.fit's bookkeeping. The pre-check reads four things of dsBase's
+# glm(..., x = TRUE): the model matrix, y, the prior weights and the offset; and glm() either returns
+# or fails. glm() itself runs here (model frame, model matrix, its checks on weights and offset), with
+# `method` = .lmer_glm_fit_lean: glm.fit's own iterations for the gaussian family, the same expressions
+# on the same numbers (.lm.fit is glm.fit's C_Cdqrls), without the residuals, QR copy, effects, R
+# matrix and null deviance nobody reads. It answers only for a fit glm.fit ends cleanly: converged,
+# finite coefficients and deviance at every iteration, an informative observation. Anything else (an
+# error anywhere, a warning of glm.fit's, a step that glm.fit would halve, no convergence) gives NULL
+# and the caller runs the real glm(), whose error (text and call) or result is then dsBase's.
+# Warnings met on the way (model.frame's) are raised again after a clean fit, as glm() raises them.
+.lmer_glm_lean <- function(formula2use.glm, dataDF) {
+  caught <- list()
+  fit <- tryCatch(
+    withCallingHandlers(
+      stats::glm(formula2use.glm, family = "gaussian", x = TRUE, method = .lmer_glm_fit_lean,
+                 offset = offset.to.use, weights = weights.to.use, data = dataDF),
+      warning = function(w) {
+        caught[[length(caught) + 1L]] <<- w
+        invokeRestart("muffleWarning")
+      }),
+    error = function(e) NULL)
+  if (is.null(fit)) return(NULL)
+  for (w in caught) warning(w)
+  fit
+}
+
+.lmer_glm_unclear <- function() stop("glm.fit would not end cleanly", call. = FALSE)
+
+# glm.fit(), non-empty models of the gaussian family, up to the end of its iterations. Returns what
+# glm() and the pre-check read; stops (-> the real glm) wherever glm.fit would stop, warn or halve.
+.lmer_glm_fit_lean <- function(x, y, weights = NULL, start = NULL, etastart = NULL, mustart = NULL,
+                               offset = NULL, family = stats::gaussian(), control = list(),
+                               intercept = TRUE, singular.ok = TRUE) {
+  control <- do.call(stats::glm.control, control)
+  if (!identical(family$family, "gaussian") || !identical(family$link, "identity") ||
+      !is.matrix(x) || !is.double(x) || ncol(x) == 0L || !is.null(start) || !is.null(etastart) ||
+      !(is.double(y) || is.integer(y)) || is.object(y) || !is.null(dim(y)) || control$trace ||
+      !singular.ok) {
+    .lmer_glm_unclear()
+  }
+  ynames <- names(y)
+  nobs <- NROW(y)
+  if (is.null(weights)) weights <- rep.int(1, nobs)
+  if (is.null(offset)) offset <- rep.int(0, nobs)
+  if (anyNA(weights)) .lmer_glm_unclear()
+  variance <- family$variance
+  linkinv <- family$linkinv
+  dev.resids <- family$dev.resids
+  mu.eta <- family$mu.eta
+  # family$initialize (gaussian): mustart is y unless given; then eta = linkfun(mustart)
+  eta <- family$linkfun(if (is.null(mustart)) y else mustart)
+  mu <- linkinv(eta)
+  devold <- sum(dev.resids(y, mu, weights))
+  # gaussian: variance() and mu.eta() are all ones, so `good` is weights > 0 at every iteration and
+  # glm.fit's checks on V(mu) and d(mu)/d(eta) never fire
+  good <- weights > 0
+  if (!any(good)) .lmer_glm_unclear()
+  every <- all(good)
+  xg <- if (every) x else x[good, , drop = FALSE]
+  conv <- FALSE
+  for (iter in 1L:control$maxit) {
+    mu.eta.val <- mu.eta(eta)
+    z <- (eta - offset)[good] + (y - mu)[good] / mu.eta.val[good]
+    w <- sqrt((weights[good] * mu.eta.val[good]^2) / variance(mu)[good])
+    # x * w and z * w as glm.fit forms them; a weight of exactly 1 leaves every double as it is
+    ones <- all(w == 1)
+    fit <- .lm.fit(if (ones) xg else xg * w, if (ones) z else z * w, min(1e-7, control$epsilon / 1000))
+    if (any(!is.finite(fit$coefficients))) .lmer_glm_unclear()
+    start[fit$pivot] <- fit$coefficients
+    eta <- drop(x %*% start)
+    mu <- linkinv(eta <- eta + offset)
+    dev <- sum(dev.resids(y, mu, weights))
+    if (!is.finite(dev)) .lmer_glm_unclear()
+    if (abs(dev - devold) / (0.1 + abs(dev)) < control$epsilon) {
+      conv <- TRUE
+      break
+    }
+    devold <- dev
+  }
+  if (!conv) .lmer_glm_unclear()
+  names(mu) <- ynames
+  names(weights) <- ynames
+  names(y) <- ynames
+  list(fitted.values = mu, deviance = dev, converged = conv, prior.weights = weights, y = y)
+}
+
 # The glm pre-check on lme4::nobars(formula): oversaturation and binary y / X / weights / offset.
 .lmer_disclosure_checks <- function(formula2use, dataDF, env, thr) {
   nfilter.tab <- as.numeric(thr$nfilter.tab)
@@ -103,8 +189,11 @@
   # session, exactly as in dsBase.
   formula2use.glm <- lme4::nobars(formula2use)
   .ds_check_formula_variables(formula2use.glm, dataDF, env)  # session and data only (security)
-  mod.glm.ds <- stats::glm(formula2use.glm, family = "gaussian", x = TRUE,
-                           offset = offset.to.use, weights = weights.to.use, data = dataDF)
+  mod.glm.ds <- .lmer_glm_lean(formula2use.glm, dataDF)
+  if (is.null(mod.glm.ds)) {
+    mod.glm.ds <- stats::glm(formula2use.glm, family = "gaussian", x = TRUE,
+                             offset = offset.to.use, weights = weights.to.use, data = dataDF)
+  }
   X.mat <- mod.glm.ds$x
   num.p <- as.numeric(dim(X.mat)[2])
   num.N <- as.numeric(dim(X.mat)[1])
