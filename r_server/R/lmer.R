@@ -135,7 +135,10 @@
       !singular.ok) {
     .lmer_glm_unclear()
   }
+  # names never change a number: the iterations run on unnamed copies (no row names carried along)
   ynames <- names(y)
+  names(y) <- NULL
+  dimnames(x) <- NULL
   nobs <- NROW(y)
   if (is.null(weights)) weights <- rep.int(1, nobs)
   if (is.null(offset)) offset <- rep.int(0, nobs)
@@ -269,6 +272,10 @@
   assign("offset.to.use", if (is.null(offset)) NULL else cbind(.ds_resolve(offset, env)), envir = env)
   assign("weights.to.use", if (is.null(weights)) NULL else cbind(.ds_resolve(weights, env)), envir = env)
   checks <- .lmer_disclosure_checks(formula2use, dataDF, env, thr)
+  # The checks' model frame, matrix and QR copies are garbage now: a young-generation collection frees
+  # them while they are young, before the fit's allocations would carry them into the old generations
+  # (and into full collections). Not a full gc(): that would cost what it saves.
+  invisible(gc(full = FALSE))
   risky <- any(!vapply(checks, is.null, logical(1)))
   list(env = env, dataDF = dataDF, formula2use = formula2use, counts = counts, checks = checks,
        disclosure.risk = if (risky) 1 else 0,
