@@ -221,6 +221,9 @@ def test_lean_glm_answers_clean_fits_and_leaves_the_rest_to_glm(r: Any) -> None:
         assert compare(y, w=[0.0] * 10 + [2.0] * 20)[0] == "same"  # zero weights: glm.fit's rows kept apart
         lean, outcome = compare([1e200 * v for v in y])  # the deviance overflows at the first iteration
         assert lean == "fallback" and "no valid set of coefficients has been found" in outcome
+        # the weighted deviance overflows where the unweighted one would not
+        lean, outcome = compare([1e4 * v for v in y], w=[1e300] * 30)
+        assert lean == "fallback" and "no valid set of coefficients has been found" in outcome
         lean, outcome = compare(y[:-1] + [math.inf])
         assert lean == "fallback" and "NA/NaN/Inf in 'y'" in outcome
         lean, outcome = compare(y, w=[0.0] * 30)
