@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "METHODS",
+    "SINGULAR_NOTE",
     "Exclusion",
     "Pooled",
     "PoolingFailure",

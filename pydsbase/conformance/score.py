@@ -267,21 +267,22 @@ def score_case(case_dir: Path, impl: Impl | RunningServer) -> list[Line]:
         if server_level:
             refusal = _refusal_line(case, server, recorded, outcome)
             lines += [] if refusal is None else [refusal]
-        if recorded.get("status") != "fitted":  # the reference has no model here
-            if server_level:  # what a refusing study still tells (e.g. its counts)
+        try:
+            if recorded.get("status") == "fitted":
+                lines += _study_lines(case, server, reference, answer, recorded)
+            elif server_level:  # the reference has no model here: what the study still tells (its counts)
                 lines += [_flat(case, k, v, "not_reported") if answer.get(k[3]) is None
                           else _graded(case, k, v, answer[k[3]]) for k, v in reference.items()]
-            elif coefficients:  # a plug-in answered where lme4 failed: a structure error
-                lines.append(_flat(case, (server, None, None, "excluded"), 1.0, "structure", 0.0))
-            continue
-        try:
-            lines += _study_lines(case, server, reference, answer, recorded)
-            if outcome.status == "fitted":
-                fits[server] = {t: (as_float(p.get("estimate")), as_float(p.get("se")))
-                                for t, p in coefficients.items()}
+            else:  # a plug-in answered where lme4 failed: a structure error, and not pooled
+                if coefficients:
+                    lines.append(_flat(case, (server, None, None, "excluded"), 1.0, "structure", 0.0))
+                continue
         except Exception:  # a malformed answer is an error of that study
             failures.append("error")
             lines += [_flat(case, k, v, "error") for k, v in reference.items()]
+            continue
+        if outcome.status == "fitted":  # pooled as the client would pool this answer
+            fits[server] = {t: (as_float(p.get("estimate")), as_float(p.get("se"))) for t, p in coefficients.items()}
     lines += _pooled_lines(case, table, fits, failures, impl)
     return lines
 
