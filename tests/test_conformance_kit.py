@@ -18,7 +18,7 @@ import pytest
 from pydsbase.conformance.numbers import LRE_MAX, TIERS, grade, lre, read_table, to_hex, ulp_distance, write_table
 from pydsbase.conformance.plugins import CommandImplementation, PythonImplementation
 from pydsbase.conformance.score import LINE_KEYS, read_scores, score_suite, tiers, write_reports
-from pydsbase.conformance.servers import LOOSE_DISCLOSURE, PythonServer
+from pydsbase.conformance.servers import LOOSE_DISCLOSURE, CommandServer, PythonServer
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ("ri_reml", "slope_uncorrelated", "unequal_coefficients", "refuse_binary_covariate", "refuse_saturation",
@@ -280,3 +280,11 @@ def test_a_leaky_server_is_structure_on_exactly_the_refused_studies(tiny_suite: 
     assert pooled <= {c for c, _ in refused}
     assert 'failures="0"' not in (tmp_path / "report" / "junit.xml").read_text(encoding="utf-8").split(
         'name="refuse_binary_covariate"')[1].split(">")[0]
+
+
+@pytest.mark.needs_r
+def test_a_server_that_never_starts_is_error_everywhere(tiny_suite: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    impl = CommandServer(f"{sys.executable} -c 'import sys; print(\"no logins\"); sys.exit(3)'")
+    lines = score_suite(tiny_suite / "ri_reml", impl)
+    assert lines and {x.tier for x in lines} == {"error"}
+    assert "exited (3) before giving every login" in capsys.readouterr().err

@@ -4,11 +4,14 @@ Every reference number of every case (``reference.tsv``) becomes one graded line
 its ULP distance and LRE digits and a tier (:func:`pydsbase.conformance.numbers.grade`), or
 ``not_reported`` (the answer lacks it), ``unsupported`` (the plug-in raised ``NotImplementedError``),
 ``error`` (it raised anything else) or ``structure`` (a term, a variance component or a study's
-exclusion that differs: a term the implementation lacks or adds is a ``structure`` line). Studies the
-reference refused for disclosure are not sent to ``fit_study``. The implementation's coefficients
-are pooled per term and method by its ``pool`` when it has one, else by pydsbase's port of metafor,
-over the studies that gave a finite estimate and a positive SE, as the reference pooled its own. A
-plug-in that raises never stops the run.
+exclusion that differs: a term the implementation lacks or adds is a ``structure`` line). Per fitted
+reference study, lme4's convergence is graded too (``converged``, ``messages``). Studies the reference
+refused for disclosure are not sent to ``fit_study``; a server-level plug-in
+(:mod:`pydsbase.conformance.servers`) gets every study and is graded on its refusals (``refusal``
+lines). The implementation's coefficients are pooled per term and method by its ``pool`` when it has
+one, else by pydsbase's port of metafor, through :func:`pydsbase.results.pool_terms`, over the studies
+that gave a finite estimate and a positive SE, as the reference pooled its own. A plug-in that raises
+never stops the run.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import contextlib
 import html
 import json
 import math
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -348,8 +352,17 @@ def score_suite(suite: Path, impl: Impl | Server, on_case: Callable[[str], None]
     every study table of the suite and runs each case's call."""
     cases = suite_cases(suite)
     lines: list[Line] = []
-    with impl.running(cases) if isinstance(impl, PythonServer | CommandServer) else \
-            contextlib.nullcontext(impl) as scored:
+    with contextlib.ExitStack() as stack:
+        scored: Impl | RunningServer
+        if isinstance(impl, PythonServer | CommandServer):
+            try:
+                scored = stack.enter_context(impl.running(cases))
+            except Exception as exc:  # the server never came up: every number is an error, the run ends here
+                print(f"pydsbase conformance: {impl.name}: the server did not start: {exc}", file=sys.stderr)
+                return [_flat(load_case(c)["case_id"], k, v, "error") for c in cases
+                        for k, v in numbers.read_table((c / "reference.tsv").read_text(encoding="utf-8")).items()]
+        else:
+            scored = impl
         for case_dir in cases:
             if on_case is not None:
                 on_case(case_dir.name)
