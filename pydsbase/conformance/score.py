@@ -149,27 +149,35 @@ def _study_lines(case: str, server: str, reference: Mapping[Key, float], answer:
     return lines + _convergence_lines(case, server, answer, recorded)
 
 
+def _convergence_references(server: str, recorded: Mapping[str, Any]) -> dict[Key, float]:
+    """lme4's convergence of a fitted reference study as graded lines' references: ``converged`` 1 or 0
+    (when ``structure.json`` records it) and ``messages``, the number of lme4's convergence messages."""
+    if recorded.get("status") != "fitted":
+        return {}
+    out: dict[Key, float] = {}
+    if recorded.get("converged") is not None:
+        out[(server, None, None, "converged")] = 1.0 if recorded["converged"] else 0.0
+    out[(server, None, None, "messages")] = float(len(recorded.get("convergence") or []))
+    return out
+
+
 def _convergence_lines(case: str, server: str, answer: Mapping[str, Any], recorded: Mapping[str, Any]) -> list[Line]:
     """``converged`` (1 or 0, graded as a number: equal is ``identical``, different ``worse``) and
-    ``messages`` (lme4's convergence messages: reference and value are their counts; ``identical`` for the
-    same texts in the same order, else ``worse``); ``not_reported`` when the answer lacks them. Cases
-    made before ``structure.json`` recorded ``converged`` have no ``converged`` line."""
+    ``messages`` (reference and value are their counts; ``identical`` for lme4's texts in the same order,
+    else ``worse``); ``not_reported`` when the answer lacks them. Cases made before ``structure.json``
+    recorded ``converged`` have no ``converged`` line."""
     lines: list[Line] = []
-    if recorded.get("converged") is not None:
-        key: Key = (server, None, None, "converged")
-        ref = 1.0 if recorded["converged"] else 0.0
-        claimed = answer.get("converged")
-        lines.append(_flat(case, key, ref, "not_reported") if claimed is None
-                     else _graded(case, key, ref, 1.0 if claimed is True else 0.0 if claimed is False else claimed))
     expected = [str(m) for m in recorded.get("convergence") or []]
-    given = answer.get("messages")
-    key = (server, None, None, "messages")
-    if given is None:
-        lines.append(_flat(case, key, float(len(expected)), "not_reported"))
-    else:
-        texts = [given] if isinstance(given, str) else [str(m) for m in given]
-        lines.append(Line(case, server, None, None, "messages", float(len(expected)), float(len(texts)), None, None,
-                          "identical" if texts == expected else "worse"))
+    for key, ref in _convergence_references(server, recorded).items():
+        given = answer.get(key[3])
+        if given is None:
+            lines.append(_flat(case, key, ref, "not_reported"))
+        elif key[3] == "converged":
+            lines.append(_graded(case, key, ref, 1.0 if given is True else 0.0 if given is False else given))
+        else:
+            texts = [given] if isinstance(given, str) else [str(m) for m in given]
+            lines.append(Line(case, server, None, None, "messages", ref, float(len(texts)), None, None,
+                              "identical" if texts == expected else "worse"))
     return lines
 
 
@@ -264,7 +272,8 @@ def score_case(case_dir: Path, impl: Impl | RunningServer) -> list[Line]:
         reference = {k: v for k, v in table.items() if k[0] == server and k[1] is None}
         if outcome.failure is not None or outcome.answer is None:
             failures.append(outcome.failure or "error")
-            lines += [_flat(case, k, v, outcome.failure or "error") for k, v in reference.items()]
+            graded = {**reference, **_convergence_references(server, recorded)}
+            lines += [_flat(case, k, v, outcome.failure or "error") for k, v in graded.items()]
             continue
         answer = outcome.answer
         coefficients = _coefficients(answer)
@@ -283,7 +292,8 @@ def score_case(case_dir: Path, impl: Impl | RunningServer) -> list[Line]:
                 continue
         except Exception:  # a malformed answer is an error of that study
             failures.append("error")
-            lines += [_flat(case, k, v, "error") for k, v in reference.items()]
+            graded = {**reference, **_convergence_references(server, recorded)}
+            lines += [_flat(case, k, v, "error") for k, v in graded.items()]
             continue
         if outcome.status == "fitted":  # pooled as the client would pool this answer
             fits[server] = {t: (as_float(p.get("estimate")), as_float(p.get("se"))) for t, p in coefficients.items()}
@@ -336,6 +346,16 @@ def _pooled_lines(case: str, table: Mapping[Key, float], fits: Mapping[str, Mapp
     return lines
 
 
+def _failed_case(case_dir: Path, tier: str) -> list[Line]:
+    """Every line of a case that could not be scored at all, in ``tier``."""
+    case = str(load_case(case_dir)["case_id"])
+    statuses = json.loads((case_dir / "structure.json").read_text(encoding="utf-8"))["studies"]
+    graded = numbers.read_table((case_dir / "reference.tsv").read_text(encoding="utf-8"))
+    for server, recorded in statuses.items():
+        graded.update(_convergence_references(server, recorded))
+    return [_flat(case, k, v, tier) for k, v in graded.items()]
+
+
 def suite_cases(suite: Path) -> list[Path]:
     """The case folders of a suite (in ``suite.json``'s order), or the folder itself when it is a case."""
     if (suite / "case.json").is_file():
@@ -359,8 +379,7 @@ def score_suite(suite: Path, impl: Impl | Server, on_case: Callable[[str], None]
                 scored = stack.enter_context(impl.running(cases))
             except Exception as exc:  # the server never came up: every number is an error, the run ends here
                 print(f"pydsbase conformance: {impl.name}: the server did not start: {exc}", file=sys.stderr)
-                return [_flat(load_case(c)["case_id"], k, v, "error") for c in cases
-                        for k, v in numbers.read_table((c / "reference.tsv").read_text(encoding="utf-8")).items()]
+                return [line for c in cases for line in _failed_case(c, "error")]
         else:
             scored = impl
         for case_dir in cases:
