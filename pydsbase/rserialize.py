@@ -198,7 +198,10 @@ class _Reader:
 
     # -- items -------------------------------------------------------------------------------------
 
-    def item(self, depth: int) -> Any:
+    def item(self, depth: int, outer: int | None = None) -> Any:
+        """The next object, as read; or, given ``outer`` (the offset of the list holding it, 0 at the top),
+        as a value of the model: a vector becomes its model as soon as it is read (its elements, if a
+        list, already models), anything else through :func:`_model` with ``outer`` as its offset."""
         if depth > MAX_DEPTH:
             raise self.fail(f"nesting deeper than {MAX_DEPTH} levels")
         start = self.pos
@@ -232,7 +235,10 @@ class _Reader:
             else:
                 n = self.length(4, "a list")
             item, inner = self.item, depth + 1
-            data = [item(inner) for _ in range(n)]
+            if outer is None or flags & _S4_BIT:  # an S4 object's data is never modelled
+                data = [item(inner) for _ in range(n)]
+            else:
+                data = [item(inner, start) for _ in range(n)]
         elif sxp == _INT or sxp == _LGL:
             if 0 <= n and 4 * n <= room:
                 pos = self.pos = start + 8
@@ -250,32 +256,55 @@ class _Reader:
                 data = list(values) if sxp == _INT else [v != 0 for v in values]
         elif sxp == _NILVALUE:
             return None
-        elif sxp == _SYM:
+        else:
+            x = self.other(flags, sxp, depth, start)
+            return x if outer is None else _model(x, self.end, outer)
+        if flags & _HAS_ATTR:
+            attributes = self.attributes(flags, depth)
+            if outer is not None and not flags & _S4_BIT:
+                return _vector_model(sxp, data, attributes, start, self.end, True)
+            x = Vector(sxp, data, attributes, flags & _S4_BIT != 0, start)
+        elif outer is None:
+            return Vector(sxp, data, None, flags & _S4_BIT != 0, start)
+        elif flags & _S4_BIT:
+            x = Vector(sxp, data, None, True, start)
+        elif sxp == _VEC:
+            return _RList(data, None, ["list"])
+        elif (plain := _PLAIN.get(sxp)) is not None:
+            return _RAtomic(plain[0], data, [plain[1]])
+        else:
+            return _vector_model(sxp, data, None, start, self.end, True)
+        return x if outer is None else _model(x, self.end, outer)
+
+    def other(self, flags: int, sxp: int, depth: int, start: int) -> Any:
+        """An item other than the common vectors (``flags`` read): symbols, references, pairlists and
+        calls, the accepted markers, ALTREP and S4 objects, the rarer vectors; or a refusal."""
+        if sxp == _SYM:
             return self.symbol(depth, start)
-        elif sxp == _REFSXP:
+        if sxp == _REFSXP:
             index = flags >> 8 or self.read_int()
             if not 1 <= index <= len(self.refs):
                 raise self.fail(f"a reference to object {index} of {len(self.refs)}", start)
             return self.refs[index - 1]
-        elif sxp == _LIST or sxp == _LANG:
+        if sxp == _LIST or sxp == _LANG:
             return self.pairlist(flags, depth, start)
-        elif sxp == _CHAR:
+        if sxp == _CHAR:
             return self.charsxp(flags, start)
-        elif sxp == _GLOBALENV:
+        if sxp == _GLOBALENV:
             return _GLOBAL
-        elif sxp == _BASEENV:
+        if sxp == _BASEENV:
             return _BASE
-        elif sxp == _EMPTYENV:
+        if sxp == _EMPTYENV:
             return _EMPTY
-        elif sxp == _MISSINGARG:
+        if sxp == _MISSINGARG:
             return MISSING
-        elif sxp in _REFUSED:
+        if sxp in _REFUSED:
             raise self.fail(f"refused: {_REFUSED[sxp]}", start)
-        elif sxp == _ALTREP:
+        if sxp == _ALTREP:
             return self.altrep(flags, depth, start)
-        elif sxp == _S4:
+        if sxp == _S4:
             return S4Object(self.attributes(flags, depth), start)
-        elif sxp == _EXPR:
+        if sxp == _EXPR:
             n = self.length(4, "an expression vector")
             data = [self.item(depth + 1) for _ in range(n)]
         elif sxp == _CPLX:
@@ -291,9 +320,7 @@ class _Reader:
             self.pos += n
         else:
             raise self.fail(f"unknown SEXP type code {sxp}", start)
-        if flags & _HAS_ATTR:
-            return Vector(sxp, data, self.attributes(flags, depth), flags & _S4_BIT != 0, start)
-        return Vector(sxp, data, None, flags & _S4_BIT != 0, start)
+        return Vector(sxp, data, self.attributes(flags, depth), flags & _S4_BIT != 0, start)
 
     def symbol(self, depth: int, start: int) -> Symbol:
         """A symbol (its name's CHARSXP follows); it joins the reference table."""
@@ -576,7 +603,11 @@ def read(data: bytes | bytearray | memoryview) -> Any:
     :class:`pydsbase.deparse.Symbol`; pairlists -> :class:`Pairlist`; S4 objects ->
     :class:`S4Object`; the three accepted environments -> :class:`Environment`.
     """
-    data = bytes(data)
+    return _read(bytes(data), None)
+
+
+def _read(data: bytes, outer: int | None) -> Any:
+    """The header, then the one object (as read, or with ``outer`` = 0 as the model), then nothing."""
     if len(data) < 14:
         raise UnserializeError("too short to be an R serialization", 0)
     fmt = data[:2]
@@ -605,23 +636,33 @@ def read(data: bytes | bytearray | memoryview) -> Any:
         reader.native, reader.utf8 = codec, codec == "utf-8"
     elif version != 2:
         raise UnserializeError(f"serialization version {version} (versions 2 and 3 are read)", 2)
-    value = reader.item(0)
+    value = reader.item(0, outer)
     if reader.pos != len(data):
         raise UnserializeError(f"{len(data) - reader.pos} trailing bytes after the value", reader.pos)
     return value
+
+
+_MALFORMED: Final = (TypeError, KeyError, IndexError, AttributeError, OverflowError, struct.error)
 
 
 def unserialize(data: bytes | bytearray | memoryview) -> rvalue.RValue | None:
     """The model of the R value whose ``serialize(x, NULL)`` bytes are ``data`` (None for NULL).
 
     Raises :class:`UnserializeError` (with the byte offset) for anything else.
+
+    One pass: the reader makes each value's model as soon as the value is read. The error of a
+    stream that is both malformed and not a value of the model is the reading's, wherever the
+    two are (a value is only modelled once it is read whole): on any error the stream is read
+    again without the model, whose error (if any) wins.
     """
     raw = bytes(data)
-    value = read(raw)
     try:
-        model: rvalue.RValue | None = _model(value, len(raw), 0)
+        model: rvalue.RValue | None = _read(raw, 0)
         return model
-    except (TypeError, KeyError, IndexError, AttributeError, OverflowError, struct.error) as exc:  # pragma: no cover
+    except (UnserializeError, *_MALFORMED) as exc:
+        read(raw)  # the reading's own error first
+        if isinstance(exc, UnserializeError):
+            raise
         raise UnserializeError(f"a malformed value ({type(exc).__name__})", 0) from None
 
 
@@ -767,7 +808,13 @@ def _model(x: Any, limit: int, offset: int) -> Any:
 
 def _vector(x: Vector, limit: int) -> Any:
     """The model of a vector (not S4) with attributes, or of a type the model has no place for (refused)."""
-    offset, sxp, attributes = x.offset, x.sxp, x.attributes
+    return _vector_model(x.sxp, x.data, x.attributes, x.offset, limit, False)
+
+
+def _vector_model(sxp: int, data: list[Any], attributes: list[tuple[str, Any]] | None, offset: int, limit: int,
+                  modelled: bool) -> Any:
+    """:func:`_vector` of a vector's parts (``modelled``: a list's elements are models already, as the
+    reader makes them when it reads a value)."""
     cls = dim = names_attr = dimnames = None
     if attributes:
         attrs = dict(attributes)
@@ -786,7 +833,7 @@ def _vector(x: Vector, limit: int) -> Any:
         names = None
     if sxp == _VEC:
         return _RList(
-            [None if v is None else _model(v, limit, offset) for v in x.data],
+            data if modelled else [None if v is None else _model(v, limit, offset) for v in data],
             None if names is None else [n if isinstance(n, str) else "" for n in names],  # names
             r_class,
             _described_attributes(attributes, _LIST_OWN, limit, offset),
@@ -804,7 +851,7 @@ def _vector(x: Vector, limit: int) -> Any:
                     break
                 dims.append(int(v))
                 size *= int(v)
-            ok = ok and size == len(x.data)
+            ok = ok and size == len(data)
         if not ok:
             raise UnserializeError("a dim attribute that does not fit its vector", offset)
     dn: list[Any] | None = None
@@ -814,7 +861,7 @@ def _vector(x: Vector, limit: int) -> Any:
         dn_attr = _strings_of(_attrs_dict(dimnames.attributes).get("names"))
         dn_names = None if dn_attr is None else [n if isinstance(n, str) else "" for n in dn_attr]
     return _RAtomic(
-        _TYPE_NAMES[sxp], x.data, r_class, names, dims, dn, dn_names,
+        _TYPE_NAMES[sxp], data, r_class, names, dims, dn, dn_names,
         _described_attributes(attributes, _ATOMIC_OWN, limit, offset),
     )
 
