@@ -57,6 +57,7 @@ _S4_BIT, _AS_UTF8, _NOT_UTF8_BITS = _S4_MASK << 12, (_ASCII_MASK | _UTF8_MASK) <
 _ASCII_CHARSXP: Final = _CHAR | _ASCII_MASK << 12
 #: The first cell of an attribute pairlist, as R writes it: a pairlist cell with a tag, without attributes.
 _CELL_MASK, _ATTRIBUTE_CELL = 0xFF | _HAS_ATTR | _HAS_TAG, _LIST | _HAS_TAG
+_ATTR_OR_S4: Final = _HAS_ATTR | _S4_BIT
 _INT1: Final = {True: struct.Struct(">i").unpack_from, False: struct.Struct("<i").unpack_from}
 _INT2: Final = {True: struct.Struct(">ii").unpack_from, False: struct.Struct("<ii").unpack_from}
 _DBL: Final = {True: struct.Struct(">d").unpack_from, False: struct.Struct("<d").unpack_from}
@@ -149,13 +150,15 @@ class _Reader:
     pairlists, symbols and references to them as tags) are read inline; anything else goes through
     :meth:`length` and the general paths, which check and raise."""
 
-    __slots__ = ("data", "pos", "end", "refs", "order", "native", "utf8", "int1", "int2", "dbl")
+    __slots__ = ("data", "pos", "end", "refs", "tags", "order", "native", "utf8", "int1", "int2", "dbl")
 
     def __init__(self, data: bytes, pos: int, big_endian: bool) -> None:
         self.data = data
         self.pos = pos
         self.end = len(data)
         self.refs: list[Any] = []
+        #: the name of each symbol in ``refs`` by the flags word of a reference to it (a tag, inline)
+        self.tags: dict[int, str] = {}
         self.order = ">" if big_endian else "<"
         self.int1 = _INT1[big_endian]
         self.int2 = _INT2[big_endian]
@@ -204,31 +207,49 @@ class _Reader:
         list, already models), anything else through :func:`_model` with ``outer`` as its offset."""
         if depth > MAX_DEPTH:
             raise self.fail(f"nesting deeper than {MAX_DEPTH} levels")
+        data = self.data
         start = self.pos
         room = self.end - start - 8  # the bytes after the flags and, for a vector, its length
         if room >= 0:
-            flags, n = self.int2(self.data, start)
+            flags, n = self.int2(data, start)
         elif room >= -4:
-            (flags,) = self.int1(self.data, start)
+            (flags,) = self.int1(data, start)
             n = -1
         else:
             raise self.fail("the stream ends inside an item's flags")
         self.pos = start + 4
         sxp = flags & 0xFF
+        # a value without attributes (the usual) becomes its model right here
+        plain = outer is not None and not flags & _ATTR_OR_S4
         # the most frequent first: character vectors, doubles, lists, integers, logicals; a length whose
         # bytes are all there is taken at once, any other through length() (long vectors, errors)
         if sxp == _STR:
             if 0 <= n and 8 * n <= room:
-                self.pos = start + 8
+                pos = self.pos = start + 8
+                if n == 1:  # one string: inline when it is ASCII and all there (as strings() reads it)
+                    cflags, length = self.int2(data, pos)
+                    if cflags == _ASCII_CHARSXP and 0 <= length <= room - 8:
+                        try:
+                            values: list[Any] = [data[pos + 8 : pos + 8 + length].decode()]
+                        except UnicodeDecodeError:
+                            raise self.fail("a string that is not valid utf-8", pos) from None
+                        self.pos = pos + 8 + length
+                    else:
+                        values = self.strings(1)
+                else:
+                    values = self.strings(n)
             else:
-                n = self.length(8, "a character vector")
-            data: list[Any] = self.strings(n)
+                values = self.strings(self.length(8, "a character vector"))
+            if plain:
+                return _RAtomic("character", values, ["character"])
         elif sxp == _REAL:
             if 0 <= n and 8 * n <= room:
                 self.pos = start + 8
             else:
                 n = self.length(8, "a double vector")
-            data = self.doubles(n)
+            values = self.doubles(n)
+            if plain:
+                return _RAtomic("double", values, ["numeric"])
         elif sxp == _VEC:
             if 0 <= n and 4 * n <= room:
                 self.pos = start + 8
@@ -236,45 +257,40 @@ class _Reader:
                 n = self.length(4, "a list")
             item, inner = self.item, depth + 1
             if outer is None or flags & _S4_BIT:  # an S4 object's data is never modelled
-                data = [item(inner) for _ in range(n)]
+                values = [item(inner) for _ in range(n)]
             else:
-                data = [item(inner, start) for _ in range(n)]
+                values = [item(inner, start) for _ in range(n)]
+            if plain:
+                return _RList(values, None, ["list"])
         elif sxp == _INT or sxp == _LGL:
             if 0 <= n and 4 * n <= room:
                 pos = self.pos = start + 8
             else:
                 n = self.length(4, "an integer vector" if sxp == _INT else "a logical vector")
                 pos = self.pos
-            values = self.int1(self.data, pos) if n == 1 else struct.unpack_from(f"{self.order}{n}i", self.data, pos)
+            ints = self.int1(data, pos) if n == 1 else struct.unpack_from(f"{self.order}{n}i", data, pos)
             self.pos = pos + 4 * n
-            if _NA_INT in values:
+            if _NA_INT in ints:
                 if sxp == _INT:
-                    data = [_NA if v == _NA_INT else v for v in values]
+                    values = [_NA if v == _NA_INT else v for v in ints]
                 else:
-                    data = [_NA if v == _NA_INT else v != 0 for v in values]
+                    values = [_NA if v == _NA_INT else v != 0 for v in ints]
             else:
-                data = list(values) if sxp == _INT else [v != 0 for v in values]
+                values = list(ints) if sxp == _INT else [v != 0 for v in ints]
+            if plain:
+                return _RAtomic("integer", values, ["integer"]) if sxp == _INT else \
+                    _RAtomic("logical", values, ["logical"])  # fmt: skip
         elif sxp == _NILVALUE:
             return None
         else:
             x = self.other(flags, sxp, depth, start)
             return x if outer is None else _model(x, self.end, outer)
-        if flags & _HAS_ATTR:
-            attributes = self.attributes(flags, depth)
-            if outer is not None and not flags & _S4_BIT:
-                return _vector_model(sxp, data, attributes, start, self.end, True)
-            x = Vector(sxp, data, attributes, flags & _S4_BIT != 0, start)
-        elif outer is None:
-            return Vector(sxp, data, None, flags & _S4_BIT != 0, start)
-        elif flags & _S4_BIT:
-            x = Vector(sxp, data, None, True, start)
-        elif sxp == _VEC:
-            return _RList(data, None, ["list"])
-        elif (plain := _PLAIN.get(sxp)) is not None:
-            return _RAtomic(plain[0], data, [plain[1]])
-        else:
-            return _vector_model(sxp, data, None, start, self.end, True)
-        return x if outer is None else _model(x, self.end, outer)
+        attributes = self.attributes(flags, depth) if flags & _HAS_ATTR else None
+        if outer is None:
+            return Vector(sxp, values, attributes, flags & _S4_BIT != 0, start)
+        if flags & _S4_BIT:
+            return _model(Vector(sxp, values, attributes, True, start), self.end, outer)
+        return _vector_model(sxp, values, attributes, start, self.end, True)
 
     def other(self, flags: int, sxp: int, depth: int, start: int) -> Any:
         """An item other than the common vectors (``flags`` read): symbols, references, pairlists and
@@ -338,13 +354,16 @@ class _Reader:
                             _SYMBOLS[raw] = symbol
                     else:
                         symbol = Symbol(self.text(raw, flags >> 12, pos))
-                self.refs.append(symbol)
+                refs = self.refs
+                refs.append(symbol)
+                self.tags[len(refs) << 8 | _REFSXP] = symbol.name
                 return symbol
         name = self.item(depth + 1)
         if not isinstance(name, str):
             raise self.fail("a symbol whose name is not a string", start)
         symbol = Symbol(name)
         self.refs.append(symbol)
+        self.tags[len(self.refs) << 8 | _REFSXP] = name
         return symbol
 
     def attributes(self, flags: int, depth: int) -> list[tuple[str, Any]] | None:
@@ -407,19 +426,17 @@ class _Reader:
         iteratively; the items at ``depth``. Whether the last CDR was a value (a dotted pair) rather than NULL."""
         items: list[tuple[str | None, Any]] = []
         append = items.append
-        data, int1, item, end, refs = self.data, self.int1, self.item, self.end, self.refs
+        data, int1, item, end, tags = self.data, self.int1, self.item, self.end, self.tags
         while True:
             tag: str | None = None
             if flags & _HAS_TAG:  # the tag: a reference to a symbol already read, inline, or else tag()
                 pos = self.pos
                 if pos + 4 <= end:
-                    (tflags,) = int1(data, pos)
-                    index = tflags >> 8
-                    if tflags & 0xFF == _REFSXP and 0 < index <= len(refs) and type(refs[index - 1]) is Symbol:
-                        self.pos = pos + 4
-                        tag = refs[index - 1].name
+                    tag = tags.get(int1(data, pos)[0])
                 if tag is None:
                     tag = self.tag()
+                else:
+                    self.pos = pos + 4
             append((tag, item(depth)))
             cell = self.pos
             if cell + 4 > end:
