@@ -150,7 +150,7 @@ class _Reader:
     pairlists, symbols and references to them as tags) are read inline; anything else goes through
     :meth:`length` and the general paths, which check and raise."""
 
-    __slots__ = ("data", "pos", "end", "refs", "tags", "order", "native", "utf8", "int1", "int2", "dbl")
+    __slots__ = ("data", "pos", "end", "refs", "tags", "order", "low", "native", "utf8", "int1", "int2", "dbl")
 
     def __init__(self, data: bytes, pos: int, big_endian: bool) -> None:
         self.data = data
@@ -160,6 +160,7 @@ class _Reader:
         #: the name of each symbol in ``refs`` by the flags word of a reference to it (a tag, inline)
         self.tags: dict[int, str] = {}
         self.order = ">" if big_endian else "<"
+        self.low = 3 if big_endian else 0  # where an integer's low byte is
         self.int1 = _INT1[big_endian]
         self.int2 = _INT2[big_endian]
         self.dbl = _DBL[big_endian]
@@ -282,9 +283,17 @@ class _Reader:
                     _RAtomic("logical", values, ["logical"])  # fmt: skip
         elif sxp == _NILVALUE:
             return None
-        else:
+        elif outer is None:
+            return self.other(flags, sxp, depth, start)
+        elif sxp == _LANG:  # a call as a value: its text may be known (see _DEPARSED)
+            known = len(self.refs)
             x = self.other(flags, sxp, depth, start)
-            return x if outer is None else _model(x, self.end, outer)
+            key = None
+            if self.pos - start <= _MAX_DEPARSED_BYTES:
+                key = (self.order, self.native, data[start : self.pos], tuple([r.name for r in self.refs[:known]]))
+            return _language(x, self.end, outer, key)
+        else:
+            return _model(self.other(flags, sxp, depth, start), self.end, outer)
         attributes = self.attributes(flags, depth) if flags & _HAS_ATTR else None
         if outer is None:
             return Vector(sxp, values, attributes, flags & _S4_BIT != 0, start)
@@ -426,17 +435,20 @@ class _Reader:
         iteratively; the items at ``depth``. Whether the last CDR was a value (a dotted pair) rather than NULL."""
         items: list[tuple[str | None, Any]] = []
         append = items.append
-        data, int1, item, end, tags = self.data, self.int1, self.item, self.end, self.tags
+        data, int1, item, end, tags, low = self.data, self.int1, self.item, self.end, self.tags, self.low
         while True:
             tag: str | None = None
             if flags & _HAS_TAG:  # the tag: a reference to a symbol already read, inline, or else tag()
                 pos = self.pos
                 if pos + 4 <= end:
                     tag = tags.get(int1(data, pos)[0])
+                    if tag is not None:
+                        self.pos = pos + 4
+                    elif data[pos + low] == _SYM:  # a symbol's first use
+                        self.pos = pos + 4
+                        tag = self.symbol(0, pos).name
                 if tag is None:
                     tag = self.tag()
-                else:
-                    self.pos = pos + 4
             append((tag, item(depth)))
             cell = self.pos
             if cell + 4 > end:
@@ -786,22 +798,7 @@ def _model(x: Any, limit: int, offset: int) -> Any:
     if isinstance(x, Symbol):
         return rvalue.RLanguage([x.name], r_class=["name"], type="symbol")
     if isinstance(x, Call):
-        attrs = _attrs_dict(x.attributes)
-        r_class = _class_of(x, attrs)
-        try:
-            text = deparse(x)
-        except DeparseError as exc:
-            raise UnserializeError(f"a call the deparser cannot write: {exc}", offset) from None
-        has_env = None
-        if "formula" in r_class:
-            has_env = attrs.get(".Environment") is not None
-        return rvalue.RLanguage(
-            text,
-            r_class=r_class,
-            type="language",
-            has_environment=has_env,
-            attributes=_described_attributes(x.attributes, _LANGUAGE_OWN, limit, offset),
-        )
+        return _language(x, limit, offset, None)
     if isinstance(x, Deparsed):
         attrs = _attrs_dict(x.attributes)
         r_class = _strings_of(attrs.get("class")) or ["call"]
@@ -823,6 +820,40 @@ def _model(x: Any, limit: int, offset: int) -> Any:
     return _vector(x, limit)
 
 
+#: The deparsed text of calls by what determines it: the byte order, the native encoding, the call's
+#: bytes and the symbols read before it (which its references may name). Bounded, as the keys come
+#: from the bytes; the same call comes back in every study's summary, and deparsing is the dearest step.
+_DEPARSED: Final[dict[tuple[str, str, bytes, tuple[str, ...]], tuple[str, ...]]] = {}
+_MAX_DEPARSED: Final = 256
+_MAX_DEPARSED_BYTES: Final = 4096
+
+
+def _language(x: Call, limit: int, offset: int, key: tuple[str, str, bytes, tuple[str, ...]] | None) -> Any:
+    """The model of a call (``key``: what determines its text, when known)."""
+    attrs = _attrs_dict(x.attributes)
+    r_class = _class_of(x, attrs)
+    known = None if key is None else _DEPARSED.get(key)
+    if known is not None:
+        text = list(known)
+    else:
+        try:
+            text = deparse(x)
+        except DeparseError as exc:
+            raise UnserializeError(f"a call the deparser cannot write: {exc}", offset) from None
+        if key is not None and len(_DEPARSED) < _MAX_DEPARSED:
+            _DEPARSED[key] = tuple(text)
+    has_env = None
+    if "formula" in r_class:
+        has_env = attrs.get(".Environment") is not None
+    return rvalue.RLanguage(
+        text,
+        r_class=r_class,
+        type="language",
+        has_environment=has_env,
+        attributes=_described_attributes(x.attributes, _LANGUAGE_OWN, limit, offset),
+    )
+
+
 def _vector(x: Vector, limit: int) -> Any:
     """The model of a vector (not S4) with attributes, or of a type the model has no place for (refused)."""
     return _vector_model(x.sxp, x.data, x.attributes, x.offset, limit, False)
@@ -833,9 +864,20 @@ def _vector_model(sxp: int, data: list[Any], attributes: list[tuple[str, Any]] |
     """:func:`_vector` of a vector's parts (``modelled``: a list's elements are models already, as the
     reader makes them when it reads a value)."""
     cls = dim = names_attr = dimnames = None
-    if attributes:
-        attrs = dict(attributes)
-        cls, dim, names_attr, dimnames = attrs.get("class"), attrs.get("dim"), attrs.get("names"), attrs.get("dimnames")
+    others = atomic_others = False  # attributes shown in ``attributes`` (a list's include dim and dimnames)
+    for name, value in attributes or ():  # the last of a name counts, as in dict(attributes)
+        if name == "names":
+            names_attr = value
+        elif name == "class":
+            cls = value
+        else:
+            others = True
+            if name == "dim":
+                dim = value
+            elif name == "dimnames":
+                dimnames = value
+            else:
+                atomic_others = True
     if isinstance(cls, Vector) and cls.sxp == _STR and cls.data:
         r_class = [v if isinstance(v, str) else "NA" for v in cls.data]
     elif isinstance(dim, Vector):
@@ -853,7 +895,7 @@ def _vector_model(sxp: int, data: list[Any], attributes: list[tuple[str, Any]] |
             data if modelled else [None if v is None else _model(v, limit, offset) for v in data],
             None if names is None else [n if isinstance(n, str) else "" for n in names],  # names
             r_class,
-            _described_attributes(attributes, _LIST_OWN, limit, offset),
+            _described_attributes(attributes, _LIST_OWN, limit, offset) if others else {},
         )
     if sxp not in _PLAIN:
         raise UnserializeError(f"cannot encode an R value of type '{_TYPE_NAMES.get(sxp)}'", offset)
@@ -879,7 +921,7 @@ def _vector_model(sxp: int, data: list[Any], attributes: list[tuple[str, Any]] |
         dn_names = None if dn_attr is None else [n if isinstance(n, str) else "" for n in dn_attr]
     return _RAtomic(
         _TYPE_NAMES[sxp], data, r_class, names, dims, dn, dn_names,
-        _described_attributes(attributes, _ATOMIC_OWN, limit, offset),
+        _described_attributes(attributes, _ATOMIC_OWN, limit, offset) if atomic_others else {},
     )
 
 
