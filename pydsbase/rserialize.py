@@ -244,11 +244,20 @@ class _Reader:
             if plain:
                 return _RAtomic("character", values, ["character"])
         elif sxp == _REAL:
-            if 0 <= n and 8 * n <= room:
-                self.pos = start + 8
+            if n == 1 and 8 <= room:  # one double, inline unless it is a NaN (NA or not: doubles() looks)
+                (v,) = self.dbl(data, start + 8)
+                if v == v:
+                    values = [v]
+                    self.pos = start + 16
+                else:
+                    self.pos = start + 8
+                    values = self.doubles(1)
             else:
-                n = self.length(8, "a double vector")
-            values = self.doubles(n)
+                if 0 <= n and 8 * n <= room:
+                    self.pos = start + 8
+                else:
+                    n = self.length(8, "a double vector")
+                values = self.doubles(n)
             if plain:
                 return _RAtomic("double", values, ["numeric"])
         elif sxp == _VEC:
