@@ -10,6 +10,12 @@ rotating each round. Cases: ``small`` = CLUSTER_INT1-3 (~1,000 rows each), ``lar
 one study of 1,000,000 rows, ten of 100,000). The betas of every study are checked equal to R's, bit
 for bit. Table loading is outside every figure (done before the timed repetitions).
 
+With more than one study, "plain R parallel" is plain R in pydsbase's shape: one warm ``Rscript`` per
+study holding its own table, the fits started at the same time, then the same pooling. pydsbase's ratios
+are printed against both: the sequential one is what an R user runs; the parallel one does the same work
+as the studies under the same contention (on a machine with fewer cores than studies, processes running
+together each cost more CPU than alone), so its ratio is pydsbase's own overhead.
+
 With ``--baseline REV`` the commit REV is checked out in a temporary ``git worktree`` and its study
 servers (``python -m r_server`` of that tree) are one more contender, driven by this tree's client:
 the study side before and after a change, measured in the same run.
@@ -21,6 +27,7 @@ the study side before and after a change, measured in the same run.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import contextlib
 import functools
 import os
@@ -33,6 +40,8 @@ from typing import Any
 
 import _common as c
 import synth
+
+PARALLEL = "plain R parallel"
 
 R_SETUP = """
 suppressMessages({{ library(lme4); library(metafor) }});
@@ -47,6 +56,42 @@ plain <- function() {{
 betas <- paste(sprintf("%a", unlist(lapply(plain(), function(x) x[, 1]))), collapse = " ");
 invisible(plain())
 """
+
+
+# plain R with pydsbase's shape: one warm Rscript per study holding its table, the studies fitted at the
+# same time, then metafor in the first one (on the same coefficients)
+R_STUDY = """
+suppressMessages({{ library(lme4); library(metafor) }});
+d <- utils::read.csv({path}, header = TRUE);
+f <- {formula};
+one <- function() summary(lme4::lmer(f, data = d))$coefficients;
+invisible(one())
+"""
+R_POOL = """
+b <- matrix(c({b}), ncol = {k}); s <- matrix(c({s}), ncol = {k});
+pool <- function() for (p in seq_len(nrow(b))) for (m in c("ML", "REML", "FE"))
+  metafor::rma(yi = b[p, ], sei = s[p, ], method = m);
+invisible(pool())
+"""
+
+
+def plain_parallel(stack: contextlib.ExitStack, r: Any, csvs: list[Path]) -> Callable[[], tuple[float, float]]:
+    """The "plain R, one process per study" contender: wall = the slowest study + the pooling, CPU = all."""
+    procs = [stack.enter_context(c.WarmR()) for _ in csvs]
+    for proc, path in zip(procs, csvs, strict=True):
+        proc.run(R_STUDY.format(path=c.r_string(path), formula=c.FORMULA))
+    hexes = {name: r.run(f"paste(sprintf('%a', sapply(plain(), function(x) x[, {col}])), collapse = ' ')").split()
+             for name, col in (("b", 1), ("s", 2))}
+    procs[0].run(R_POOL.format(b=", ".join(hexes["b"]), s=", ".join(hexes["s"]), k=len(csvs)))
+    pool = concurrent.futures.ThreadPoolExecutor(len(procs))
+    stack.callback(pool.shutdown)
+
+    def run() -> tuple[float, float]:
+        fits = list(pool.map(lambda proc: proc.timed("one()"), procs))
+        wall, cpu = procs[0].timed("pool()")
+        return max(w for w, _ in fits) + wall, sum(u for _, u in fits) + cpu
+
+    return run
 
 
 def case_tables(case: str, data_dir: Path, rows: int = 100_000, studies: int = 3) -> tuple[str, list[Path]]:
@@ -108,6 +153,8 @@ def run_case(case: str, runs: int, http: bool, data_dir: Path, rows: int = 100_0
         r_betas = [float.fromhex(h).hex() for h in r.run("betas").split()]
         folders = stack.enter_context(c.study_folders([{table: p} for p in csvs]))
         contenders: dict[str, Callable[[], tuple[float, float]]] = {"plain R": lambda: r.timed("plain()")}
+        if len(csvs) > 1:
+            contenders[PARALLEL] = plain_parallel(stack, r, csvs)
         local = stack.enter_context(c.open_session(c.local_logins(folders)))
         sessions = {"pydsbase local": (local, c.study_pids(local))}
         if http:
@@ -146,6 +193,11 @@ def report(contenders: dict[str, Callable[[], tuple[float, float]]], runs: int) 
         paired = c.median([a / b for a, b in zip(wall[name], wall[base], strict=True)])
         cpu_ratio = c.median(cpu[name]) / c.median(cpu[base])
         print(f"ratio {name} / {base}: wall {ratio:.2f} (median of per-round ratios {paired:.2f}); CPU {cpu_ratio:.2f}")
+    if PARALLEL in wall:
+        for name in names[1:]:
+            if name != PARALLEL:
+                print(f"ratio {name} / {PARALLEL}: CPU {c.median(cpu[name]) / c.median(cpu[PARALLEL]):.2f};"
+                      f" wall {c.median(wall[name]) / c.median(wall[PARALLEL]):.2f}")
     if "baseline HTTP" in wall and "pydsbase HTTP" in wall:
         cpu_ratio = c.median(cpu["pydsbase HTTP"]) / c.median(cpu["baseline HTTP"])
         paired = c.median([a / b for a, b in zip(cpu["pydsbase HTTP"], cpu["baseline HTTP"], strict=True)])

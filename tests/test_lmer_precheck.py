@@ -25,8 +25,9 @@ ORACLE = Path(__file__).resolve().parent / "r" / "lmer_precheck_oracle.R"
 NA = object()  # NA_real_ / NA_character_ in a generated column
 
 # doubles that make ties, near-ties printing alike (15 digits), signed zeros and non-finite values
+# and magnitudes whose squares or products overflow (glm.fit's deviance, its QR)
 VALUES = [0.0, -0.0, 1.0, 2.0, 0.3, 0.1 + 0.2, 1e-300, 7.5, -3.25, 1e15 + 0.3, 1e15 + 0.5, math.inf, -math.inf,
-          math.nan]
+          math.nan, 1e200, -1e160, 1e305]
 FORMULAS = [
     "y ~ x1 + (1 | g)",
     "y ~ x1 + x2 + x3 + (1 | g)",
@@ -82,11 +83,12 @@ def case(draw: st.DrawFn) -> dict[str, Any]:
     n = draw(st.integers(3, 30))
     x1 = draw(column(n))
     x2 = draw(column(n, draw(st.sampled_from(["binary", "binary", "few", "special"]))))
-    alias = draw(st.sampled_from(["copy", "double", "sum", "own"]))
+    alias = draw(st.sampled_from(["copy", "double", "sum", "near", "own"]))
     if alias == "own":
         x3 = draw(column(n))
     else:
-        x3 = [NA if a is NA or b is NA else {"copy": a, "double": 2 * a, "sum": a + b}[alias]
+        # "near": aliased but for a last bit or so (the QR's rank tolerance decides)
+        x3 = [NA if a is NA or b is NA else {"copy": a, "double": 2 * a, "sum": a + b, "near": a + 1e-12 * b}[alias]
               for a, b in zip(x1, x2, strict=True)]
     f = [draw(st.sampled_from(LEVELS[:3] + [NA])) for _ in range(n)]
     g = [draw(st.sampled_from(["g1", "g2", "g3"])) for _ in range(n)]
@@ -137,8 +139,9 @@ def test_pre_check_reaches_the_oracles_decision_and_message(r: Any, case: dict[s
             ri.NULL if case["w"] is None else ri.StrSexpVector(["w"]),
             thr,
         )
-        same, ours, oracle = bool(out[0][0]), list(out[1]), list(out[2])
+        same, ours, oracle, lean = bool(out[0][0]), list(out[1]), list(out[2]), out[3][0]
     assert same, "\n".join(["ours:", *ours, "oracle:", *oracle])
+    assert lean in ("same", "fallback")
 
 
 @settings(max_examples=300)
@@ -186,3 +189,42 @@ def test_pre_check_oracle_sees_the_cases_that_matter(r: Any) -> None:
         # one complete row: dsBase's subset drops to a vector and Nvalid is NULL
         cols[0] = ri.FloatSexpVector([1.0] + [ri.NA_Real] * 19)
         assert any("Nvalid  : NULL" in line for line in outcome("y ~ 1 + (1 | g)"))
+
+
+def test_lean_glm_answers_clean_fits_and_leaves_the_rest_to_glm(r: Any) -> None:
+    """Positive control of the lean glm: a clean fit is answered (glm()'s x, y, weights, offset), and each way
+    glm.fit fails or strays (overflowing deviance, non-finite data, no positive weight) goes to glm() itself,
+    whose error the pre-check then reports (and the oracle's agrees)."""
+    bridge, env = r
+    with bridge._r() as ri:
+        thr = ri.ListSexpVector([ri.FloatSexpVector([3.0]), ri.FloatSexpVector([0.33])])
+        thr.do_slot_assign("names", ri.StrSexpVector(["nfilter.tab", "nfilter.glm"]))
+
+        def compare(y: list[float], w: list[float] | None = None, o: list[float] | None = None) -> tuple[str, str]:
+            n = len(y)
+            cols = ri.ListSexpVector([ri.FloatSexpVector(y), ri.FloatSexpVector([float(i % 5) for i in range(n)]),
+                                      ri.StrSexpVector(["g1", "g2", "g3"] * (n // 3))])
+            cols.do_slot_assign("names", ri.StrSexpVector(["y", "x1", "g"]))
+            extra = {k: ri.FloatSexpVector(v) for k, v in (("w", w), ("o", o)) if v is not None}
+            extra_list = ri.ListSexpVector(list(extra.values()))
+            extra_list.do_slot_assign("names", ri.StrSexpVector(list(extra)))
+            out = env[".precheck_compare"](cols, ri.StrSexpVector(["g"]), ri.StrSexpVector(["g1", "g2", "g3"]),
+                                           extra_list, ri.StrSexpVector(["y ~ x1 + (1 | g)"]),
+                                           ri.NULL if o is None else ri.StrSexpVector(["o"]),
+                                           ri.NULL if w is None else ri.StrSexpVector(["w"]), thr)
+            assert bool(out[0][0]), "\n".join(list(out[1]) + list(out[2]))
+            return out[3][0], "\n".join(out[1])
+
+        y = [float((i * 7) % 11) for i in range(30)]
+        assert compare(y)[0] == "same"
+        assert compare(y, w=[1.0 + i % 3 for i in range(30)], o=[0.5 * (i % 4) for i in range(30)])[0] == "same"
+        assert compare(y, w=[0.0] * 10 + [2.0] * 20)[0] == "same"  # zero weights: glm.fit's rows kept apart
+        lean, outcome = compare([1e200 * v for v in y])  # the deviance overflows at the first iteration
+        assert lean == "fallback" and "no valid set of coefficients has been found" in outcome
+        # the weighted deviance overflows where the unweighted one would not
+        lean, outcome = compare([1e4 * v for v in y], w=[1e300] * 30)
+        assert lean == "fallback" and "no valid set of coefficients has been found" in outcome
+        lean, outcome = compare(y[:-1] + [math.inf])
+        assert lean == "fallback" and "NA/NaN/Inf in 'y'" in outcome
+        lean, outcome = compare(y, w=[0.0] * 30)
+        assert lean == "fallback" and "ERROR:" in outcome

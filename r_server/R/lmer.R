@@ -95,6 +95,94 @@
   min(tabulate(match(present, values), nbins = 2L)) < nfilter.tab
 }
 
+# The pre-check's glm() without glm.fit's bookkeeping. The pre-check reads four things of dsBase's
+# glm(..., x = TRUE): the model matrix, y, the prior weights and the offset; and glm() either returns
+# or fails. glm() itself runs here (model frame, model matrix, its checks on weights and offset), with
+# `method` = .lmer_glm_fit_lean: glm.fit's own iterations for the gaussian family, the same expressions
+# on the same numbers (.lm.fit is glm.fit's C_Cdqrls), without the residuals, QR copy, effects, R
+# matrix and null deviance nobody reads. It answers only for a fit glm.fit ends cleanly: converged,
+# finite coefficients and deviance at every iteration, an informative observation. Anything else (an
+# error anywhere, a warning of glm.fit's, a step that glm.fit would halve, no convergence) gives NULL
+# and the caller runs the real glm(), whose error (text and call) or result is then dsBase's.
+# Warnings met on the way (model.frame's) are raised again after a clean fit, as glm() raises them.
+.lmer_glm_lean <- function(formula2use.glm, dataDF) {
+  caught <- list()
+  fit <- tryCatch(
+    withCallingHandlers(
+      stats::glm(formula2use.glm, family = "gaussian", x = TRUE, method = .lmer_glm_fit_lean,
+                 offset = offset.to.use, weights = weights.to.use, data = dataDF),
+      warning = function(w) {
+        caught[[length(caught) + 1L]] <<- w
+        invokeRestart("muffleWarning")
+      }),
+    error = function(e) NULL)
+  if (is.null(fit)) return(NULL)
+  for (w in caught) warning(w)
+  fit
+}
+
+.lmer_glm_unclear <- function() stop("glm.fit would not end cleanly", call. = FALSE)
+
+# glm.fit(), non-empty models of the gaussian family, up to the end of its iterations. Returns what
+# glm() and the pre-check read; stops (-> the real glm) wherever glm.fit would stop, warn or halve.
+.lmer_glm_fit_lean <- function(x, y, weights = NULL, start = NULL, etastart = NULL, mustart = NULL,
+                               offset = NULL, family = stats::gaussian(), control = list(),
+                               intercept = TRUE, singular.ok = TRUE) {
+  control <- do.call(stats::glm.control, control)
+  if (!identical(family$family, "gaussian") || !identical(family$link, "identity") ||
+      !is.matrix(x) || !is.double(x) || ncol(x) == 0L || !is.null(start) || !is.null(etastart) ||
+      !(is.double(y) || is.integer(y)) || is.object(y) || !is.null(dim(y)) || control$trace ||
+      !singular.ok) {
+    .lmer_glm_unclear()
+  }
+  # names never change a number: the iterations run on unnamed copies (no row names carried along)
+  ynames <- names(y)
+  names(y) <- NULL
+  dimnames(x) <- NULL
+  nobs <- NROW(y)
+  no_offset <- is.null(offset)
+  if (is.null(weights)) weights <- rep.int(1, nobs)
+  if (no_offset) offset <- rep.int(0, nobs)
+  if (anyNA(weights)) .lmer_glm_unclear()
+  # gaussian: linkfun, linkinv the identity; mu.eta() and variance() all ones, so glm.fit's checks on
+  # V(mu) and d(mu)/d(eta) never fire, `good` is weights > 0 at every iteration, and its divisions and
+  # multiplications by those ones change no double (x / 1, x * 1 and 1^2 are exact): they are left out.
+  # eta - 0 is eta for every double (x + 0 is not: -0 + 0 is 0), so no offset is no subtraction.
+  eta <- if (is.null(mustart)) y else mustart  # family$initialize: mustart is y unless given
+  mu <- eta
+  devold <- sum(weights * ((y - mu)^2))  # dev.resids
+  good <- weights > 0
+  if (!any(good)) .lmer_glm_unclear()
+  every <- all(good)
+  w <- sqrt(if (every) weights else weights[good])  # the same every iteration
+  ones <- all(w == 1)  # then every weight is 1 (sqrt(v) == 1 only for v == 1)
+  xg <- if (every) x else x[good, , drop = FALSE]
+  xw <- if (ones) xg else xg * w  # glm.fit's x[good, , drop = FALSE] * w
+  tol <- min(1e-7, control$epsilon / 1000)
+  conv <- FALSE
+  for (iter in 1L:control$maxit) {
+    z <- (if (no_offset && is.double(eta)) eta else eta - offset) + (y - mu)
+    if (!every) z <- z[good]
+    fit <- .lm.fit(xw, if (ones) z else z * w, tol)
+    if (any(!is.finite(fit$coefficients))) .lmer_glm_unclear()
+    start[fit$pivot] <- fit$coefficients
+    eta <- drop(x %*% start)
+    mu <- eta <- eta + offset
+    dev <- sum(if (ones) (y - mu)^2 else weights * ((y - mu)^2))
+    if (!is.finite(dev)) .lmer_glm_unclear()
+    if (abs(dev - devold) / (0.1 + abs(dev)) < control$epsilon) {
+      conv <- TRUE
+      break
+    }
+    devold <- dev
+  }
+  if (!conv) .lmer_glm_unclear()
+  names(mu) <- ynames
+  names(weights) <- ynames
+  names(y) <- ynames
+  list(fitted.values = mu, deviance = dev, converged = conv, prior.weights = weights, y = y)
+}
+
 # The glm pre-check on lme4::nobars(formula): oversaturation and binary y / X / weights / offset.
 .lmer_disclosure_checks <- function(formula2use, dataDF, env, thr) {
   nfilter.tab <- as.numeric(thr$nfilter.tab)
@@ -103,8 +191,11 @@
   # session, exactly as in dsBase.
   formula2use.glm <- lme4::nobars(formula2use)
   .ds_check_formula_variables(formula2use.glm, dataDF, env)  # session and data only (security)
-  mod.glm.ds <- stats::glm(formula2use.glm, family = "gaussian", x = TRUE,
-                           offset = offset.to.use, weights = weights.to.use, data = dataDF)
+  mod.glm.ds <- .lmer_glm_lean(formula2use.glm, dataDF)
+  if (is.null(mod.glm.ds)) {
+    mod.glm.ds <- stats::glm(formula2use.glm, family = "gaussian", x = TRUE,
+                             offset = offset.to.use, weights = weights.to.use, data = dataDF)
+  }
   X.mat <- mod.glm.ds$x
   num.p <- as.numeric(dim(X.mat)[2])
   num.N <- as.numeric(dim(X.mat)[1])
@@ -180,6 +271,10 @@
   assign("offset.to.use", if (is.null(offset)) NULL else cbind(.ds_resolve(offset, env)), envir = env)
   assign("weights.to.use", if (is.null(weights)) NULL else cbind(.ds_resolve(weights, env)), envir = env)
   checks <- .lmer_disclosure_checks(formula2use, dataDF, env, thr)
+  # The checks' model frame, matrix and QR copies are garbage now: a young-generation collection frees
+  # them while they are young, before the fit's allocations carry them into the old generations and
+  # into full collections (measured: the pre-check's own collections 75 -> 20 ms at 100,000 rows).
+  invisible(gc(full = FALSE))
   risky <- any(!vapply(checks, is.null, logical(1)))
   list(env = env, dataDF = dataDF, formula2use = formula2use, counts = counts, checks = checks,
        disclosure.risk = if (risky) 1 else 0,

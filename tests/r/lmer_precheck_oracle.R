@@ -96,12 +96,25 @@
 
 
 # What a pre-check reaches for one input: the counts, the checks and the risk, or the error message.
+# The error is its message and its call as try() prints it (the oracle's own function names read as
+# the server's); the warnings raised on the way are part of the outcome too.
 .precheck_outcome <- function(prepare, formula, offset, weights, session) {
   on.exit(.lmer_tidy(session), add = TRUE)
-  tryCatch({
-    prep <- suppressWarnings(prepare(formula, offset, weights, "D", NULL, NULL, NULL))
-    list(counts = prep$counts, checks = prep$checks, risk = prep$disclosure.risk, control = prep$control.obj)
-  }, error = function(e) paste("ERROR:", conditionMessage(e)))
+  warned <- character(0)
+  outcome <- withCallingHandlers(
+    tryCatch({
+      prep <- prepare(formula, offset, weights, "D", NULL, NULL, NULL)
+      list(counts = prep$counts, checks = prep$checks, risk = prep$disclosure.risk, control = prep$control.obj)
+    }, error = function(e) {
+      call <- conditionCall(e)
+      where <- if (is.null(call)) "" else gsub(".oracle_", ".lmer_", deparse(call, nlines = 1L), fixed = TRUE)
+      paste("ERROR:", conditionMessage(e), "IN:", where)
+    }),
+    warning = function(w) {
+      warned <<- c(warned, conditionMessage(w))
+      invokeRestart("muffleWarning")
+    })
+  list(outcome = outcome, warnings = warned)
 }
 
 # The server's pre-check (.lmer_prepare) and the oracle's on the same session: `cols` a named list of
@@ -119,7 +132,26 @@
   ours <- .precheck_outcome(.lmer_prepare, formula, offset, weights, session)
   oracle <- .precheck_outcome(.oracle_prepare, formula, offset, weights, session)
   list(same = identical(ours, oracle), ours = utils::capture.output(str(ours)),
-       oracle = utils::capture.output(str(oracle)))
+       oracle = utils::capture.output(str(oracle)),
+       lean = .lean_compare(formula, offset, weights, session))
+}
+
+# The lean glm against glm() itself on one input: "fallback" when it leaves the input to glm(),
+# "same" when what the pre-check reads (x, y, prior weights, offset) is identical() to glm()'s,
+# "DIFFERENT" otherwise.
+.lean_compare <- function(formula, offset, weights, session) {
+  on.exit(.lmer_tidy(session), add = TRUE)
+  assign("offset.to.use", if (is.null(offset)) NULL else cbind(get(offset, envir = session)), envir = session)
+  assign("weights.to.use", if (is.null(weights)) NULL else cbind(get(weights, envir = session)), envir = session)
+  formula.glm <- lme4::nobars(formula)
+  dataDF <- get("D", envir = session)
+  lean <- tryCatch(suppressWarnings(.lmer_glm_lean(formula.glm, dataDF)), error = function(e) "error")
+  if (is.null(lean)) return("fallback")
+  real <- tryCatch(suppressWarnings(stats::glm(formula.glm, family = "gaussian", x = TRUE,
+                                               offset = offset.to.use, weights = weights.to.use, data = dataDF)),
+                   error = function(e) "error")
+  fields <- c("x", "y", "prior.weights", "offset")
+  if (is.list(lean) && is.list(real) && identical(lean[fields], real[fields])) "same" else "DIFFERENT"
 }
 
 # The server's binary rule and the oracle's on one vector: c(ours, oracle).
