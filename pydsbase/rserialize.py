@@ -60,6 +60,7 @@ _CELL_MASK, _ATTRIBUTE_CELL = 0xFF | _HAS_ATTR | _HAS_TAG, _LIST | _HAS_TAG
 _ATTR_OR_S4: Final = _HAS_ATTR | _S4_BIT
 _INT1: Final = {True: struct.Struct(">i").unpack_from, False: struct.Struct("<i").unpack_from}
 _INT2: Final = {True: struct.Struct(">ii").unpack_from, False: struct.Struct("<ii").unpack_from}
+_INT4: Final = {True: struct.Struct(">iiii").unpack_from, False: struct.Struct("<iiii").unpack_from}
 _DBL: Final = {True: struct.Struct(">d").unpack_from, False: struct.Struct("<d").unpack_from}
 _isnan: Final = math.isnan
 #: Symbols by the bytes of their (ASCII) names: the same few names recur in every stream (a symbol is
@@ -150,7 +151,7 @@ class _Reader:
     pairlists, symbols and references to them as tags) are read inline; anything else goes through
     :meth:`length` and the general paths, which check and raise."""
 
-    __slots__ = ("data", "pos", "end", "refs", "tags", "order", "low", "native", "utf8", "int1", "int2", "dbl")
+    __slots__ = ("data", "pos", "end", "refs", "tags", "order", "low", "native", "utf8", "int1", "int2", "int4", "dbl")
 
     def __init__(self, data: bytes, pos: int, big_endian: bool) -> None:
         self.data = data
@@ -163,6 +164,7 @@ class _Reader:
         self.low = 3 if big_endian else 0  # where an integer's low byte is
         self.int1 = _INT1[big_endian]
         self.int2 = _INT2[big_endian]
+        self.int4 = _INT4[big_endian]
         self.dbl = _DBL[big_endian]
         self.native = "utf-8"
         self.utf8 = True  # the native encoding is UTF-8
@@ -303,6 +305,13 @@ class _Reader:
             return _language(x, self.end, outer, key)
         else:
             return _model(self.other(flags, sxp, depth, start), self.end, outer)
+        if outer is not None and flags & _ATTR_OR_S4 == _HAS_ATTR:  # a value with attributes: only names?
+            names = self.names_only(depth)
+            if names is not None:  # as _vector_model makes it
+                if sxp == _VEC:
+                    return _RList(values, [n if n is not _NA else "" for n in names] if _NA in names else names,
+                                  ["list"], {})  # fmt: skip
+                return _RAtomic(_TYPE_NAMES[sxp], values, [_IMPLICIT_CLASS[sxp]], names, None, None, None, {})
         attributes = self.attributes(flags, depth) if flags & _HAS_ATTR else None
         if outer is None:
             return Vector(sxp, values, attributes, flags & _S4_BIT != 0, start)
@@ -384,6 +393,25 @@ class _Reader:
         self.tags[len(self.refs) << 8 | _REFSXP] = name
         return symbol
 
+    def names_only(self, depth: int) -> list[Any] | None:
+        """The names of a vector (of an item at ``depth``) whose only attribute is ``names``, a character
+        vector without attributes (the usual), tagged by a symbol already read; or None, nothing read."""
+        pos, data, end = self.pos, self.data, self.end
+        if pos + 16 > end or depth + 2 > MAX_DEPTH:
+            return None
+        head, tag, flags, n = self.int4(data, pos)
+        if head != _ATTRIBUTE_CELL or flags != _STR or not 0 <= 8 * n <= end - pos - 20 or \
+                self.tags.get(tag) != "names":  # fmt: skip
+            return None
+        self.pos = pos + 16
+        names = self.strings(n)
+        stop = self.pos
+        if stop + 4 <= end and self.int1(data, stop)[0] == _NILVALUE:
+            self.pos = stop + 4
+            return names
+        self.pos = pos
+        return None
+
     def attributes(self, flags: int, depth: int) -> list[tuple[str, Any]] | None:
         """An item's attributes (when its flags say it has some): a pairlist whose cells all have tags."""
         if not flags & _HAS_ATTR:
@@ -444,13 +472,14 @@ class _Reader:
         iteratively; the items at ``depth``. Whether the last CDR was a value (a dotted pair) rather than NULL."""
         items: list[tuple[str | None, Any]] = []
         append = items.append
-        data, int1, item, end, tags, low = self.data, self.int1, self.item, self.end, self.tags, self.low
+        data, int1, int2, item, end, tags, low = self.data, self.int1, self.int2, self.item, self.end, self.tags, self.low
+        word = None  # the word after a cell's flags (its tag's), when read with them
         while True:
             tag: str | None = None
             if flags & _HAS_TAG:  # the tag: a reference to a symbol already read, inline, or else tag()
                 pos = self.pos
                 if pos + 4 <= end:
-                    tag = tags.get(int1(data, pos)[0])
+                    tag = tags.get(int1(data, pos)[0] if word is None else word)
                     if tag is not None:
                         self.pos = pos + 4
                     elif data[pos + low] == _SYM:  # a symbol's first use
@@ -460,9 +489,13 @@ class _Reader:
                     tag = self.tag()
             append((tag, item(depth)))
             cell = self.pos
-            if cell + 4 > end:
+            if cell + 8 <= end:  # the next cell's flags and the word after them (its tag, usually)
+                flags, word = int2(data, cell)
+            elif cell + 4 <= end:
+                (flags,) = int1(data, cell)
+                word = None
+            else:
                 raise self.fail("the stream ends inside a pairlist")
-            (flags,) = int1(data, cell)
             self.pos = cell + 4
             sxp = flags & 0xFF
             if sxp == _LIST:
@@ -560,41 +593,45 @@ class _Reader:
         data, int2, end = self.data, self.int2, self.end
         out: list[Any] = []
         append = out.append
-        pos = self.pos
-        utf8_native = self.utf8
-        for _ in range(n):
-            if pos + 8 > end:
-                self.pos = pos
-                raise self.fail("the stream ends inside a character vector")
-            flags, length = int2(data, pos)
-            if flags == _ASCII_CHARSXP and 0 <= length <= end - pos - 8:  # the usual: an ASCII string, all there
-                try:
-                    append(data[pos + 8 : pos + 8 + length].decode("utf-8"))
-                except UnicodeDecodeError:
-                    raise self.fail("a string that is not valid utf-8", pos) from None
-                pos += 8 + length
-                continue
-            if flags & 0xFF != _CHAR:
-                raise self.fail("a character vector holds something other than strings", pos)
-            if length < 0:
-                if length != -1:
-                    raise self.fail(f"a string of length {length}", pos)
-                append(_NA)
-                pos += 8
-                continue
-            stop = pos + 8 + length
-            if stop > end:
-                raise self.fail(f"a string of length {length} beyond the end of the stream", pos)
-            if flags & _AS_UTF8 or (utf8_native and not flags & _NOT_UTF8_BITS):  # ASCII, UTF-8 or native UTF-8
-                try:
-                    append(data[pos + 8 : stop].decode("utf-8"))
-                except UnicodeDecodeError:
-                    raise self.fail("a string that is not valid utf-8", pos) from None
-            else:
-                append(self.text(data[pos + 8 : stop], flags >> 12, pos))
-            pos = stop
+        pos = start = self.pos
+        try:
+            for _ in range(n):
+                start = pos + 8  # after the string's flags and length
+                flags, length = int2(data, pos)  # (struct.error: fewer than 8 bytes left)
+                pos = start + length
+                if flags == _ASCII_CHARSXP and start <= pos <= end:  # the usual: an ASCII string, all there
+                    append(data[start:pos].decode())
+                else:
+                    pos = self.string(flags, length, start - 8, append)
+        except struct.error:
+            self.pos = pos
+            raise self.fail("the stream ends inside a character vector") from None
+        except UnicodeDecodeError:
+            raise self.fail("a string that is not valid utf-8", start - 8) from None
         self.pos = pos
         return out
+
+    def string(self, flags: int, length: int, pos: int, append: Any) -> int:
+        """One element of a character vector other than an ASCII string all there (at ``pos``, its flags and
+        length read): appended; where the next begins."""
+        if flags & 0xFF != _CHAR:
+            raise self.fail("a character vector holds something other than strings", pos)
+        if length < 0:
+            if length != -1:
+                raise self.fail(f"a string of length {length}", pos)
+            append(_NA)
+            return pos + 8
+        stop = pos + 8 + length
+        if stop > self.end:
+            raise self.fail(f"a string of length {length} beyond the end of the stream", pos)
+        if flags & _AS_UTF8 or (self.utf8 and not flags & _NOT_UTF8_BITS):  # ASCII, UTF-8 or native UTF-8
+            try:
+                append(self.data[pos + 8 : stop].decode())
+            except UnicodeDecodeError:
+                raise self.fail("a string that is not valid utf-8", pos) from None
+        else:
+            append(self.text(self.data[pos + 8 : stop], flags >> 12, pos))
+        return stop
 
     def doubles(self, n: int) -> list[Any]:
         """Doubles bit for bit: any NaN is looked at in its bytes (R's NA_real_ has the low word 1954)."""
