@@ -267,11 +267,11 @@ class _Reader:
                 self.pos = start + 8
             else:
                 n = self.length(4, "a list")
-            item, inner = self.item, depth + 1
             if outer is None or flags & _S4_BIT:  # an S4 object's data is never modelled
+                item, inner = self.item, depth + 1
                 values = [item(inner) for _ in range(n)]
             else:
-                values = [item(inner, start) for _ in range(n)]
+                values = self.elements(n, depth + 1, start)
             if plain:
                 return _RList(values, None, ["list"])
         elif sxp == _INT or sxp == _LGL:
@@ -318,6 +318,50 @@ class _Reader:
         if flags & _S4_BIT:
             return _model(Vector(sxp, values, attributes, True, start), self.end, outer)
         return _vector_model(sxp, values, attributes, start, self.end, True)
+
+    def elements(self, n: int, depth: int, outer: int) -> list[Any]:
+        """The ``n`` elements (at ``depth``) of the list at ``outer``, as models. A scalar without attributes
+        whose bytes are all there (a string marked ASCII, a double not NaN, an integer or logical not NA)
+        is made here, as item() makes it; any other element by item()."""
+        values: list[Any] = []
+        append = values.append
+        data, end, int4, dbl, item = self.data, self.end, self.int4, self.dbl, self.item
+        last = end - 16 if depth <= MAX_DEPTH else -1  # where an element read here may start at the latest
+        pos = self.pos
+        while n:
+            n -= 1
+            if pos <= last:
+                flags, length, word, word2 = int4(data, pos)
+                if length == 1:
+                    if flags == _STR:
+                        if word == _ASCII_CHARSXP and 0 <= word2 <= last - pos:
+                            stop = pos + 16 + word2
+                            try:
+                                append(_RAtomic("character", [data[pos + 16 : stop].decode()], ["character"]))
+                            except UnicodeDecodeError:
+                                raise self.fail("a string that is not valid utf-8", pos + 8) from None
+                            pos = stop
+                            continue
+                    elif flags == _REAL:
+                        (v,) = dbl(data, pos + 8)
+                        if v == v:
+                            append(_RAtomic("double", [v], ["numeric"]))
+                            pos += 16
+                            continue
+                    elif flags == _LGL:
+                        if word != _NA_INT:
+                            append(_RAtomic("logical", [word != 0], ["logical"]))
+                            pos += 12
+                            continue
+                    elif flags == _INT and word != _NA_INT:
+                        append(_RAtomic("integer", [word], ["integer"]))
+                        pos += 12
+                        continue
+            self.pos = pos
+            append(item(depth, outer))
+            pos = self.pos
+        self.pos = pos
+        return values
 
     def other(self, flags: int, sxp: int, depth: int, start: int) -> Any:
         """An item other than the common vectors (``flags`` read): symbols, references, pairlists and
