@@ -800,7 +800,7 @@ _PLAIN: Final = {_REAL: ("double", "numeric"), _INT: ("integer", "integer"), _LG
 #: The model's constructors, called with positional arguments in their fields' order (type, data, r_class,
 #: names, dim, dimnames, dimnames_names, attributes; data, names, r_class, attributes): a call with keywords
 #: costs twice as much, and there are some hundred of these per study summary.
-_RAtomic, _RList = rvalue.RAtomic, rvalue.RList
+_RAtomic, _RList = rvalue.atomic_unchecked, rvalue.list_unchecked
 #: A vector's implicit class (without dim): R's class() of an unclassed vector of each type.
 _IMPLICIT_CLASS: Final = {**_TYPE_NAMES, _REAL: "numeric", _VEC: "list"}
 #: The attributes each kind of model shows in fields of its own rather than in ``attributes``.
