@@ -220,8 +220,7 @@ class _Reader:
             n = -1
         else:
             raise self.fail("the stream ends inside an item's flags")
-        self.pos = start + 4
-        sxp = flags & 0xFF
+        sxp = flags & 0xFF  # (self.pos is still start: each case below moves it)
         # a value without attributes (the usual) becomes its model right here
         plain = outer is not None and not flags & _ATTR_OR_S4
         # the most frequent first: character vectors, doubles, lists, integers, logicals; a length whose
@@ -242,6 +241,7 @@ class _Reader:
                 else:
                     values = self.strings(n)
             else:
+                self.pos = start + 4
                 values = self.strings(self.length(8, "a character vector"))
             if plain:
                 return _RAtomic("character", values, ["character"])
@@ -258,6 +258,7 @@ class _Reader:
                 if 0 <= n and 8 * n <= room:
                     self.pos = start + 8
                 else:
+                    self.pos = start + 4
                     n = self.length(8, "a double vector")
                 values = self.doubles(n)
             if plain:
@@ -266,10 +267,13 @@ class _Reader:
             if 0 <= n and 4 * n <= room:
                 self.pos = start + 8
             else:
+                self.pos = start + 4
                 n = self.length(4, "a list")
             if outer is None or flags & _S4_BIT:  # an S4 object's data is never modelled
-                item, inner = self.item, depth + 1
-                values = [item(inner) for _ in range(n)]
+                values = []
+                item = self.item
+                for _ in range(n):  # (a loop: a comprehension would make every call of item() dearer)
+                    values.append(item(depth + 1))
             else:
                 values = self.elements(n, depth + 1, start)
             if plain:
@@ -278,6 +282,7 @@ class _Reader:
             if 0 <= n and 4 * n <= room:
                 pos = self.pos = start + 8
             else:
+                self.pos = start + 4
                 n = self.length(4, "an integer vector" if sxp == _INT else "a logical vector")
                 pos = self.pos
             ints = self.int1(data, pos) if n == 1 else struct.unpack_from(f"{self.order}{n}i", data, pos)
@@ -293,17 +298,19 @@ class _Reader:
                 return _RAtomic("integer", values, ["integer"]) if sxp == _INT else \
                     _RAtomic("logical", values, ["logical"])  # fmt: skip
         elif sxp == _NILVALUE:
+            self.pos = start + 4
             return None
-        elif outer is None:
-            return self.other(flags, sxp, depth, start)
-        elif sxp == _LANG:  # a call as a value: its text may be known (see _DEPARSED)
-            known = len(self.refs)
-            x = self.other(flags, sxp, depth, start)
-            key = None
-            if self.pos - start <= _MAX_DEPARSED_BYTES:
-                key = (self.order, self.native, data[start : self.pos], tuple([r.name for r in self.refs[:known]]))
-            return _language(x, self.end, outer, key)
         else:
+            self.pos = start + 4
+            if outer is None:
+                return self.other(flags, sxp, depth, start)
+            if sxp == _LANG:  # a call as a value: its text may be known (see _DEPARSED)
+                known = len(self.refs)
+                x = self.other(flags, sxp, depth, start)
+                key = None
+                if self.pos - start <= _MAX_DEPARSED_BYTES:
+                    key = (self.order, self.native, data[start : self.pos], tuple([r.name for r in self.refs[:known]]))
+                return _language(x, self.end, outer, key)
             return _model(self.other(flags, sxp, depth, start), self.end, outer)
         if outer is not None and flags & _ATTR_OR_S4 == _HAS_ATTR:  # a value with attributes: only names?
             names = self.names_only(depth)
