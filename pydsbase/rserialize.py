@@ -400,14 +400,16 @@ class _Reader:
             return S4Object(self.attributes(flags, depth), start)
         if sxp == _EXPR:
             n = self.length(4, "an expression vector")
-            data = [self.item(depth + 1) for _ in range(n)]
+            data = []
+            for _ in range(n):  # (loops here: a comprehension would make every call of other() dearer)
+                data.append(self.item(depth + 1))
         elif sxp == _CPLX:
             n = self.length(16, "a complex vector")
             parts = self.doubles(2 * n)
-            data = [
-                _NA if parts[2 * i] is _NA or parts[2 * i + 1] is _NA else complex(parts[2 * i], parts[2 * i + 1])
-                for i in range(n)
-            ]
+            data = []
+            for i in range(0, 2 * n, 2):
+                real, imag = parts[i], parts[i + 1]
+                data.append(_NA if real is _NA or imag is _NA else complex(real, imag))
         elif sxp == _RAW:
             n = self.length(1, "a raw vector")
             data = list(self.data[self.pos : self.pos + n])
@@ -523,7 +525,8 @@ class _Reader:
         iteratively; the items at ``depth``. Whether the last CDR was a value (a dotted pair) rather than NULL."""
         items: list[tuple[str | None, Any]] = []
         append = items.append
-        data, int1, int2, item, end, tags, low = self.data, self.int1, self.int2, self.item, self.end, self.tags, self.low
+        data, int1, int2, item, end = self.data, self.int1, self.int2, self.item, self.end
+        tags, low = self.tags, self.low
         word = None  # the word after a cell's flags (its tag's), when read with them
         while True:
             tag: str | None = None
