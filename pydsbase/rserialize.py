@@ -60,6 +60,7 @@ _CELL_MASK, _ATTRIBUTE_CELL = 0xFF | _HAS_ATTR | _HAS_TAG, _LIST | _HAS_TAG
 _ATTR_OR_S4: Final = _HAS_ATTR | _S4_BIT
 _INT1: Final = {True: struct.Struct(">i").unpack_from, False: struct.Struct("<i").unpack_from}
 _INT2: Final = {True: struct.Struct(">ii").unpack_from, False: struct.Struct("<ii").unpack_from}
+_INT4: Final = {True: struct.Struct(">iiii").unpack_from, False: struct.Struct("<iiii").unpack_from}
 _DBL: Final = {True: struct.Struct(">d").unpack_from, False: struct.Struct("<d").unpack_from}
 _isnan: Final = math.isnan
 #: Symbols by the bytes of their (ASCII) names: the same few names recur in every stream (a symbol is
@@ -150,7 +151,7 @@ class _Reader:
     pairlists, symbols and references to them as tags) are read inline; anything else goes through
     :meth:`length` and the general paths, which check and raise."""
 
-    __slots__ = ("data", "pos", "end", "refs", "tags", "order", "low", "native", "utf8", "int1", "int2", "dbl")
+    __slots__ = ("data", "pos", "end", "refs", "tags", "order", "low", "native", "utf8", "int1", "int2", "int4", "dbl")
 
     def __init__(self, data: bytes, pos: int, big_endian: bool) -> None:
         self.data = data
@@ -163,6 +164,7 @@ class _Reader:
         self.low = 3 if big_endian else 0  # where an integer's low byte is
         self.int1 = _INT1[big_endian]
         self.int2 = _INT2[big_endian]
+        self.int4 = _INT4[big_endian]
         self.dbl = _DBL[big_endian]
         self.native = "utf-8"
         self.utf8 = True  # the native encoding is UTF-8
@@ -218,8 +220,7 @@ class _Reader:
             n = -1
         else:
             raise self.fail("the stream ends inside an item's flags")
-        self.pos = start + 4
-        sxp = flags & 0xFF
+        sxp = flags & 0xFF  # (self.pos is still start: each case below moves it)
         # a value without attributes (the usual) becomes its model right here
         plain = outer is not None and not flags & _ATTR_OR_S4
         # the most frequent first: character vectors, doubles, lists, integers, logicals; a length whose
@@ -240,6 +241,7 @@ class _Reader:
                 else:
                     values = self.strings(n)
             else:
+                self.pos = start + 4
                 values = self.strings(self.length(8, "a character vector"))
             if plain:
                 return _RAtomic("character", values, ["character"])
@@ -256,6 +258,7 @@ class _Reader:
                 if 0 <= n and 8 * n <= room:
                     self.pos = start + 8
                 else:
+                    self.pos = start + 4
                     n = self.length(8, "a double vector")
                 values = self.doubles(n)
             if plain:
@@ -264,18 +267,22 @@ class _Reader:
             if 0 <= n and 4 * n <= room:
                 self.pos = start + 8
             else:
+                self.pos = start + 4
                 n = self.length(4, "a list")
-            item, inner = self.item, depth + 1
             if outer is None or flags & _S4_BIT:  # an S4 object's data is never modelled
-                values = [item(inner) for _ in range(n)]
+                values = []
+                item = self.item
+                for _ in range(n):  # (a loop: a comprehension would make every call of item() dearer)
+                    values.append(item(depth + 1))
             else:
-                values = [item(inner, start) for _ in range(n)]
+                values = self.elements(n, depth + 1, start)
             if plain:
                 return _RList(values, None, ["list"])
         elif sxp == _INT or sxp == _LGL:
             if 0 <= n and 4 * n <= room:
                 pos = self.pos = start + 8
             else:
+                self.pos = start + 4
                 n = self.length(4, "an integer vector" if sxp == _INT else "a logical vector")
                 pos = self.pos
             ints = self.int1(data, pos) if n == 1 else struct.unpack_from(f"{self.order}{n}i", data, pos)
@@ -291,24 +298,77 @@ class _Reader:
                 return _RAtomic("integer", values, ["integer"]) if sxp == _INT else \
                     _RAtomic("logical", values, ["logical"])  # fmt: skip
         elif sxp == _NILVALUE:
+            self.pos = start + 4
             return None
-        elif outer is None:
-            return self.other(flags, sxp, depth, start)
-        elif sxp == _LANG:  # a call as a value: its text may be known (see _DEPARSED)
-            known = len(self.refs)
-            x = self.other(flags, sxp, depth, start)
-            key = None
-            if self.pos - start <= _MAX_DEPARSED_BYTES:
-                key = (self.order, self.native, data[start : self.pos], tuple([r.name for r in self.refs[:known]]))
-            return _language(x, self.end, outer, key)
         else:
+            self.pos = start + 4
+            if outer is None:
+                return self.other(flags, sxp, depth, start)
+            if sxp == _LANG:  # a call as a value: its text may be known (see _DEPARSED)
+                known = len(self.refs)
+                x = self.other(flags, sxp, depth, start)
+                key = None
+                if self.pos - start <= _MAX_DEPARSED_BYTES:
+                    key = (self.order, self.native, data[start : self.pos], tuple([r.name for r in self.refs[:known]]))
+                return _language(x, self.end, outer, key)
             return _model(self.other(flags, sxp, depth, start), self.end, outer)
+        if outer is not None and flags & _ATTR_OR_S4 == _HAS_ATTR:  # a value with attributes: only names?
+            names = self.names_only(depth)
+            if names is not None:  # as _vector_model makes it
+                if sxp == _VEC:
+                    return _RList(values, [n if n is not _NA else "" for n in names] if _NA in names else names,
+                                  ["list"], {})  # fmt: skip
+                return _RAtomic(_TYPE_NAMES[sxp], values, [_IMPLICIT_CLASS[sxp]], names, None, None, None, {})
         attributes = self.attributes(flags, depth) if flags & _HAS_ATTR else None
         if outer is None:
             return Vector(sxp, values, attributes, flags & _S4_BIT != 0, start)
         if flags & _S4_BIT:
             return _model(Vector(sxp, values, attributes, True, start), self.end, outer)
         return _vector_model(sxp, values, attributes, start, self.end, True)
+
+    def elements(self, n: int, depth: int, outer: int) -> list[Any]:
+        """The ``n`` elements (at ``depth``) of the list at ``outer``, as models. A scalar without attributes
+        whose bytes are all there (a string marked ASCII, a double not NaN, an integer or logical not NA)
+        is made here, as item() makes it; any other element by item()."""
+        values: list[Any] = []
+        append = values.append
+        data, end, int4, dbl, item = self.data, self.end, self.int4, self.dbl, self.item
+        last = end - 16 if depth <= MAX_DEPTH else -1  # where an element read here may start at the latest
+        pos = self.pos
+        while n:
+            n -= 1
+            if pos <= last:
+                flags, length, word, word2 = int4(data, pos)
+                if length == 1:
+                    if flags == _STR:
+                        if word == _ASCII_CHARSXP and 0 <= word2 <= last - pos:
+                            stop = pos + 16 + word2
+                            try:
+                                append(_RAtomic("character", [data[pos + 16 : stop].decode()], ["character"]))
+                            except UnicodeDecodeError:
+                                raise self.fail("a string that is not valid utf-8", pos + 8) from None
+                            pos = stop
+                            continue
+                    elif flags == _REAL:
+                        (v,) = dbl(data, pos + 8)
+                        if v == v:
+                            append(_RAtomic("double", [v], ["numeric"]))
+                            pos += 16
+                            continue
+                    elif flags == _LGL:
+                        if word != _NA_INT:
+                            append(_RAtomic("logical", [word != 0], ["logical"]))
+                            pos += 12
+                            continue
+                    elif flags == _INT and word != _NA_INT:
+                        append(_RAtomic("integer", [word], ["integer"]))
+                        pos += 12
+                        continue
+            self.pos = pos
+            append(item(depth, outer))
+            pos = self.pos
+        self.pos = pos
+        return values
 
     def other(self, flags: int, sxp: int, depth: int, start: int) -> Any:
         """An item other than the common vectors (``flags`` read): symbols, references, pairlists and
@@ -340,14 +400,16 @@ class _Reader:
             return S4Object(self.attributes(flags, depth), start)
         if sxp == _EXPR:
             n = self.length(4, "an expression vector")
-            data = [self.item(depth + 1) for _ in range(n)]
+            data = []
+            for _ in range(n):  # (loops here: a comprehension would make every call of other() dearer)
+                data.append(self.item(depth + 1))
         elif sxp == _CPLX:
             n = self.length(16, "a complex vector")
             parts = self.doubles(2 * n)
-            data = [
-                _NA if parts[2 * i] is _NA or parts[2 * i + 1] is _NA else complex(parts[2 * i], parts[2 * i + 1])
-                for i in range(n)
-            ]
+            data = []
+            for i in range(0, 2 * n, 2):
+                real, imag = parts[i], parts[i + 1]
+                data.append(_NA if real is _NA or imag is _NA else complex(real, imag))
         elif sxp == _RAW:
             n = self.length(1, "a raw vector")
             data = list(self.data[self.pos : self.pos + n])
@@ -383,6 +445,25 @@ class _Reader:
         self.refs.append(symbol)
         self.tags[len(self.refs) << 8 | _REFSXP] = name
         return symbol
+
+    def names_only(self, depth: int) -> list[Any] | None:
+        """The names of a vector (of an item at ``depth``) whose only attribute is ``names``, a character
+        vector without attributes (the usual), tagged by a symbol already read; or None, nothing read."""
+        pos, data, end = self.pos, self.data, self.end
+        if pos + 16 > end or depth + 2 > MAX_DEPTH:
+            return None
+        head, tag, flags, n = self.int4(data, pos)
+        if head != _ATTRIBUTE_CELL or flags != _STR or not 0 <= 8 * n <= end - pos - 20 or \
+                self.tags.get(tag) != "names":  # fmt: skip
+            return None
+        self.pos = pos + 16
+        names = self.strings(n)
+        stop = self.pos
+        if stop + 4 <= end and self.int1(data, stop)[0] == _NILVALUE:
+            self.pos = stop + 4
+            return names
+        self.pos = pos
+        return None
 
     def attributes(self, flags: int, depth: int) -> list[tuple[str, Any]] | None:
         """An item's attributes (when its flags say it has some): a pairlist whose cells all have tags."""
@@ -444,13 +525,15 @@ class _Reader:
         iteratively; the items at ``depth``. Whether the last CDR was a value (a dotted pair) rather than NULL."""
         items: list[tuple[str | None, Any]] = []
         append = items.append
-        data, int1, item, end, tags, low = self.data, self.int1, self.item, self.end, self.tags, self.low
+        data, int1, int2, item, end = self.data, self.int1, self.int2, self.item, self.end
+        tags, low = self.tags, self.low
+        word = None  # the word after a cell's flags (its tag's), when read with them
         while True:
             tag: str | None = None
             if flags & _HAS_TAG:  # the tag: a reference to a symbol already read, inline, or else tag()
                 pos = self.pos
                 if pos + 4 <= end:
-                    tag = tags.get(int1(data, pos)[0])
+                    tag = tags.get(int1(data, pos)[0] if word is None else word)
                     if tag is not None:
                         self.pos = pos + 4
                     elif data[pos + low] == _SYM:  # a symbol's first use
@@ -460,9 +543,13 @@ class _Reader:
                     tag = self.tag()
             append((tag, item(depth)))
             cell = self.pos
-            if cell + 4 > end:
+            if cell + 8 <= end:  # the next cell's flags and the word after them (its tag, usually)
+                flags, word = int2(data, cell)
+            elif cell + 4 <= end:
+                (flags,) = int1(data, cell)
+                word = None
+            else:
                 raise self.fail("the stream ends inside a pairlist")
-            (flags,) = int1(data, cell)
             self.pos = cell + 4
             sxp = flags & 0xFF
             if sxp == _LIST:
@@ -560,41 +647,45 @@ class _Reader:
         data, int2, end = self.data, self.int2, self.end
         out: list[Any] = []
         append = out.append
-        pos = self.pos
-        utf8_native = self.utf8
-        for _ in range(n):
-            if pos + 8 > end:
-                self.pos = pos
-                raise self.fail("the stream ends inside a character vector")
-            flags, length = int2(data, pos)
-            if flags == _ASCII_CHARSXP and 0 <= length <= end - pos - 8:  # the usual: an ASCII string, all there
-                try:
-                    append(data[pos + 8 : pos + 8 + length].decode("utf-8"))
-                except UnicodeDecodeError:
-                    raise self.fail("a string that is not valid utf-8", pos) from None
-                pos += 8 + length
-                continue
-            if flags & 0xFF != _CHAR:
-                raise self.fail("a character vector holds something other than strings", pos)
-            if length < 0:
-                if length != -1:
-                    raise self.fail(f"a string of length {length}", pos)
-                append(_NA)
-                pos += 8
-                continue
-            stop = pos + 8 + length
-            if stop > end:
-                raise self.fail(f"a string of length {length} beyond the end of the stream", pos)
-            if flags & _AS_UTF8 or (utf8_native and not flags & _NOT_UTF8_BITS):  # ASCII, UTF-8 or native UTF-8
-                try:
-                    append(data[pos + 8 : stop].decode("utf-8"))
-                except UnicodeDecodeError:
-                    raise self.fail("a string that is not valid utf-8", pos) from None
-            else:
-                append(self.text(data[pos + 8 : stop], flags >> 12, pos))
-            pos = stop
+        pos = start = self.pos
+        try:
+            for _ in range(n):
+                start = pos + 8  # after the string's flags and length
+                flags, length = int2(data, pos)  # (struct.error: fewer than 8 bytes left)
+                pos = start + length
+                if flags == _ASCII_CHARSXP and start <= pos <= end:  # the usual: an ASCII string, all there
+                    append(data[start:pos].decode())
+                else:
+                    pos = self.string(flags, length, start - 8, append)
+        except struct.error:
+            self.pos = pos
+            raise self.fail("the stream ends inside a character vector") from None
+        except UnicodeDecodeError:
+            raise self.fail("a string that is not valid utf-8", start - 8) from None
         self.pos = pos
         return out
+
+    def string(self, flags: int, length: int, pos: int, append: Any) -> int:
+        """One element of a character vector other than an ASCII string all there (at ``pos``, its flags and
+        length read): appended; where the next begins."""
+        if flags & 0xFF != _CHAR:
+            raise self.fail("a character vector holds something other than strings", pos)
+        if length < 0:
+            if length != -1:
+                raise self.fail(f"a string of length {length}", pos)
+            append(_NA)
+            return pos + 8
+        stop = pos + 8 + length
+        if stop > self.end:
+            raise self.fail(f"a string of length {length} beyond the end of the stream", pos)
+        if flags & _AS_UTF8 or (self.utf8 and not flags & _NOT_UTF8_BITS):  # ASCII, UTF-8 or native UTF-8
+            try:
+                append(self.data[pos + 8 : stop].decode())
+            except UnicodeDecodeError:
+                raise self.fail("a string that is not valid utf-8", pos) from None
+        else:
+            append(self.text(self.data[pos + 8 : stop], flags >> 12, pos))
+        return stop
 
     def doubles(self, n: int) -> list[Any]:
         """Doubles bit for bit: any NaN is looked at in its bytes (R's NA_real_ has the low word 1954)."""
@@ -719,7 +810,7 @@ _PLAIN: Final = {_REAL: ("double", "numeric"), _INT: ("integer", "integer"), _LG
 #: The model's constructors, called with positional arguments in their fields' order (type, data, r_class,
 #: names, dim, dimnames, dimnames_names, attributes; data, names, r_class, attributes): a call with keywords
 #: costs twice as much, and there are some hundred of these per study summary.
-_RAtomic, _RList = rvalue.RAtomic, rvalue.RList
+_RAtomic, _RList = rvalue.atomic_unchecked, rvalue.list_unchecked
 #: A vector's implicit class (without dim): R's class() of an unclassed vector of each type.
 _IMPLICIT_CLASS: Final = {**_TYPE_NAMES, _REAL: "numeric", _VEC: "list"}
 #: The attributes each kind of model shows in fields of its own rather than in ``attributes``.
