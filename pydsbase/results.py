@@ -44,13 +44,16 @@ if TYPE_CHECKING:
 
 __all__ = [
     "METHODS",
+    "SINGULAR_NOTE",
     "Exclusion",
     "Pooled",
     "PoolingFailure",
     "SLMAResult",
     "StudyFit",
+    "TermPooling",
     "lmer_call_text",
     "lmer_slma_result",
+    "pool_terms",
     "slma_result",
 ]
 
@@ -103,6 +106,9 @@ class StudyFit:
     convergence: tuple[str, ...] = ()
     fit_messages: tuple[str, ...] = ()
     exclusion: Exclusion | None = None
+    converged: bool | None = None
+    """lme4 converged: nloptwrap's code (``optinfo$conv$opt``) 0 and no lme4 convergence message
+    (``optinfo$conv$lme4$messages``, i.e. ``convergence``) but the singular-fit note; None without a model."""
 
     @property
     def included(self) -> bool:
@@ -441,6 +447,7 @@ def study_fit(name: str, summary: RValue | Exception | None) -> StudyFit:
             std_errors=std_errors,
             convergence=tuple(_convergence_messages(summary)),
             fit_messages=tuple(_strings(summary.get("fitMsgs"))),
+            converged=_lme4_converged(summary),
             **base,
         )
     disclosure = _disclosure_messages(summary)
@@ -479,9 +486,56 @@ def pool(
     exclusions: list[Exclusion] = [f.exclusion for f in fits if f.exclusion is not None]
     pooled: list[Pooled] = []
     failures: list[PoolingFailure] = []
+    outcomes, skipped = pool_terms(included, terms, rma, methods)
+    exclusions += skipped
+    for outcome in outcomes:
+        if outcome.error is not None:  # metafor stops (e.g. Fisher scoring did not converge): say so, go on
+            failures.append(PoolingFailure(outcome.term, outcome.method, outcome.studies, str(outcome.error)))
+        else:
+            pooled.append(_pooled_row(outcome.term, outcome.method, outcome.studies, outcome.fit))
+    return SLMAResult(
+        studies=tuple(fits),
+        terms=tuple(terms),
+        pooled=tuple(pooled),
+        exclusions=tuple(exclusions),
+        failures=tuple(failures),
+        r_value=r_value,
+        formula=formula,
+        methods=tuple(methods),
+        inexact=tuple(inexact),
+    )
+
+
+@dataclass(frozen=True)
+class TermPooling:
+    """One term pooled under one method: the studies used, and what ``rma`` returned or raised."""
+
+    term: str
+    method: str
+    studies: tuple[str, ...]
+    fit: Any = None
+    error: Exception | None = None
+
+
+def pool_terms(
+    fits: Sequence[StudyFit],
+    terms: Sequence[str],
+    rma: RmaFunction,
+    methods: Sequence[str] = METHODS,
+) -> tuple[list[TermPooling], list[Exclusion]]:
+    """The one pooling loop: each term under each method, over the ``fits`` (in their order) that
+    estimated it with a finite estimate and a positive finite SE.
+
+    Returns the poolings (term by term, methods in order; an ``rma`` that raises is kept with its
+    exception, never raised) and the exclusions of the studies a term was not pooled over. A term no
+    study can give is not pooled at all. ``SLMAResult`` (:func:`pool`) and the conformance kit both
+    pool through here.
+    """
+    outcomes: list[TermPooling] = []
+    exclusions: list[Exclusion] = []
     for term in terms:
         used: list[StudyFit] = []
-        for fit in included:
+        for fit in fits:
             if term not in fit.estimates:
                 exclusions.append(Exclusion(fit.name, term, "missing_coefficient", _missing_reason(fit, term)))
             elif not _finite_pair(fit, term):
@@ -502,22 +556,10 @@ def pool(
         studies = tuple(f.name for f in used)
         for method in methods:
             try:
-                fit = rma(yi, sei, method)
-            except Exception as exc:  # metafor stops (e.g. Fisher scoring did not converge): say so, go on
-                failures.append(PoolingFailure(term, method, studies, str(exc)))
-                continue
-            pooled.append(_pooled_row(term, method, studies, fit))
-    return SLMAResult(
-        studies=tuple(fits),
-        terms=tuple(terms),
-        pooled=tuple(pooled),
-        exclusions=tuple(exclusions),
-        failures=tuple(failures),
-        r_value=r_value,
-        formula=formula,
-        methods=tuple(methods),
-        inexact=tuple(inexact),
-    )
+                outcomes.append(TermPooling(term, method, studies, rma(list(yi), list(sei), method)))
+            except Exception as exc:  # rma stops, or a plug-in's pool fails: kept for the caller
+                outcomes.append(TermPooling(term, method, studies, None, exc))
+    return outcomes, exclusions
 
 
 def aligned_terms(term_lists: Sequence[Sequence[str]]) -> list[str]:
@@ -691,6 +733,18 @@ def _convergence_messages(summary: RList) -> list[str]:
     for key in ("optinfo", "conv", "lme4", "messages"):
         node = node.get(key) if isinstance(node, RList) else None
     return _strings(node)
+
+
+SINGULAR_NOTE = "boundary (singular) fit: see help('isSingular')"
+"""lme4's note on a boundary fit: among its convergence messages, but not a failure to converge."""
+
+
+def _lme4_converged(summary: RList) -> bool:
+    optinfo = summary.get("optinfo")
+    conv = optinfo.get("conv") if isinstance(optinfo, RList) else None
+    code = _scalar(conv.get("opt")) if isinstance(conv, RList) else None
+    failures = [m for m in _convergence_messages(summary) if m != SINGULAR_NOTE]
+    return (code is None or code == 0) and not failures
 
 
 def _disclosure_messages(summary: RList) -> str | None:

@@ -57,8 +57,10 @@ _S4_BIT, _AS_UTF8, _NOT_UTF8_BITS = _S4_MASK << 12, (_ASCII_MASK | _UTF8_MASK) <
 _ASCII_CHARSXP: Final = _CHAR | _ASCII_MASK << 12
 #: The first cell of an attribute pairlist, as R writes it: a pairlist cell with a tag, without attributes.
 _CELL_MASK, _ATTRIBUTE_CELL = 0xFF | _HAS_ATTR | _HAS_TAG, _LIST | _HAS_TAG
+_ATTR_OR_S4: Final = _HAS_ATTR | _S4_BIT
 _INT1: Final = {True: struct.Struct(">i").unpack_from, False: struct.Struct("<i").unpack_from}
 _INT2: Final = {True: struct.Struct(">ii").unpack_from, False: struct.Struct("<ii").unpack_from}
+_INT4: Final = {True: struct.Struct(">iiii").unpack_from, False: struct.Struct("<iiii").unpack_from}
 _DBL: Final = {True: struct.Struct(">d").unpack_from, False: struct.Struct("<d").unpack_from}
 _isnan: Final = math.isnan
 #: Symbols by the bytes of their (ASCII) names: the same few names recur in every stream (a symbol is
@@ -149,16 +151,20 @@ class _Reader:
     pairlists, symbols and references to them as tags) are read inline; anything else goes through
     :meth:`length` and the general paths, which check and raise."""
 
-    __slots__ = ("data", "pos", "end", "refs", "order", "native", "utf8", "int1", "int2", "dbl")
+    __slots__ = ("data", "pos", "end", "refs", "tags", "order", "low", "native", "utf8", "int1", "int2", "int4", "dbl")
 
     def __init__(self, data: bytes, pos: int, big_endian: bool) -> None:
         self.data = data
         self.pos = pos
         self.end = len(data)
         self.refs: list[Any] = []
+        #: the name of each symbol in ``refs`` by the flags word of a reference to it (a tag, inline)
+        self.tags: dict[int, str] = {}
         self.order = ">" if big_endian else "<"
+        self.low = 3 if big_endian else 0  # where an integer's low byte is
         self.int1 = _INT1[big_endian]
         self.int2 = _INT2[big_endian]
+        self.int4 = _INT4[big_endian]
         self.dbl = _DBL[big_endian]
         self.native = "utf-8"
         self.utf8 = True  # the native encoding is UTF-8
@@ -198,102 +204,219 @@ class _Reader:
 
     # -- items -------------------------------------------------------------------------------------
 
-    def item(self, depth: int) -> Any:
+    def item(self, depth: int, outer: int | None = None) -> Any:
+        """The next object, as read; or, given ``outer`` (the offset of the list holding it, 0 at the top),
+        as a value of the model: a vector becomes its model as soon as it is read (its elements, if a
+        list, already models), anything else through :func:`_model` with ``outer`` as its offset."""
         if depth > MAX_DEPTH:
             raise self.fail(f"nesting deeper than {MAX_DEPTH} levels")
+        data = self.data
         start = self.pos
         room = self.end - start - 8  # the bytes after the flags and, for a vector, its length
         if room >= 0:
-            flags, n = self.int2(self.data, start)
+            flags, n = self.int2(data, start)
         elif room >= -4:
-            (flags,) = self.int1(self.data, start)
+            (flags,) = self.int1(data, start)
             n = -1
         else:
             raise self.fail("the stream ends inside an item's flags")
-        self.pos = start + 4
-        sxp = flags & 0xFF
+        sxp = flags & 0xFF  # (self.pos is still start: each case below moves it)
+        # a value without attributes (the usual) becomes its model right here
+        plain = outer is not None and not flags & _ATTR_OR_S4
         # the most frequent first: character vectors, doubles, lists, integers, logicals; a length whose
         # bytes are all there is taken at once, any other through length() (long vectors, errors)
         if sxp == _STR:
             if 0 <= n and 8 * n <= room:
-                self.pos = start + 8
+                pos = self.pos = start + 8
+                if n == 1:  # one string: inline when it is ASCII and all there (as strings() reads it)
+                    cflags, length = self.int2(data, pos)
+                    if cflags == _ASCII_CHARSXP and 0 <= length <= room - 8:
+                        try:
+                            values: list[Any] = [data[pos + 8 : pos + 8 + length].decode()]
+                        except UnicodeDecodeError:
+                            raise self.fail("a string that is not valid utf-8", pos) from None
+                        self.pos = pos + 8 + length
+                    else:
+                        values = self.strings(1)
+                else:
+                    values = self.strings(n)
             else:
-                n = self.length(8, "a character vector")
-            data: list[Any] = self.strings(n)
+                self.pos = start + 4
+                values = self.strings(self.length(8, "a character vector"))
+            if plain:
+                return _RAtomic("character", values, ["character"])
         elif sxp == _REAL:
-            if 0 <= n and 8 * n <= room:
-                self.pos = start + 8
+            if n == 1 and 8 <= room:  # one double, inline unless it is a NaN (NA or not: doubles() looks)
+                (v,) = self.dbl(data, start + 8)
+                if v == v:
+                    values = [v]
+                    self.pos = start + 16
+                else:
+                    self.pos = start + 8
+                    values = self.doubles(1)
             else:
-                n = self.length(8, "a double vector")
-            data = self.doubles(n)
+                if 0 <= n and 8 * n <= room:
+                    self.pos = start + 8
+                else:
+                    self.pos = start + 4
+                    n = self.length(8, "a double vector")
+                values = self.doubles(n)
+            if plain:
+                return _RAtomic("double", values, ["numeric"])
         elif sxp == _VEC:
             if 0 <= n and 4 * n <= room:
                 self.pos = start + 8
             else:
+                self.pos = start + 4
                 n = self.length(4, "a list")
-            item, inner = self.item, depth + 1
-            data = [item(inner) for _ in range(n)]
+            if outer is None or flags & _S4_BIT:  # an S4 object's data is never modelled
+                values = []
+                item = self.item
+                for _ in range(n):  # (a loop: a comprehension would make every call of item() dearer)
+                    values.append(item(depth + 1))
+            else:
+                values = self.elements(n, depth + 1, start)
+            if plain:
+                return _RList(values, None, ["list"])
         elif sxp == _INT or sxp == _LGL:
             if 0 <= n and 4 * n <= room:
                 pos = self.pos = start + 8
             else:
+                self.pos = start + 4
                 n = self.length(4, "an integer vector" if sxp == _INT else "a logical vector")
                 pos = self.pos
-            values = self.int1(self.data, pos) if n == 1 else struct.unpack_from(f"{self.order}{n}i", self.data, pos)
+            ints = self.int1(data, pos) if n == 1 else struct.unpack_from(f"{self.order}{n}i", data, pos)
             self.pos = pos + 4 * n
-            if _NA_INT in values:
+            if _NA_INT in ints:
                 if sxp == _INT:
-                    data = [_NA if v == _NA_INT else v for v in values]
+                    values = [_NA if v == _NA_INT else v for v in ints]
                 else:
-                    data = [_NA if v == _NA_INT else v != 0 for v in values]
+                    values = [_NA if v == _NA_INT else v != 0 for v in ints]
             else:
-                data = list(values) if sxp == _INT else [v != 0 for v in values]
+                values = list(ints) if sxp == _INT else [v != 0 for v in ints]
+            if plain:
+                return _RAtomic("integer", values, ["integer"]) if sxp == _INT else \
+                    _RAtomic("logical", values, ["logical"])  # fmt: skip
         elif sxp == _NILVALUE:
+            self.pos = start + 4
             return None
-        elif sxp == _SYM:
+        else:
+            self.pos = start + 4
+            if outer is None:
+                return self.other(flags, sxp, depth, start)
+            if sxp == _LANG:  # a call as a value: its text may be known (see _DEPARSED)
+                known = len(self.refs)
+                x = self.other(flags, sxp, depth, start)
+                key = None
+                if self.pos - start <= _MAX_DEPARSED_BYTES:
+                    key = (self.order, self.native, data[start : self.pos], tuple([r.name for r in self.refs[:known]]))
+                return _language(x, self.end, outer, key)
+            return _model(self.other(flags, sxp, depth, start), self.end, outer)
+        if outer is not None and flags & _ATTR_OR_S4 == _HAS_ATTR:  # a value with attributes: only names?
+            names = self.names_only(depth)
+            if names is not None:  # as _vector_model makes it
+                if sxp == _VEC:
+                    return _RList(values, [n if n is not _NA else "" for n in names] if _NA in names else names,
+                                  ["list"], {})  # fmt: skip
+                return _RAtomic(_TYPE_NAMES[sxp], values, [_IMPLICIT_CLASS[sxp]], names, None, None, None, {})
+        attributes = self.attributes(flags, depth) if flags & _HAS_ATTR else None
+        if outer is None:
+            return Vector(sxp, values, attributes, flags & _S4_BIT != 0, start)
+        if flags & _S4_BIT:
+            return _model(Vector(sxp, values, attributes, True, start), self.end, outer)
+        return _vector_model(sxp, values, attributes, start, self.end, True)
+
+    def elements(self, n: int, depth: int, outer: int) -> list[Any]:
+        """The ``n`` elements (at ``depth``) of the list at ``outer``, as models. A scalar without attributes
+        whose bytes are all there (a string marked ASCII, a double not NaN, an integer or logical not NA)
+        is made here, as item() makes it; any other element by item()."""
+        values: list[Any] = []
+        append = values.append
+        data, end, int4, dbl, item = self.data, self.end, self.int4, self.dbl, self.item
+        last = end - 16 if depth <= MAX_DEPTH else -1  # where an element read here may start at the latest
+        pos = self.pos
+        while n:
+            n -= 1
+            if pos <= last:
+                flags, length, word, word2 = int4(data, pos)
+                if length == 1:
+                    if flags == _STR:
+                        if word == _ASCII_CHARSXP and 0 <= word2 <= last - pos:
+                            stop = pos + 16 + word2
+                            try:
+                                append(_RAtomic("character", [data[pos + 16 : stop].decode()], ["character"]))
+                            except UnicodeDecodeError:
+                                raise self.fail("a string that is not valid utf-8", pos + 8) from None
+                            pos = stop
+                            continue
+                    elif flags == _REAL:
+                        (v,) = dbl(data, pos + 8)
+                        if v == v:
+                            append(_RAtomic("double", [v], ["numeric"]))
+                            pos += 16
+                            continue
+                    elif flags == _LGL:
+                        if word != _NA_INT:
+                            append(_RAtomic("logical", [word != 0], ["logical"]))
+                            pos += 12
+                            continue
+                    elif flags == _INT and word != _NA_INT:
+                        append(_RAtomic("integer", [word], ["integer"]))
+                        pos += 12
+                        continue
+            self.pos = pos
+            append(item(depth, outer))
+            pos = self.pos
+        self.pos = pos
+        return values
+
+    def other(self, flags: int, sxp: int, depth: int, start: int) -> Any:
+        """An item other than the common vectors (``flags`` read): symbols, references, pairlists and
+        calls, the accepted markers, ALTREP and S4 objects, the rarer vectors; or a refusal."""
+        if sxp == _SYM:
             return self.symbol(depth, start)
-        elif sxp == _REFSXP:
+        if sxp == _REFSXP:
             index = flags >> 8 or self.read_int()
             if not 1 <= index <= len(self.refs):
                 raise self.fail(f"a reference to object {index} of {len(self.refs)}", start)
             return self.refs[index - 1]
-        elif sxp == _LIST or sxp == _LANG:
+        if sxp == _LIST or sxp == _LANG:
             return self.pairlist(flags, depth, start)
-        elif sxp == _CHAR:
+        if sxp == _CHAR:
             return self.charsxp(flags, start)
-        elif sxp == _GLOBALENV:
+        if sxp == _GLOBALENV:
             return _GLOBAL
-        elif sxp == _BASEENV:
+        if sxp == _BASEENV:
             return _BASE
-        elif sxp == _EMPTYENV:
+        if sxp == _EMPTYENV:
             return _EMPTY
-        elif sxp == _MISSINGARG:
+        if sxp == _MISSINGARG:
             return MISSING
-        elif sxp in _REFUSED:
+        if sxp in _REFUSED:
             raise self.fail(f"refused: {_REFUSED[sxp]}", start)
-        elif sxp == _ALTREP:
+        if sxp == _ALTREP:
             return self.altrep(flags, depth, start)
-        elif sxp == _S4:
+        if sxp == _S4:
             return S4Object(self.attributes(flags, depth), start)
-        elif sxp == _EXPR:
+        if sxp == _EXPR:
             n = self.length(4, "an expression vector")
-            data = [self.item(depth + 1) for _ in range(n)]
+            data = []
+            for _ in range(n):  # (loops here: a comprehension would make every call of other() dearer)
+                data.append(self.item(depth + 1))
         elif sxp == _CPLX:
             n = self.length(16, "a complex vector")
             parts = self.doubles(2 * n)
-            data = [
-                _NA if parts[2 * i] is _NA or parts[2 * i + 1] is _NA else complex(parts[2 * i], parts[2 * i + 1])
-                for i in range(n)
-            ]
+            data = []
+            for i in range(0, 2 * n, 2):
+                real, imag = parts[i], parts[i + 1]
+                data.append(_NA if real is _NA or imag is _NA else complex(real, imag))
         elif sxp == _RAW:
             n = self.length(1, "a raw vector")
             data = list(self.data[self.pos : self.pos + n])
             self.pos += n
         else:
             raise self.fail(f"unknown SEXP type code {sxp}", start)
-        if flags & _HAS_ATTR:
-            return Vector(sxp, data, self.attributes(flags, depth), flags & _S4_BIT != 0, start)
-        return Vector(sxp, data, None, flags & _S4_BIT != 0, start)
+        return Vector(sxp, data, self.attributes(flags, depth), flags & _S4_BIT != 0, start)
 
     def symbol(self, depth: int, start: int) -> Symbol:
         """A symbol (its name's CHARSXP follows); it joins the reference table."""
@@ -311,14 +434,36 @@ class _Reader:
                             _SYMBOLS[raw] = symbol
                     else:
                         symbol = Symbol(self.text(raw, flags >> 12, pos))
-                self.refs.append(symbol)
+                refs = self.refs
+                refs.append(symbol)
+                self.tags[len(refs) << 8 | _REFSXP] = symbol.name
                 return symbol
         name = self.item(depth + 1)
         if not isinstance(name, str):
             raise self.fail("a symbol whose name is not a string", start)
         symbol = Symbol(name)
         self.refs.append(symbol)
+        self.tags[len(self.refs) << 8 | _REFSXP] = name
         return symbol
+
+    def names_only(self, depth: int) -> list[Any] | None:
+        """The names of a vector (of an item at ``depth``) whose only attribute is ``names``, a character
+        vector without attributes (the usual), tagged by a symbol already read; or None, nothing read."""
+        pos, data, end = self.pos, self.data, self.end
+        if pos + 16 > end or depth + 2 > MAX_DEPTH:
+            return None
+        head, tag, flags, n = self.int4(data, pos)
+        if head != _ATTRIBUTE_CELL or flags != _STR or not 0 <= 8 * n <= end - pos - 20 or \
+                self.tags.get(tag) != "names":  # fmt: skip
+            return None
+        self.pos = pos + 16
+        names = self.strings(n)
+        stop = self.pos
+        if stop + 4 <= end and self.int1(data, stop)[0] == _NILVALUE:
+            self.pos = stop + 4
+            return names
+        self.pos = pos
+        return None
 
     def attributes(self, flags: int, depth: int) -> list[tuple[str, Any]] | None:
         """An item's attributes (when its flags say it has some): a pairlist whose cells all have tags."""
@@ -380,24 +525,31 @@ class _Reader:
         iteratively; the items at ``depth``. Whether the last CDR was a value (a dotted pair) rather than NULL."""
         items: list[tuple[str | None, Any]] = []
         append = items.append
-        data, int1, item, end, refs = self.data, self.int1, self.item, self.end, self.refs
+        data, int1, int2, item, end = self.data, self.int1, self.int2, self.item, self.end
+        tags, low = self.tags, self.low
+        word = None  # the word after a cell's flags (its tag's), when read with them
         while True:
             tag: str | None = None
             if flags & _HAS_TAG:  # the tag: a reference to a symbol already read, inline, or else tag()
                 pos = self.pos
                 if pos + 4 <= end:
-                    (tflags,) = int1(data, pos)
-                    index = tflags >> 8
-                    if tflags & 0xFF == _REFSXP and 0 < index <= len(refs) and type(refs[index - 1]) is Symbol:
+                    tag = tags.get(int1(data, pos)[0] if word is None else word)
+                    if tag is not None:
                         self.pos = pos + 4
-                        tag = refs[index - 1].name
+                    elif data[pos + low] == _SYM:  # a symbol's first use
+                        self.pos = pos + 4
+                        tag = self.symbol(0, pos).name
                 if tag is None:
                     tag = self.tag()
             append((tag, item(depth)))
             cell = self.pos
-            if cell + 4 > end:
+            if cell + 8 <= end:  # the next cell's flags and the word after them (its tag, usually)
+                flags, word = int2(data, cell)
+            elif cell + 4 <= end:
+                (flags,) = int1(data, cell)
+                word = None
+            else:
                 raise self.fail("the stream ends inside a pairlist")
-            (flags,) = int1(data, cell)
             self.pos = cell + 4
             sxp = flags & 0xFF
             if sxp == _LIST:
@@ -495,41 +647,45 @@ class _Reader:
         data, int2, end = self.data, self.int2, self.end
         out: list[Any] = []
         append = out.append
-        pos = self.pos
-        utf8_native = self.utf8
-        for _ in range(n):
-            if pos + 8 > end:
-                self.pos = pos
-                raise self.fail("the stream ends inside a character vector")
-            flags, length = int2(data, pos)
-            if flags == _ASCII_CHARSXP and 0 <= length <= end - pos - 8:  # the usual: an ASCII string, all there
-                try:
-                    append(data[pos + 8 : pos + 8 + length].decode("utf-8"))
-                except UnicodeDecodeError:
-                    raise self.fail("a string that is not valid utf-8", pos) from None
-                pos += 8 + length
-                continue
-            if flags & 0xFF != _CHAR:
-                raise self.fail("a character vector holds something other than strings", pos)
-            if length < 0:
-                if length != -1:
-                    raise self.fail(f"a string of length {length}", pos)
-                append(_NA)
-                pos += 8
-                continue
-            stop = pos + 8 + length
-            if stop > end:
-                raise self.fail(f"a string of length {length} beyond the end of the stream", pos)
-            if flags & _AS_UTF8 or (utf8_native and not flags & _NOT_UTF8_BITS):  # ASCII, UTF-8 or native UTF-8
-                try:
-                    append(data[pos + 8 : stop].decode("utf-8"))
-                except UnicodeDecodeError:
-                    raise self.fail("a string that is not valid utf-8", pos) from None
-            else:
-                append(self.text(data[pos + 8 : stop], flags >> 12, pos))
-            pos = stop
+        pos = start = self.pos
+        try:
+            for _ in range(n):
+                start = pos + 8  # after the string's flags and length
+                flags, length = int2(data, pos)  # (struct.error: fewer than 8 bytes left)
+                pos = start + length
+                if flags == _ASCII_CHARSXP and start <= pos <= end:  # the usual: an ASCII string, all there
+                    append(data[start:pos].decode())
+                else:
+                    pos = self.string(flags, length, start - 8, append)
+        except struct.error:
+            self.pos = pos
+            raise self.fail("the stream ends inside a character vector") from None
+        except UnicodeDecodeError:
+            raise self.fail("a string that is not valid utf-8", start - 8) from None
         self.pos = pos
         return out
+
+    def string(self, flags: int, length: int, pos: int, append: Any) -> int:
+        """One element of a character vector other than an ASCII string all there (at ``pos``, its flags and
+        length read): appended; where the next begins."""
+        if flags & 0xFF != _CHAR:
+            raise self.fail("a character vector holds something other than strings", pos)
+        if length < 0:
+            if length != -1:
+                raise self.fail(f"a string of length {length}", pos)
+            append(_NA)
+            return pos + 8
+        stop = pos + 8 + length
+        if stop > self.end:
+            raise self.fail(f"a string of length {length} beyond the end of the stream", pos)
+        if flags & _AS_UTF8 or (self.utf8 and not flags & _NOT_UTF8_BITS):  # ASCII, UTF-8 or native UTF-8
+            try:
+                append(self.data[pos + 8 : stop].decode())
+            except UnicodeDecodeError:
+                raise self.fail("a string that is not valid utf-8", pos) from None
+        else:
+            append(self.text(self.data[pos + 8 : stop], flags >> 12, pos))
+        return stop
 
     def doubles(self, n: int) -> list[Any]:
         """Doubles bit for bit: any NaN is looked at in its bytes (R's NA_real_ has the low word 1954)."""
@@ -576,7 +732,11 @@ def read(data: bytes | bytearray | memoryview) -> Any:
     :class:`pydsbase.deparse.Symbol`; pairlists -> :class:`Pairlist`; S4 objects ->
     :class:`S4Object`; the three accepted environments -> :class:`Environment`.
     """
-    data = bytes(data)
+    return _read(bytes(data), None)
+
+
+def _read(data: bytes, outer: int | None) -> Any:
+    """The header, then the one object (as read, or with ``outer`` = 0 as the model), then nothing."""
     if len(data) < 14:
         raise UnserializeError("too short to be an R serialization", 0)
     fmt = data[:2]
@@ -605,23 +765,33 @@ def read(data: bytes | bytearray | memoryview) -> Any:
         reader.native, reader.utf8 = codec, codec == "utf-8"
     elif version != 2:
         raise UnserializeError(f"serialization version {version} (versions 2 and 3 are read)", 2)
-    value = reader.item(0)
+    value = reader.item(0, outer)
     if reader.pos != len(data):
         raise UnserializeError(f"{len(data) - reader.pos} trailing bytes after the value", reader.pos)
     return value
+
+
+_MALFORMED: Final = (TypeError, KeyError, IndexError, AttributeError, OverflowError, struct.error)
 
 
 def unserialize(data: bytes | bytearray | memoryview) -> rvalue.RValue | None:
     """The model of the R value whose ``serialize(x, NULL)`` bytes are ``data`` (None for NULL).
 
     Raises :class:`UnserializeError` (with the byte offset) for anything else.
+
+    One pass: the reader makes each value's model as soon as the value is read. The error of a
+    stream that is both malformed and not a value of the model is the reading's, wherever the
+    two are (a value is only modelled once it is read whole): on any error the stream is read
+    again without the model, whose error (if any) wins.
     """
     raw = bytes(data)
-    value = read(raw)
     try:
-        model: rvalue.RValue | None = _model(value, len(raw), 0)
+        model: rvalue.RValue | None = _read(raw, 0)
         return model
-    except (TypeError, KeyError, IndexError, AttributeError, OverflowError, struct.error) as exc:  # pragma: no cover
+    except (UnserializeError, *_MALFORMED) as exc:
+        read(raw)  # the reading's own error first
+        if isinstance(exc, UnserializeError):
+            raise
         raise UnserializeError(f"a malformed value ({type(exc).__name__})", 0) from None
 
 
@@ -640,7 +810,7 @@ _PLAIN: Final = {_REAL: ("double", "numeric"), _INT: ("integer", "integer"), _LG
 #: The model's constructors, called with positional arguments in their fields' order (type, data, r_class,
 #: names, dim, dimnames, dimnames_names, attributes; data, names, r_class, attributes): a call with keywords
 #: costs twice as much, and there are some hundred of these per study summary.
-_RAtomic, _RList = rvalue.RAtomic, rvalue.RList
+_RAtomic, _RList = rvalue.atomic_unchecked, rvalue.list_unchecked
 #: A vector's implicit class (without dim): R's class() of an unclassed vector of each type.
 _IMPLICIT_CLASS: Final = {**_TYPE_NAMES, _REAL: "numeric", _VEC: "list"}
 #: The attributes each kind of model shows in fields of its own rather than in ``attributes``.
@@ -728,22 +898,7 @@ def _model(x: Any, limit: int, offset: int) -> Any:
     if isinstance(x, Symbol):
         return rvalue.RLanguage([x.name], r_class=["name"], type="symbol")
     if isinstance(x, Call):
-        attrs = _attrs_dict(x.attributes)
-        r_class = _class_of(x, attrs)
-        try:
-            text = deparse(x)
-        except DeparseError as exc:
-            raise UnserializeError(f"a call the deparser cannot write: {exc}", offset) from None
-        has_env = None
-        if "formula" in r_class:
-            has_env = attrs.get(".Environment") is not None
-        return rvalue.RLanguage(
-            text,
-            r_class=r_class,
-            type="language",
-            has_environment=has_env,
-            attributes=_described_attributes(x.attributes, _LANGUAGE_OWN, limit, offset),
-        )
+        return _language(x, limit, offset, None)
     if isinstance(x, Deparsed):
         attrs = _attrs_dict(x.attributes)
         r_class = _strings_of(attrs.get("class")) or ["call"]
@@ -765,13 +920,64 @@ def _model(x: Any, limit: int, offset: int) -> Any:
     return _vector(x, limit)
 
 
+#: The deparsed text of calls by what determines it: the byte order, the native encoding, the call's
+#: bytes and the symbols read before it (which its references may name). Bounded, as the keys come
+#: from the bytes; the same call comes back in every study's summary, and deparsing is the dearest step.
+_DEPARSED: Final[dict[tuple[str, str, bytes, tuple[str, ...]], tuple[str, ...]]] = {}
+_MAX_DEPARSED: Final = 256
+_MAX_DEPARSED_BYTES: Final = 4096
+
+
+def _language(x: Call, limit: int, offset: int, key: tuple[str, str, bytes, tuple[str, ...]] | None) -> Any:
+    """The model of a call (``key``: what determines its text, when known)."""
+    attrs = _attrs_dict(x.attributes)
+    r_class = _class_of(x, attrs)
+    known = None if key is None else _DEPARSED.get(key)
+    if known is not None:
+        text = list(known)
+    else:
+        try:
+            text = deparse(x)
+        except DeparseError as exc:
+            raise UnserializeError(f"a call the deparser cannot write: {exc}", offset) from None
+        if key is not None and len(_DEPARSED) < _MAX_DEPARSED:
+            _DEPARSED[key] = tuple(text)
+    has_env = None
+    if "formula" in r_class:
+        has_env = attrs.get(".Environment") is not None
+    return rvalue.RLanguage(
+        text,
+        r_class=r_class,
+        type="language",
+        has_environment=has_env,
+        attributes=_described_attributes(x.attributes, _LANGUAGE_OWN, limit, offset),
+    )
+
+
 def _vector(x: Vector, limit: int) -> Any:
     """The model of a vector (not S4) with attributes, or of a type the model has no place for (refused)."""
-    offset, sxp, attributes = x.offset, x.sxp, x.attributes
+    return _vector_model(x.sxp, x.data, x.attributes, x.offset, limit, False)
+
+
+def _vector_model(sxp: int, data: list[Any], attributes: list[tuple[str, Any]] | None, offset: int, limit: int,
+                  modelled: bool) -> Any:
+    """:func:`_vector` of a vector's parts (``modelled``: a list's elements are models already, as the
+    reader makes them when it reads a value)."""
     cls = dim = names_attr = dimnames = None
-    if attributes:
-        attrs = dict(attributes)
-        cls, dim, names_attr, dimnames = attrs.get("class"), attrs.get("dim"), attrs.get("names"), attrs.get("dimnames")
+    others = atomic_others = False  # attributes shown in ``attributes`` (a list's include dim and dimnames)
+    for name, value in attributes or ():  # the last of a name counts, as in dict(attributes)
+        if name == "names":
+            names_attr = value
+        elif name == "class":
+            cls = value
+        else:
+            others = True
+            if name == "dim":
+                dim = value
+            elif name == "dimnames":
+                dimnames = value
+            else:
+                atomic_others = True
     if isinstance(cls, Vector) and cls.sxp == _STR and cls.data:
         r_class = [v if isinstance(v, str) else "NA" for v in cls.data]
     elif isinstance(dim, Vector):
@@ -786,10 +992,10 @@ def _vector(x: Vector, limit: int) -> Any:
         names = None
     if sxp == _VEC:
         return _RList(
-            [None if v is None else _model(v, limit, offset) for v in x.data],
+            data if modelled else [None if v is None else _model(v, limit, offset) for v in data],
             None if names is None else [n if isinstance(n, str) else "" for n in names],  # names
             r_class,
-            _described_attributes(attributes, _LIST_OWN, limit, offset),
+            _described_attributes(attributes, _LIST_OWN, limit, offset) if others else {},
         )
     if sxp not in _PLAIN:
         raise UnserializeError(f"cannot encode an R value of type '{_TYPE_NAMES.get(sxp)}'", offset)
@@ -804,7 +1010,7 @@ def _vector(x: Vector, limit: int) -> Any:
                     break
                 dims.append(int(v))
                 size *= int(v)
-            ok = ok and size == len(x.data)
+            ok = ok and size == len(data)
         if not ok:
             raise UnserializeError("a dim attribute that does not fit its vector", offset)
     dn: list[Any] | None = None
@@ -814,8 +1020,8 @@ def _vector(x: Vector, limit: int) -> Any:
         dn_attr = _strings_of(_attrs_dict(dimnames.attributes).get("names"))
         dn_names = None if dn_attr is None else [n if isinstance(n, str) else "" for n in dn_attr]
     return _RAtomic(
-        _TYPE_NAMES[sxp], x.data, r_class, names, dims, dn, dn_names,
-        _described_attributes(attributes, _ATOMIC_OWN, limit, offset),
+        _TYPE_NAMES[sxp], data, r_class, names, dims, dn, dn_names,
+        _described_attributes(attributes, _ATOMIC_OWN, limit, offset) if atomic_others else {},
     )
 
 

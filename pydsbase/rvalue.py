@@ -178,6 +178,41 @@ class RLanguage:
 
 RValue = RAtomic | RList | RLanguage
 
+_new: Final = object.__new__
+
+
+def atomic_unchecked(
+    type: str, data: list[Any], r_class: list[str], names: list[str | None] | None = None,
+    dim: list[int] | None = None, dimnames: list[list[str | None] | None] | None = None,
+    dimnames_names: list[str] | None = None, attributes: dict[str, RValue] | None = None,
+) -> RAtomic:
+    """``RAtomic(...)`` for a caller whose ``type`` is valid and ``r_class`` given (the decoder's, some hundred
+    times per study summary): the same fields in the same order, without ``__init__``'s call and checks,
+    which cost as much as the rest of making a value."""
+    x = _new(RAtomic)
+    x.type = type
+    x.data = data
+    x.r_class = r_class
+    x.names = names
+    x.dim = dim
+    x.dimnames = dimnames
+    x.dimnames_names = dimnames_names
+    x.attributes = {} if attributes is None else attributes
+    x.s4 = None
+    return x
+
+
+def list_unchecked(
+    data: list[RValue | None], names: list[str] | None, r_class: list[str], attributes: dict[str, RValue] | None = None
+) -> RList:
+    """``RList(...)`` without ``__init__``'s call (as :func:`atomic_unchecked`)."""
+    x = _new(RList)
+    x.data = data
+    x.names = names
+    x.r_class = r_class
+    x.attributes = {} if attributes is None else attributes
+    return x
+
 
 def _implicit_class(rtype: str, dim: Sequence[int] | None) -> list[str]:
     if dim is not None:

@@ -83,6 +83,7 @@ STUDY_LABEL = "pydsbase.study"
 RUN_LABEL = "pydsbase.run"
 CONTAINER_PORT = 8080
 CONTAINER_USERS = "/run/pydsbase/users.json"
+CONTAINER_DISCLOSURE = "/run/pydsbase/disclosure.json"
 NOFILE_LIMIT = 20000
 DRIVER = "pydsbase.HTTPDriver"
 LOCAL_DRIVER = "pydsbase.LocalDriver"
@@ -179,7 +180,7 @@ class _LocalEngine:
     driver = LOCAL_DRIVER
     serves_http = False
 
-    def start(self, name: str, folder: Path, users_file: Path) -> str:
+    def start(self, name: str, folder: Path, users_file: Path, disclosure_file: Path | None = None) -> str:
         return f"local://{folder}"
 
     def why_dead(self, name: str) -> str | None:
@@ -199,12 +200,14 @@ class _ProcessEngine:
         self._workdir = workdir
         self._children: dict[str, tuple[subprocess.Popen[bytes], Any]] = {}
 
-    def start(self, name: str, folder: Path, users_file: Path) -> str:
+    def start(self, name: str, folder: Path, users_file: Path, disclosure_file: Path | None = None) -> str:
         port = _free_port()
         log = (self._workdir / f"{name}.log").open("wb")
         command = [sys.executable, "-m", "r_server", "--name", name, "--tables", str(folder),
                    "--users", str(users_file), "--host", "127.0.0.1", "--port", str(port),
                    "--audit-log", str(self._workdir / f"{name}.audit.jsonl")]
+        if disclosure_file is not None:
+            command += ["--disclosure", str(disclosure_file)]
         child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                  start_new_session=True)
         self._children[name] = (child, log)
@@ -272,7 +275,7 @@ class _DockerEngine:
     def labels(self, name: str) -> dict[str, str]:
         return {LABEL: "1", STUDY_LABEL: name, RUN_LABEL: self._run_id}
 
-    def start(self, name: str, folder: Path, users_file: Path) -> str:
+    def start(self, name: str, folder: Path, users_file: Path, disclosure_file: Path | None = None) -> str:
         from docker.types import Mount, Ulimit
 
         if os.getuid() == 0:
@@ -290,19 +293,24 @@ class _DockerEngine:
         # A non-root launcher's containers run as that user (they can read what it can); root's run as
         # the image's unprivileged user, so the folder must then be readable by others.
         user = None if os.getuid() == 0 else f"{os.getuid()}:{os.getgid()}"
+        mounts = [
+            Mount("/data", str(folder), type="bind", read_only=True),
+            Mount(CONTAINER_USERS, str(users_file), type="bind", read_only=True),
+        ]
+        command = ["--name", name]
+        if disclosure_file is not None:
+            mounts.append(Mount(CONTAINER_DISCLOSURE, str(disclosure_file), type="bind", read_only=True))
+            command += ["--disclosure", CONTAINER_DISCLOSURE]
         container = self._client.containers.run(
             self._image,
-            command=["--name", name],
+            command=command,
             name=f"pydsbase-{self._run_id}-{name}",
             detach=True,
             labels=self.labels(name),
             user=user,
             network=network.name,
             ports={f"{CONTAINER_PORT}/tcp": ("127.0.0.1", None)},
-            mounts=[
-                Mount("/data", str(folder), type="bind", read_only=True),
-                Mount(CONTAINER_USERS, str(users_file), type="bind", read_only=True),
-            ],
+            mounts=mounts,
             read_only=True,
             tmpfs={"/tmp": "rw,nosuid,nodev,size=512m"},
             mem_limit=self._memory,
@@ -362,6 +370,9 @@ class StudiesUp:
     """A context manager that starts one server per study (engine ``local``: none, the session does) and
     stops and removes them all on exit.
 
+    ``disclosure``: the studies' disclosure settings (``python -m r_server --disclosure``'s JSON object, dsBase's
+    option names, e.g. ``{"nfilter.tab": 5}``; engines ``process`` and ``docker``); None keeps dsBase's defaults.
+
     Inside the ``with`` block: ``studies`` (name -> ``Study``), ``logins`` (``DSLoginInfo`` list for
     ``pydsbase.Session`` / ``datashield.DSSession``: driver ``pydsbase.HTTPDriver``, or
     ``pydsbase.LocalDriver`` for engine ``local``) and, with
@@ -385,13 +396,17 @@ class StudiesUp:
         pids: int = 256,
         health_timeout: float = 180.0,
         api: Api = "opal",
+        disclosure: Mapping[str, Any] | None = None,
     ) -> None:
         if engine not in ENGINES:
             raise ValueError(f"engine is one of {', '.join(map(repr, ENGINES))}, not {engine!r}")
         if api not in APIS or (engine == "local" and api != "opal"):
             raise ValueError(f"api is one of {', '.join(map(repr, APIS))} (engine 'local' serves no HTTP API), "
                              f"not {api!r}")
+        if disclosure is not None and engine == "local":
+            raise ValueError("disclosure settings are given to study servers (engines 'process' and 'docker')")
         self.api: Api = api
+        self.disclosure = None if disclosure is None else dict(disclosure)
         self.folders = _check_studies(studies)
         self.engine: Engine = engine
         self.image = image
@@ -453,8 +468,13 @@ class StudiesUp:
             if self._engine.serves_http:
                 users_file.write_text(json.dumps(credentials.users_document()), encoding="utf-8")
                 users_file.chmod(0o644)  # hashes and digests only, never the password or token
+            disclosure_file = None
+            if self.disclosure is not None:
+                disclosure_file = self._workdir / f"{name}.disclosure.json"
+                disclosure_file.write_text(json.dumps(self.disclosure), encoding="utf-8")
+                disclosure_file.chmod(0o644)
             try:
-                url = self._engine.start(name, folder, users_file)
+                url = self._engine.start(name, folder, users_file, disclosure_file)
             except Exception as exc:
                 raise StudyLaunchError(f"study {name}: cannot start: {exc}") from exc
             pending[name] = (url, credentials)
@@ -603,10 +623,15 @@ def register_cli(subparsers: Any) -> None:
     studies = subparsers.add_parser("studies", help="stand study servers up (docker, processes or local logins)")
     verbs = studies.add_subparsers(dest="studies_command", required=True)
     up = verbs.add_parser("up", help="start one server per study; stop them all on Ctrl-C")
-    up.add_argument("--study", action="append", type=_study_arg, required=True, metavar="NAME=FOLDER")
+    up.add_argument("--study", action="append", type=_study_arg, default=[], metavar="NAME=FOLDER")
+    up.add_argument("--studies-json", type=Path, metavar="FILE",
+                    help='the studies as JSON, {"studies": {NAME: FOLDER}, "api": "opal"|"armadillo"} (the '
+                         "conformance kit's --impl-server-cmd description); instead of --study and --api")
     up.add_argument("--engine", choices=ENGINES, default="docker")
     up.add_argument("--api", choices=APIS, default="opal",
                     help="the API of the login records: Opal's (OpalDriver) or Armadillo's (ArmadilloDriver)")
+    up.add_argument("--disclosure", type=Path, metavar="FILE",
+                    help="disclosure settings of every study (r_server's --disclosure JSON; engines process, docker)")
     up.add_argument("--config-out", type=Path, help="write the logins as a datashield config YAML file")
     up.add_argument("--image", default=DEFAULT_IMAGE)
     up.add_argument("--build", choices=["auto", "always", "never"], default="auto",
@@ -624,17 +649,33 @@ def register_cli(subparsers: Any) -> None:
 
 
 def _cli_up(opts: argparse.Namespace) -> int:
-    names = [name for name, _ in opts.study]
+    studies: list[tuple[str, str]] = list(opts.study)
+    api = opts.api
+    disclosure = None
+    try:
+        if opts.studies_json is not None:
+            described = json.loads(opts.studies_json.read_text(encoding="utf-8"))
+            studies += [(str(name), str(folder)) for name, folder in dict(described["studies"]).items()]
+            api = described.get("api", api)
+        if opts.disclosure is not None:
+            disclosure = json.loads(opts.disclosure.read_text(encoding="utf-8"))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        print(f"pydsbase studies up: {exc}", file=sys.stderr)
+        return 2
+    names = [name for name, _ in studies]
+    if not names:
+        print("pydsbase studies up: give --study NAME=FOLDER (repeat) or --studies-json FILE", file=sys.stderr)
+        return 2
     if len(set(names)) != len(names):
         print("pydsbase studies up: duplicate study names", file=sys.stderr)
         return 2
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        with studies_up(dict(opts.study), opts.engine, image=opts.image,
+        with studies_up(dict(studies), opts.engine, image=opts.image,
                         build={"auto": None, "always": True, "never": False}[opts.build],
                         config_out=opts.config_out, memory=opts.memory, cpus=opts.cpus,
-                        api=opts.api) as federation:
+                        api=api, disclosure=disclosure) as federation:
             for login in federation.logins:
                 print(json.dumps(login.model_dump(exclude_none=True)), flush=True)
             if opts.config_out is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -9,23 +10,18 @@ from typing import Any
 
 import pandas as pd
 
-from pydsbase.conformance.numbers import read_table
+from pydsbase.conformance.numbers import read_table, table_answer
 
 
 def _reference_answer(spec: Mapping[str, Any]) -> dict[str, Any]:
-    """The case's reference numbers of this study, as a plug-in answer (the csv is CASE_DIR/data/S.csv)."""
+    """The case's reference numbers of this study, as a plug-in answer (the csv is CASE_DIR/data/S.csv),
+    with lme4's convergence as the reference recorded it."""
     case_dir = Path(spec["csv"]).parent.parent
     table = read_table((case_dir / "reference.tsv").read_text(encoding="utf-8"))
-    answer: dict[str, Any] = {"coefficients": {}, "variance_components": {}}
-    for (study, method, term, quantity), value in table.items():
-        if study != spec["study"] or method is not None:
-            continue
-        if quantity in ("estimate", "se"):
-            answer["coefficients"].setdefault(term, {})[quantity] = value
-        elif quantity == "variance_component":
-            answer["variance_components"][term] = value
-        else:
-            answer[quantity] = value
+    answer = table_answer(table, spec["study"])
+    study = json.loads((case_dir / "structure.json").read_text(encoding="utf-8"))["studies"][spec["study"]]
+    answer["converged"] = study["converged"]
+    answer["messages"] = list(study["convergence"])
     return answer
 
 
@@ -66,3 +62,24 @@ class Raises:
     @staticmethod
     def pool(yi: list[float], sei: list[float], method: str) -> dict[str, float]:
         raise ZeroDivisionError("pooling broke")
+
+
+class ClaimsConvergence:
+    """The reference's numbers, but every fit said to have converged without a message (a lie where lme4 warned)."""
+
+    @staticmethod
+    def fit_study(data: pd.DataFrame, spec: Mapping[str, Any]) -> dict[str, Any]:
+        answer = _reference_answer(spec)
+        answer["converged"] = True
+        answer["messages"] = []
+        return answer
+
+
+class Silent:
+    """The reference's numbers without lme4's convergence: ``converged`` and ``messages`` not reported."""
+
+    @staticmethod
+    def fit_study(data: pd.DataFrame, spec: Mapping[str, Any]) -> dict[str, Any]:
+        answer = _reference_answer(spec)
+        del answer["converged"], answer["messages"]
+        return answer

@@ -15,12 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from pydsbase.conformance.numbers import LRE_MAX, grade, lre, read_table, to_hex, ulp_distance, write_table
+from pydsbase.conformance.numbers import LRE_MAX, TIERS, grade, lre, read_table, to_hex, ulp_distance, write_table
 from pydsbase.conformance.plugins import CommandImplementation, PythonImplementation
 from pydsbase.conformance.score import LINE_KEYS, read_scores, score_suite, tiers, write_reports
+from pydsbase.conformance.servers import LOOSE_DISCLOSURE, CommandServer, PythonServer
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = ("ri_reml", "slope_uncorrelated", "unequal_coefficients", "refuse_binary_covariate", "one_study")
+TINY = ("ri_reml", "slope_uncorrelated", "unequal_coefficients", "refuse_binary_covariate", "refuse_saturation",
+        "nonconv_check_conv_grad", "one_study")
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -199,3 +201,90 @@ def test_a_command_plug_in(tiny_suite: Path, tmp_path: Path) -> None:
     impl = CommandImplementation(f"{sys.executable} {script}")
     lines = score_suite(tiny_suite / "one_study", impl)
     assert lines and {x.tier for x in lines} == {"identical"}
+
+
+# -- lme4's convergence --------------------------------------------------------------------------------
+
+
+def _structure(case: Path) -> dict[str, dict[str, object]]:
+    studies: dict[str, dict[str, object]] = json.loads((case / "structure.json").read_text(encoding="utf-8"))["studies"]
+    return studies
+
+
+@pytest.mark.needs_r
+@pytest.mark.slow
+def test_a_plug_in_that_lies_about_convergence_is_worse_there(tiny_suite: Path) -> None:
+    case = tiny_suite / "nonconv_check_conv_grad"
+    recorded = _structure(case)
+    failed = {s for s, v in recorded.items() if v["converged"] is False}
+    warned = {s for s, v in recorded.items() if v["convergence"]}
+    assert failed and warned  # lme4 warned in this case: the lie shows
+    lines = score_suite(case, PythonImplementation("kit_plugins:ClaimsConvergence"))
+    converged = {x.study: x for x in lines if x.quantity == "converged"}
+    assert set(converged) == set(recorded)
+    assert {s for s, x in converged.items() if x.tier == "worse"} == failed
+    assert all((x.reference, x.value) == (0.0, 1.0) for s, x in converged.items() if s in failed)
+    messages = {x.study: x for x in lines if x.quantity == "messages"}
+    assert {s for s, x in messages.items() if x.tier == "worse"} == warned
+    assert {x.tier for x in lines if x.quantity not in ("converged", "messages")} == {"identical"}
+    # the truth is identical; silence is not_reported
+    honest = score_suite(case, PythonImplementation("kit_plugins:Copy"))
+    assert {x.tier for x in honest} == {"identical"}
+    assert {x.quantity for x in honest} >= {"converged", "messages"}
+    silent = score_suite(case, PythonImplementation("kit_plugins:Silent"))
+    assert {x.tier for x in silent if x.quantity in ("converged", "messages")} == {"not_reported"}
+
+
+# -- server-level plug-ins: one stand-up per server kind ------------------------------------------------
+
+
+def _refused(suite: Path) -> set[tuple[str, str]]:
+    return {(case.name, study) for case in (suite / c for c in TINY)
+            for study, v in _structure(case).items() if v["status"] not in ("fitted", "not_selected")}
+
+
+@pytest.mark.needs_r
+@pytest.mark.slow
+@pytest.mark.parametrize("api", ["opal", "armadillo"])
+def test_our_own_server_is_identical_everywhere_refusals_included(tiny_suite: Path, api: str) -> None:
+    refused = _refused(tiny_suite)
+    assert {c for c, _ in refused} == {"refuse_binary_covariate", "refuse_saturation"}
+    lines = score_suite(tiny_suite, PythonServer("pydsbase.conformance.servers:PYDSBASE", api))
+    assert {x.tier for x in lines} == {"identical"}
+    assert {x.case for x in lines} == set(TINY)
+    assert {(x.case, x.study) for x in lines if x.quantity == "refusal"} == refused
+    assert {x.quantity for x in lines} >= {"estimate", "se", "variance_component", "converged", "messages", "b"}
+
+
+@pytest.mark.needs_r
+@pytest.mark.slow
+def test_a_leaky_server_is_structure_on_exactly_the_refused_studies(tiny_suite: Path, tmp_path: Path) -> None:
+    loose = tmp_path / "loose.json"
+    loose.write_text(json.dumps(LOOSE_DISCLOSURE), encoding="utf-8")
+    command = f"{sys.executable} -m pydsbase studies up --engine process --disclosure {loose} --studies-json"
+    done = _cli("score", "--impl-server-cmd", command, "--impl-server-api", "armadillo", "--suite", str(tiny_suite),
+                "--out", str(tmp_path / "report"))
+    assert done.returncode == 0, done.stderr
+    scores = read_scores(tmp_path / "report" / "scores.jsonl")
+    assert scores and all(list(s) == list(LINE_KEYS) for s in scores)
+    assert {s["tier"] for s in scores} <= set(TIERS)
+    refused = _refused(tiny_suite)
+    study_lines = [s for s in scores if s["study"] is not None]
+    assert {(s["case"], s["study"]) for s in study_lines if s["tier"] != "identical"} == refused
+    assert {s["tier"] for s in study_lines if s["tier"] != "identical"} == {"structure"}
+    refusals = {(s["case"], s["study"]): (s["reference"], s["value"]) for s in scores if s["quantity"] == "refusal"}
+    assert set(refusals) == refused
+    assert refusals[("refuse_binary_covariate", "study2")] == (1.0, 0.0)  # it answered where dsBase refuses
+    # the leak reaches the pooled numbers of those cases only (the client pools what the server answered)
+    pooled = {s["case"] for s in scores if s["study"] is None and s["tier"] != "identical"}
+    assert pooled <= {c for c, _ in refused}
+    assert 'failures="0"' not in (tmp_path / "report" / "junit.xml").read_text(encoding="utf-8").split(
+        'name="refuse_binary_covariate"')[1].split(">")[0]
+
+
+@pytest.mark.needs_r
+def test_a_server_that_never_starts_is_error_everywhere(tiny_suite: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    impl = CommandServer(f"{sys.executable} -c 'import sys; print(\"no logins\"); sys.exit(3)'")
+    lines = score_suite(tiny_suite / "ri_reml", impl)
+    assert lines and {x.tier for x in lines} == {"error"}
+    assert "exited (3) before giving every login" in capsys.readouterr().err

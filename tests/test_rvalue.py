@@ -68,3 +68,20 @@ def test_pandas_view_of_a_matrix() -> None:
 def test_bad_nodes_are_refused(bad: object) -> None:
     with pytest.raises(ValueError):
         from_node(bad)
+
+
+def test_unchecked_constructors_set_every_field_as_the_classes_do() -> None:
+    """The decoder's constructors skip ``__init__``: they must still set exactly the dataclasses' fields,
+    to the values ``__init__`` gives (a field added to RAtomic or RList makes this fail)."""
+    from dataclasses import fields
+
+    from pydsbase.rvalue import atomic_unchecked, list_unchecked
+
+    fast = atomic_unchecked("double", [1.5, NA], ["numeric"], names=["a", None])
+    slow = RAtomic("double", [1.5, NA], names=["a", None])
+    assert set(vars(fast)) == {f.name for f in fields(RAtomic)}
+    assert vars(fast) == vars(slow) or fast == slow
+    assert all(getattr(fast, f.name) == getattr(slow, f.name) for f in fields(RAtomic) if f.name != "data")
+    items = list_unchecked([fast, None], ["x", ""], ["list"])
+    assert set(vars(items)) == {f.name for f in fields(RList)}
+    assert items == RList([slow, None], names=["x", ""])

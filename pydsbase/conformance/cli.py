@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from pydsbase.conformance.runner import BACKENDS, run_cases
 
@@ -54,6 +55,14 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     which = score.add_mutually_exclusive_group(required=True)
     which.add_argument("--impl", metavar="MODULE[:OBJECT]", help="a Python object with fit_study [and pool]")
     which.add_argument("--impl-cmd", metavar="'CMD'", help="run as CMD INPUT.json OUTPUT.json")
+    which.add_argument("--impl-server", metavar="MODULE[:OBJECT]",
+                       help="a study server under test: an object with serve(studies, api) yielding its logins "
+                            "(e.g. pydsbase.conformance.servers:PYDSBASE)")
+    which.add_argument("--impl-server-cmd", metavar="'CMD'",
+                       help="a study server under test: CMD STUDIES.json prints one JSON login per line and "
+                            "serves until SIGTERM (e.g. 'pydsbase studies up --engine process --studies-json')")
+    score.add_argument("--impl-server-api", default="opal", choices=["opal", "armadillo"],
+                       help="the API a server under test is spoken to in (pydsbase.OpalDriver or ArmadilloDriver)")
     score.add_argument("--suite", type=Path, required=True, help="a suite folder or one case folder")
     score.add_argument("--out", type=Path, required=True, metavar="REPORT_DIR")
     score.add_argument("--min-tier", default="lre6", choices=["identical", "ulp4", "lre10", "lre6", "lre3"],
@@ -89,8 +98,12 @@ def _generate(args: argparse.Namespace) -> int:
 def _score(args: argparse.Namespace) -> int:
     from pydsbase.conformance.plugins import load_implementation
     from pydsbase.conformance.score import score_suite, terminal_table, write_reports
+    from pydsbase.conformance.servers import load_server
 
-    impl = load_implementation(args.impl, args.impl_cmd)
+    if args.impl_server is not None or args.impl_server_cmd is not None:
+        impl: Any = load_server(args.impl_server, args.impl_server_cmd, args.impl_server_api)
+    else:
+        impl = load_implementation(args.impl, args.impl_cmd)
     lines = score_suite(args.suite, impl, on_case=lambda name: print(f"scoring {name}", file=sys.stderr))
     print(terminal_table(lines))
     for kind, path in write_reports(lines, args.out, impl.name, args.min_tier).items():

@@ -6,8 +6,9 @@ REML fit); ``REMLcrit`` (REML fits) or ``deviance`` (ML fits); ``variance_compon
 ``group:term`` (an SD), ``group:t1:t2`` (a correlation) or ``Residual``; ``Ntotal``, ``Nvalid``,
 ``Nmissing``. Pooled (``study`` None, ``method`` ML/REML/FE, per term): metafor's ``b``, ``se``,
 ``zval``, ``pval``, ``ci.lb``, ``ci.ub``, ``tau2``, ``se.tau2``, ``QE``, ``QEp``, ``I2``, ``H2`` and
-``k``. Groups are named as lme4 names them (``h:g`` for ``(1|g/h)``); the blocks lme4 numbers
-``g.1``, ``g.2`` for ``(x||g)`` are merged back into ``g``.
+``k`` (terms pooled by :func:`pydsbase.results.pool_terms`, the one pooling loop). Groups are named
+as lme4 names them (``h:g`` for ``(1|g/h)``); the blocks lme4 numbers ``g.1``, ``g.2`` for ``(x||g)``
+are merged back into ``g``.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from __future__ import annotations
 import math
 import re
 import struct
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pydsbase.meta import METHODS, RmaResult, rma_rows
+from pydsbase.meta import RmaResult
 from pydsbase.rvalue import NA, RAtomic, RList, RValue
 
 __all__ = [
@@ -29,12 +30,13 @@ __all__ = [
     "Grade",
     "Key",
     "PoolFunction",
+    "metafor_pool",
     "from_hex",
     "grade",
     "lre",
-    "pool_terms",
     "read_table",
     "rma_numbers",
+    "table_answer",
     "study_numbers",
     "to_hex",
     "ulp_distance",
@@ -233,7 +235,23 @@ def study_numbers(summary: RValue | None) -> dict[tuple[str | None, str], float]
     return out
 
 
-# -- pooling by term -------------------------------------------------------------------------------------
+def table_answer(table: Mapping[Key, float], study: str) -> dict[str, Any]:
+    """One study's numbers of a table as a plug-in answer (``coefficients``, ``variance_components`` and
+    the scalars under their quantity names)."""
+    answer: dict[str, Any] = {"coefficients": {}, "variance_components": {}}
+    for (name, method, term, quantity), value in table.items():
+        if name != study or method is not None:
+            continue
+        if quantity in ("estimate", "se"):
+            answer["coefficients"].setdefault(term, {})[quantity] = value
+        elif quantity == "variance_component":
+            answer["variance_components"][term] = value
+        else:
+            answer[quantity] = value
+    return answer
+
+
+# -- pooling -------------------------------------------------------------------------------------
 
 PoolFunction = Callable[[list[float], list[float], str], Mapping[str, float]]
 """``pool(yi, sei, method) -> {metafor name: value}``, the plug-in contract."""
@@ -248,52 +266,11 @@ def rma_numbers(fit: RmaResult) -> dict[str, float]:
 
 
 def metafor_pool(yi: list[float], sei: list[float], method: str) -> dict[str, float]:
-    """pydsbase.meta's port of ``metafor::rma(yi, sei = sei, method = method)`` (raises where rma stops)."""
-    from pydsbase.errors import MetaAnalysisError
+    """pydsbase.meta's port of ``metafor::rma(yi, sei = sei, method = method)`` under metafor's names (raises
+    where rma stops): the ``rma`` that :func:`pydsbase.results.pool_terms` pools the kit's terms with."""
+    from pydsbase.results import _metafor_rma
 
-    (outcome,) = rma_rows([yi], [sei], method)
-    if outcome.error is not None:
-        raise MetaAnalysisError(outcome.error)
-    assert outcome.result is not None
-    return rma_numbers(outcome.result)
-
-
-@dataclass(frozen=True)
-class PooledTerm:
-    term: str
-    method: str
-    studies: tuple[str, ...]
-    numbers: Mapping[str, float] | None
-    error: BaseException | None = None
-
-
-def pool_terms(
-    fits: Mapping[str, Mapping[str, tuple[float, float]]],
-    terms: Iterable[str],
-    pool: PoolFunction = metafor_pool,
-    methods: Sequence[str] = METHODS,
-) -> list[PooledTerm]:
-    """Pool each term under each method over the studies (in the mapping's order) that estimated it
-    with a finite estimate and a positive finite SE, as :func:`pydsbase.results.pool` does. ``fits``:
-    study -> term -> (estimate, se). A pooling that raises is kept with its exception."""
-    out: list[PooledTerm] = []
-    for term in terms:
-        used = [(s, c[term]) for s, c in fits.items() if term in c and _poolable(*c[term])]
-        if not used:
-            continue
-        yi = [est for _, (est, _) in used]
-        sei = [se for _, (_, se) in used]
-        studies = tuple(s for s, _ in used)
-        for method in methods:
-            try:
-                out.append(PooledTerm(term, method, studies, dict(pool(list(yi), list(sei), method))))
-            except Exception as exc:  # rma stops, or a plug-in fails: kept, graded by the caller
-                out.append(PooledTerm(term, method, studies, None, exc))
-    return out
-
-
-def _poolable(estimate: float, se: float) -> bool:
-    return math.isfinite(estimate) and math.isfinite(se) and se > 0
+    return rma_numbers(_metafor_rma()(yi, sei, method))
 
 
 def as_float(value: Any) -> float:

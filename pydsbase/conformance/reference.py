@@ -12,7 +12,8 @@ A case folder (``CASE_DIR``) holds:
 - ``reference.tsv``: every reference number as a hex double under its canonical key
   (:mod:`pydsbase.conformance.numbers`);
 - ``structure.json``: each study's status (``fitted``, ``disclosure``, ``fit_error``, ``server_error``,
-  ``not_selected``) with its message and convergence messages, the terms, and the pooling failures;
+  ``not_selected``) with its message, lme4's convergence messages and whether lme4 converged
+  (:attr:`pydsbase.results.StudyFit.converged`), the terms, and the pooling failures;
 - ``environment.json``: R, lme4, Matrix, nloptr, BLAS/LAPACK, the numerics pins, pydsbase and Python.
 
 Every file but ``environment.json`` is a function of the inputs alone (sorted keys, fixed formatting).
@@ -222,11 +223,10 @@ def _dollar(column: str | None) -> str | None:
 def reference_numbers(answers: Answers, servers: Sequence[str],
                       outcome: str | None) -> tuple[dict[Key, float], dict[str, Any]]:
     """The flat table and the structure of one case from its studies' answers."""
-    from pydsbase.results import aligned_terms, study_fit
+    from pydsbase.results import aligned_terms, pool_terms, study_fit
 
     statuses: dict[str, dict[str, Any]] = {s: {"status": "not_selected"} for s in servers}
     table: dict[Key, float] = {}
-    fits: dict[str, dict[str, tuple[float, float]]] = {}
     included = []
     for server, answer in answers.items():
         fit = study_fit(server, answer)
@@ -234,21 +234,21 @@ def reference_numbers(answers: Answers, servers: Sequence[str],
             "status": "fitted" if fit.exclusion is None else fit.exclusion.kind,
             "message": None if fit.exclusion is None else fit.exclusion.message,
             "convergence": list(fit.convergence),
+            "converged": fit.converged,
         }
         if not isinstance(answer, Exception):
             for (term, quantity), number in numbers.study_numbers(answer).items():
                 table[(server, None, term, quantity)] = number
         if fit.included:
             included.append(fit)
-            fits[server] = {t: (fit.estimates[t], fit.std_errors[t]) for t in fit.terms}
     terms = aligned_terms([f.terms for f in included])
     failures = []
-    for pooled in numbers.pool_terms(fits, terms):
-        if pooled.numbers is None:
+    for pooled in pool_terms(included, terms, numbers.metafor_pool)[0]:
+        if pooled.error is not None:
             failures.append({"term": pooled.term, "method": pooled.method, "message": str(pooled.error)})
             continue
         for quantity in numbers.POOLED_QUANTITIES:
-            table[(None, pooled.method, pooled.term, quantity)] = float(pooled.numbers[quantity])
+            table[(None, pooled.method, pooled.term, quantity)] = float(pooled.fit[quantity])
         table[(None, pooled.method, pooled.term, "k")] = float(len(pooled.studies))
     structure = {"outcome": outcome, "studies": statuses, "terms": terms, "pooling_failures": failures}
     return table, structure

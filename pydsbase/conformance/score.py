@@ -4,18 +4,23 @@ Every reference number of every case (``reference.tsv``) becomes one graded line
 its ULP distance and LRE digits and a tier (:func:`pydsbase.conformance.numbers.grade`), or
 ``not_reported`` (the answer lacks it), ``unsupported`` (the plug-in raised ``NotImplementedError``),
 ``error`` (it raised anything else) or ``structure`` (a term, a variance component or a study's
-exclusion that differs: a term the implementation lacks or adds is a ``structure`` line). Studies the
-reference refused for disclosure are not sent to ``fit_study``. The implementation's coefficients
-are pooled per term and method by its ``pool`` when it has one, else by pydsbase's port of metafor,
-over the studies that gave a finite estimate and a positive SE, as the reference pooled its own. A
-plug-in that raises never stops the run.
+exclusion that differs: a term the implementation lacks or adds is a ``structure`` line). Per fitted
+reference study, lme4's convergence is graded too (``converged``, ``messages``). Studies the reference
+refused for disclosure are not sent to ``fit_study``; a server-level plug-in
+(:mod:`pydsbase.conformance.servers`) gets every study and is graded on its refusals (``refusal``
+lines). The implementation's coefficients are pooled per term and method by its ``pool`` when it has
+one, else by pydsbase's port of metafor, through :func:`pydsbase.results.pool_terms`, over the studies
+that gave a finite estimate and a positive SE, as the reference pooled its own. A plug-in that raises
+never stops the run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import math
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,9 +31,10 @@ from xml.etree import ElementTree
 import pandas as pd
 
 from pydsbase.conformance import numbers
-from pydsbase.conformance.numbers import TIERS, Key, as_float, grade, pool_terms
+from pydsbase.conformance.numbers import TIERS, Key, PoolFunction, as_float, grade
 from pydsbase.conformance.plugins import CommandImplementation, PythonImplementation
 from pydsbase.conformance.reference import load_case
+from pydsbase.conformance.servers import CommandServer, PythonServer, RunningServer
 
 __all__ = ["LINE_KEYS", "Line", "score_case", "score_suite", "suite_cases", "write_reports"]
 
@@ -73,6 +79,7 @@ def _json_number(value: float | None) -> float | str | None:
 
 
 Impl = PythonImplementation | CommandImplementation
+Server = PythonServer | CommandServer
 
 
 def _graded(case: str, key: Key, reference: float | None, value: Any) -> Line:
@@ -97,7 +104,10 @@ def _coefficients(answer: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return {str(t): dict(v) for t, v in found.items()}
 
 
-def _study_lines(case: str, server: str, reference: Mapping[Key, float], answer: Mapping[str, Any]) -> list[Line]:
+def _study_lines(case: str, server: str, reference: Mapping[Key, float], answer: Mapping[str, Any],
+                 recorded: Mapping[str, Any]) -> list[Line]:
+    """A fitted reference study's lines: every reference number, the terms and variance components the
+    answer adds, and lme4's convergence (``recorded``: the study's entry of ``structure.json``)."""
     lines: list[Line] = []
     coefficients = _coefficients(answer)
     components = answer.get("variance_components")
@@ -136,11 +146,163 @@ def _study_lines(case: str, server: str, reference: Mapping[Key, float], answer:
     for name, value in (components or {}).items():
         if name not in ref_components:
             lines.append(_flat(case, (server, None, name, "variance_component"), None, "structure", value))
+    return lines + _convergence_lines(case, server, answer, recorded)
+
+
+def _convergence_references(server: str, recorded: Mapping[str, Any]) -> dict[Key, float]:
+    """lme4's convergence of a fitted reference study as graded lines' references: ``converged`` 1 or 0
+    (when ``structure.json`` records it) and ``messages``, the number of lme4's convergence messages."""
+    if recorded.get("status") != "fitted":
+        return {}
+    out: dict[Key, float] = {}
+    if recorded.get("converged") is not None:
+        out[(server, None, None, "converged")] = 1.0 if recorded["converged"] else 0.0
+    out[(server, None, None, "messages")] = float(len(recorded.get("convergence") or []))
+    return out
+
+
+def _convergence_lines(case: str, server: str, answer: Mapping[str, Any], recorded: Mapping[str, Any]) -> list[Line]:
+    """``converged`` (1 or 0, graded as a number: equal is ``identical``, different ``worse``) and
+    ``messages`` (reference and value are their counts; ``identical`` for lme4's texts in the same order,
+    else ``worse``); ``not_reported`` when the answer lacks them. Cases made before ``structure.json``
+    recorded ``converged`` have no ``converged`` line."""
+    lines: list[Line] = []
+    expected = [str(m) for m in recorded.get("convergence") or []]
+    for key, ref in _convergence_references(server, recorded).items():
+        given = answer.get(key[3])
+        if given is None:
+            lines.append(_flat(case, key, ref, "not_reported"))
+        elif key[3] == "converged":
+            lines.append(_graded(case, key, ref, 1.0 if given is True else 0.0 if given is False else given))
+        else:
+            texts = [given] if isinstance(given, str) else [str(m) for m in given]
+            lines.append(Line(case, server, None, None, "messages", ref, float(len(texts)), None, None,
+                              "identical" if texts == expected else "worse"))
     return lines
 
 
-def _pool_function(impl: Impl) -> Callable[[list[float], list[float], str], Mapping[str, float]]:
-    if not impl.has_pool:
+def _refusal_line(case: str, server: str, recorded: Mapping[str, Any], outcome: _Outcome) -> Line | None:
+    """Server-level plug-ins: a study the reference or the server refused (disclosure, a failed fit, an R
+    error). Reference and value: 1 refused, 0 fitted. Both refused: ``identical`` for the same status and
+    message, else ``structure``; one refused: ``structure``. Both fitted: no line (the numbers speak)."""
+    expected = recorded.get("status") != "fitted"
+    refused = outcome.status != "fitted"
+    if not expected and not refused:
+        return None
+    same = expected and refused and (recorded.get("status"), recorded.get("message")) == (outcome.status,
+                                                                                          outcome.message)
+    return Line(case, server, None, None, "refusal", float(expected), float(refused), None, None,
+                "identical" if same else "structure")
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What one study gave: an answer (plug-in shape) with the server's status, or a failure tier."""
+
+    answer: Mapping[str, Any] | None = None
+    status: str = "fitted"
+    message: str | None = None
+    failure: str | None = None  # "unsupported" / "error": no answer at all
+
+
+def _plugin_outcomes(case_dir: Path, raw: Mapping[str, Any], statuses: Mapping[str, Any],
+                     impl: Impl) -> dict[str, _Outcome]:
+    """``fit_study`` per study the reference did not refuse for disclosure (refusing is a server's job)."""
+    outcomes: dict[str, _Outcome] = {}
+    for study in raw["studies"]:
+        server = study["server"]
+        if statuses.get(server, {}).get("status", "not_selected") in _NOT_SENT:
+            continue
+        csv = (case_dir / study["csv"]).resolve()
+        spec = {**raw["spec"], "csv": str(csv), "case": raw["case_id"], "study": server}
+        try:
+            answer = impl.fit_study(pd.read_csv(csv), spec)
+            _coefficients(answer)
+        except NotImplementedError:
+            outcomes[server] = _Outcome(failure="unsupported")
+        except Exception:  # any failure of the plug-in is graded, never raised
+            outcomes[server] = _Outcome(failure="error")
+        else:
+            outcomes[server] = _Outcome(answer)
+    return outcomes
+
+
+def _server_outcomes(raw: Mapping[str, Any], running: RunningServer) -> dict[str, _Outcome]:
+    """The case's call sent to the server under test; its answers read by the reference's own rule."""
+    from pydsbase.conformance.reference import _selected, reference_numbers
+    from pydsbase.errors import StudyRejectedError, StudyRFailedError
+
+    servers = [s["server"] for s in raw["studies"]]
+    selected = _selected(raw["call"]["text"], servers)
+    answers = running.study_answers(raw, selected)
+    broken = {s for s, a in answers.items()  # transport, login, timeout: no answer (R errors are refusals)
+              if isinstance(a, Exception) and not isinstance(a, StudyRFailedError | StudyRejectedError)}
+    table, structure = reference_numbers({s: a for s, a in answers.items() if s not in broken}, servers, None)
+    outcomes: dict[str, _Outcome] = {}
+    for server in selected:
+        if server in broken:
+            outcomes[server] = _Outcome(failure="error")
+            continue
+        got = structure["studies"][server]
+        answer = numbers.table_answer(table, server)
+        if got["status"] == "fitted":
+            answer.update(converged=got["converged"], messages=got["convergence"])
+        outcomes[server] = _Outcome(answer, got["status"], got["message"])
+    return outcomes
+
+
+def score_case(case_dir: Path, impl: Impl | RunningServer) -> list[Line]:
+    """Every graded line of one case folder (a server-level plug-in: already running, see :func:`score_suite`)."""
+    raw = load_case(case_dir)
+    case = str(raw["case_id"])
+    statuses = json.loads((case_dir / "structure.json").read_text(encoding="utf-8"))["studies"]
+    table = numbers.read_table((case_dir / "reference.tsv").read_text(encoding="utf-8"))
+    server_level = isinstance(impl, RunningServer)
+    outcomes = _server_outcomes(raw, impl) if isinstance(impl, RunningServer) else \
+        _plugin_outcomes(case_dir, raw, statuses, impl)
+    lines: list[Line] = []
+    fits: dict[str, dict[str, tuple[float, float]]] = {}
+    failures: list[str] = []  # "unsupported" / "error" of studies that did not answer
+    for study in raw["studies"]:
+        server = study["server"]
+        if server not in outcomes:
+            continue
+        outcome = outcomes[server]
+        recorded = statuses.get(server, {"status": "not_selected"})
+        reference = {k: v for k, v in table.items() if k[0] == server and k[1] is None}
+        if outcome.failure is not None or outcome.answer is None:
+            failures.append(outcome.failure or "error")
+            graded = {**reference, **_convergence_references(server, recorded)}
+            lines += [_flat(case, k, v, outcome.failure or "error") for k, v in graded.items()]
+            continue
+        answer = outcome.answer
+        coefficients = _coefficients(answer)
+        if server_level:
+            refusal = _refusal_line(case, server, recorded, outcome)
+            lines += [] if refusal is None else [refusal]
+        try:
+            if recorded.get("status") == "fitted":
+                lines += _study_lines(case, server, reference, answer, recorded)
+            elif server_level:  # the reference has no model here: what the study still tells (its counts)
+                lines += [_flat(case, k, v, "not_reported") if answer.get(k[3]) is None
+                          else _graded(case, k, v, answer[k[3]]) for k, v in reference.items()]
+            else:  # a plug-in answered where lme4 failed: a structure error, and not pooled
+                if coefficients:
+                    lines.append(_flat(case, (server, None, None, "excluded"), 1.0, "structure", 0.0))
+                continue
+        except Exception:  # a malformed answer is an error of that study
+            failures.append("error")
+            graded = {**reference, **_convergence_references(server, recorded)}
+            lines += [_flat(case, k, v, "error") for k, v in graded.items()]
+            continue
+        if outcome.status == "fitted":  # pooled as the client would pool this answer
+            fits[server] = {t: (as_float(p.get("estimate")), as_float(p.get("se"))) for t, p in coefficients.items()}
+    lines += _pooled_lines(case, table, fits, failures, impl)
+    return lines
+
+
+def _pool_function(impl: Impl | RunningServer) -> PoolFunction:
+    if isinstance(impl, RunningServer) or not impl.has_pool:
         return numbers.metafor_pool
 
     def pool(yi: list[float], sei: list[float], method: str) -> Mapping[str, float]:
@@ -151,50 +313,10 @@ def _pool_function(impl: Impl) -> Callable[[list[float], list[float], str], Mapp
     return pool
 
 
-def score_case(case_dir: Path, impl: Impl) -> list[Line]:
-    """Every graded line of one case folder."""
-    raw = load_case(case_dir)
-    case = str(raw["case_id"])
-    structure = json.loads((case_dir / "structure.json").read_text(encoding="utf-8"))
-    table = numbers.read_table((case_dir / "reference.tsv").read_text(encoding="utf-8"))
-    lines: list[Line] = []
-    fits: dict[str, dict[str, tuple[float, float]]] = {}
-    failures: list[str] = []  # "unsupported" / "error" of studies that did not answer
-    for study in raw["studies"]:
-        server = study["server"]
-        status = structure["studies"].get(server, {}).get("status", "not_selected")
-        if status in _NOT_SENT:
-            continue
-        reference = {k: v for k, v in table.items() if k[0] == server and k[1] is None}
-        csv = (case_dir / study["csv"]).resolve()
-        spec = {**raw["spec"], "csv": str(csv), "case": case, "study": server}
-        try:
-            answer = impl.fit_study(pd.read_csv(csv), spec)
-            coefficients = _coefficients(answer)
-        except NotImplementedError:
-            failures.append("unsupported")
-            lines += [_flat(case, k, v, "unsupported") for k, v in reference.items()]
-            continue
-        except Exception:  # any failure of the plug-in is graded, never raised
-            failures.append("error")
-            lines += [_flat(case, k, v, "error") for k, v in reference.items()]
-            continue
-        if status != "fitted":  # the reference has no model here (lme4 failed): answering is a structure error
-            if coefficients:
-                lines.append(_flat(case, (server, None, None, "excluded"), 1.0, "structure", 0.0))
-            continue
-        try:
-            lines += _study_lines(case, server, reference, answer)
-            fits[server] = {t: (as_float(p.get("estimate")), as_float(p.get("se"))) for t, p in coefficients.items()}
-        except Exception:  # a malformed answer is an error of that study
-            failures.append("error")
-            lines += [_flat(case, k, v, "error") for k, v in reference.items()]
-    lines += _pooled_lines(case, table, fits, failures, impl)
-    return lines
-
-
 def _pooled_lines(case: str, table: Mapping[Key, float], fits: Mapping[str, Mapping[str, tuple[float, float]]],
-                  failures: Sequence[str], impl: Impl) -> list[Line]:
+                  failures: Sequence[str], impl: Impl | RunningServer) -> list[Line]:
+    from pydsbase.results import StudyFit, pool_terms
+
     reference = {k: v for k, v in table.items() if k[0] is None}
     if not reference:
         return []
@@ -202,24 +324,36 @@ def _pooled_lines(case: str, table: Mapping[Key, float], fits: Mapping[str, Mapp
         tier = "unsupported" if failures and all(f == "unsupported" for f in failures) else "error"
         return [_flat(case, k, v, tier) for k, v in reference.items()]
     terms = list(dict.fromkeys(k[2] for k in reference if k[2] is not None))
-    pooled = {(p.term, p.method): p for p in pool_terms(fits, terms, _pool_function(impl))}
+    studies = [StudyFit(server, {t: e for t, (e, _) in pairs.items()}, {t: se for t, (_, se) in pairs.items()})
+               for server, pairs in fits.items()]
+    pooled = {(p.term, p.method): p for p in pool_terms(studies, terms, _pool_function(impl))[0]}
     lines = []
     for key, ref in reference.items():
         _, method, term, quantity = key
         found = pooled.get((str(term), str(method)))
         if found is None:
             lines.append(_flat(case, key, ref, "structure"))
-        elif found.numbers is None:
+        elif found.error is not None or not isinstance(found.fit, Mapping):
             lines.append(_flat(case, key, ref, "unsupported" if isinstance(found.error, NotImplementedError)
                                else "error"))
         elif quantity == "k":
             k = float(len(found.studies))
             lines.append(_graded(case, key, ref, k) if k == ref else _flat(case, key, ref, "structure", k))
-        elif found.numbers.get(quantity) is None:
+        elif found.fit.get(quantity) is None:
             lines.append(_flat(case, key, ref, "not_reported"))
         else:
-            lines.append(_graded(case, key, ref, found.numbers[quantity]))
+            lines.append(_graded(case, key, ref, found.fit[quantity]))
     return lines
+
+
+def _failed_case(case_dir: Path, tier: str) -> list[Line]:
+    """Every line of a case that could not be scored at all, in ``tier``."""
+    case = str(load_case(case_dir)["case_id"])
+    statuses = json.loads((case_dir / "structure.json").read_text(encoding="utf-8"))["studies"]
+    graded = numbers.read_table((case_dir / "reference.tsv").read_text(encoding="utf-8"))
+    for server, recorded in statuses.items():
+        graded.update(_convergence_references(server, recorded))
+    return [_flat(case, k, v, tier) for k, v in graded.items()]
 
 
 def suite_cases(suite: Path) -> list[Path]:
@@ -233,12 +367,25 @@ def suite_cases(suite: Path) -> list[Path]:
     return sorted(p.parent for p in suite.glob("*/case.json"))
 
 
-def score_suite(suite: Path, impl: Impl, on_case: Callable[[str], None] | None = None) -> list[Line]:
+def score_suite(suite: Path, impl: Impl | Server, on_case: Callable[[str], None] | None = None) -> list[Line]:
+    """Every graded line of a suite (or one case folder). A server-level plug-in is stood up once with
+    every study table of the suite and runs each case's call."""
+    cases = suite_cases(suite)
     lines: list[Line] = []
-    for case_dir in suite_cases(suite):
-        if on_case is not None:
-            on_case(case_dir.name)
-        lines += score_case(case_dir, impl)
+    with contextlib.ExitStack() as stack:
+        scored: Impl | RunningServer
+        if isinstance(impl, PythonServer | CommandServer):
+            try:
+                scored = stack.enter_context(impl.running(cases))
+            except Exception as exc:  # the server never came up: every number is an error, the run ends here
+                print(f"pydsbase conformance: {impl.name}: the server did not start: {exc}", file=sys.stderr)
+                return [line for c in cases for line in _failed_case(c, "error")]
+        else:
+            scored = impl
+        for case_dir in cases:
+            if on_case is not None:
+                on_case(case_dir.name)
+            lines += score_case(case_dir, scored)
     return lines
 
 

@@ -10,6 +10,8 @@ from typing import Any
 
 import pandas as pd
 
+from pydsbase.results import SINGULAR_NOTE
+
 __all__ = ["fit_study"]
 
 
@@ -53,7 +55,9 @@ def fit_study(data: pd.DataFrame, spec: Mapping[str, Any]) -> dict[str, Any]:
         "logLik": float(getattr(loglik, "value", loglik)),
         "variance_components": components,
         "converged": bool(fit.converged),
-        "messages": [str(fit.message)] if getattr(fit, "message", None) else [],
+        # lme4's convergence messages: of those, mixedlm tells the singular fit (its optimizer's own
+        # status text is not one of lme4's messages)
+        "messages": [SINGULAR_NOTE] if fit.isSingular() else [],
         "Nvalid": float(_value(fit.nobs)),
     }
     if spec["REML"]:
