@@ -59,11 +59,29 @@ def docker_missing_reason() -> str | None:
     return None
 
 
+# Seconds each of the longest test files took in a quiet fresh-clone CI run (`--durations=0`, summed per
+# file, 2026-12-07). Only the order of files uses them: refresh when a file's cost changes a lot.
+FILE_SECONDS = {
+    "contract/test_contract.py": 196, "test_conformance_kit.py": 104, "test_docker_parity.py": 89,
+    "test_parity_plain_r.py": 80, "test_docker.py": 73, "test_tutorial.py": 73, "test_parity.py": 72,
+    "test_meta_vs_r.py": 70, "test_reliability_faults.py": 65, "test_cli_e2e.py": 60, "test_http_parity.py": 58,
+    "test_wire_scrub.py": 50, "test_lme4_numerics.py": 42, "test_tables_golden.py": 40,
+}
+SLOW_SECONDS = 30  # a file holding a `slow` test that is not listed above
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Files holding a ``slow`` test first (order within a file kept): scripts/test.sh hands whole files to
-    two workers in collection order, so the long ones start early and the workers finish together."""
+    """The longest files first (order within a file kept): scripts/test.sh hands whole files to two workers
+    in collection order, so the long ones start early and the workers finish together."""
+    tests = Path(__file__).resolve().parent
     slow_files = {item.path for item in items if item.get_closest_marker("slow") is not None}
-    items.sort(key=lambda item: item.path not in slow_files)
+
+    def seconds(path: Path) -> int:
+        known = FILE_SECONDS.get(path.resolve().relative_to(tests).as_posix())
+        return known if known is not None else SLOW_SECONDS if path in slow_files else 0
+
+    cost = {path: seconds(path) for path in {item.path for item in items}}
+    items.sort(key=lambda item: -cost[item.path])
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

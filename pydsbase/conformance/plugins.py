@@ -24,6 +24,15 @@ import pandas as pd
 __all__ = ["CommandImplementation", "Implementation", "PythonImplementation", "load_implementation"]
 
 
+def load_target(target: str) -> Any:
+    """``MODULE[:OBJECT]`` (OBJECT may be dotted): the object, or the module itself without OBJECT."""
+    module_name, _, attribute = target.partition(":")
+    obj: Any = importlib.import_module(module_name)
+    for part in attribute.split(".") if attribute else []:
+        obj = getattr(obj, part)
+    return obj
+
+
 class Implementation(Protocol):
     name: str
 
@@ -38,11 +47,7 @@ class PythonImplementation:
     """``MODULE[:OBJECT]``: the object (the module itself without OBJECT) with ``fit_study`` [and ``pool``]."""
 
     def __init__(self, target: str) -> None:
-        module_name, _, attribute = target.partition(":")
-        module = importlib.import_module(module_name)
-        obj: Any = module
-        for part in attribute.split(".") if attribute else []:
-            obj = getattr(obj, part)
+        obj = load_target(target)
         if not callable(getattr(obj, "fit_study", None)):
             raise TypeError(f"{target}: has no fit_study(data, spec)")
         self.name = target

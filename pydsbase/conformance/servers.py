@@ -26,7 +26,6 @@ default: the same name).
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 import os
 import selectors
@@ -42,6 +41,7 @@ from typing import Any
 
 from datashield.interface import DSLoginInfo
 
+from pydsbase.conformance.plugins import load_target
 from pydsbase.studies import APIS, DRIVER_OF_API, Api, copied_studies, studies_up
 
 __all__ = [
@@ -132,10 +132,7 @@ class PythonServer(_Server):
     def __init__(self, target: str, api: str = "opal") -> None:
         if api not in APIS:
             raise ValueError(f"api is one of {', '.join(APIS)}, not {api!r}")
-        module_name, _, attribute = target.partition(":")
-        obj: Any = importlib.import_module(module_name)
-        for part in attribute.split(".") if attribute else []:
-            obj = getattr(obj, part)
+        obj = load_target(target)
         if not callable(getattr(obj, "serve", None)):
             raise TypeError(f"{target}: has no serve(studies, api)")
         self.name = target
