@@ -7,7 +7,7 @@ send dsBaseClient's server calls and return what it returns: the ``is.object.cre
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pydsbase import console, dsi, rops
@@ -525,43 +525,43 @@ def ds_summary(session: Any, x: str | None = None, datasources: Sequence[str] | 
     def valid(name: str) -> bool:
         return rops.condition(_one(session, name, f"isValidDS({x})"))
 
+    def each_valid(summary: Callable[[str], RValue]) -> None:
+        """Study by study (dsBaseClient's order): ``summary(study)`` where the object is valid, else INVALID."""
+        for i, name in enumerate(names):
+            output[i] = summary(name) if valid(name) else invalid
+
+    def frame(name: str) -> RValue:
+        dims = _one(session, name, deparse_call("dimDS", x))
+        assert isinstance(dims, RAtomic)
+        cols = _one(session, name, deparse_call("colnamesDS", x))
+        return RList([klass, RAtomic(dims.type, dims.data[:1]), RAtomic(dims.type, dims.data[1:2]), cols],
+                     names=["class", "number of rows", "number of columns", "variables held"])
+
+    def character(name: str) -> RValue:
+        return RList([klass, _one(session, name, deparse_call("lengthDS", x))], names=["class", "length"])
+
+    def factor(name: str) -> RValue:
+        length = _one(session, name, deparse_call("lengthDS", x))
+        categories = rops.dollar(_one(session, name, f"levelsDS({x})"), "Levels")
+        freq = _one(session, name, f"table1DDS({x})")
+        levels = list(categories.data) if isinstance(categories, RAtomic) else []
+        counts = [_cell(freq, j) for j in range(len(levels))]
+        return RList([klass, length, categories, *counts],
+                     names=["class", "length", "categories", *[f"count of '{c}'" for c in levels]])
+
+    def numeric(name: str) -> RValue:
+        length = _one(session, name, deparse_call("lengthDS", x))
+        quantiles = _one(session, name, f"quantileMeanDS({x})")
+        return RList([klass, length, quantiles], names=["class", "length", "quantiles & mean"])
+
     if "data.frame" in typ or "matrix" in typ:
-        for i, name in enumerate(names):
-            if valid(name):
-                dims = _one(session, name, deparse_call("dimDS", x))
-                assert isinstance(dims, RAtomic)
-                cols = _one(session, name, deparse_call("colnamesDS", x))
-                output[i] = RList([klass, RAtomic(dims.type, dims.data[:1]), RAtomic(dims.type, dims.data[1:2]), cols],
-                                  names=["class", "number of rows", "number of columns", "variables held"])
-            else:
-                output[i] = invalid
+        each_valid(frame)
     if "character" in typ:
-        for i, name in enumerate(names):
-            if valid(name):
-                length = _one(session, name, deparse_call("lengthDS", x))
-                output[i] = RList([klass, length], names=["class", "length"])
-            else:
-                output[i] = invalid
+        each_valid(character)
     if "factor" in typ:
-        for i, name in enumerate(names):
-            if valid(name):
-                length = _one(session, name, deparse_call("lengthDS", x))
-                categories = rops.dollar(_one(session, name, f"levelsDS({x})"), "Levels")
-                freq = _one(session, name, f"table1DDS({x})")
-                levels = list(categories.data) if isinstance(categories, RAtomic) else []
-                counts = [_cell(freq, j) for j in range(len(levels))]
-                output[i] = RList([klass, length, categories, *counts],
-                                  names=["class", "length", "categories", *[f"count of '{c}'" for c in levels]])
-            else:
-                output[i] = invalid
+        each_valid(factor)
     if "integer" in typ or "numeric" in typ:
-        for i, name in enumerate(names):
-            if valid(name):
-                length = _one(session, name, deparse_call("lengthDS", x))
-                quantiles = _one(session, name, f"quantileMeanDS({x})")
-                output[i] = RList([klass, length, quantiles], names=["class", "length", "quantiles & mean"])
-            else:
-                output[i] = invalid
+        each_valid(numeric)
     if "list" in typ:
         for i, name in enumerate(names):
             length = _one(session, name, deparse_call("lengthDS", x))
@@ -571,12 +571,12 @@ def ds_summary(session: Any, x: str | None = None, datasources: Sequence[str] | 
             else:
                 output[i] = RList([klass, length, elements], names=["class", "length", "elements held in the list"])
     if "logical" in typ:
-        for i, name in enumerate(names):
-            if not valid(name):
-                output[i] = invalid
-            else:
-                _one(session, name, deparse_call("lengthDS", x))
-                _cell(_one(session, name, f"table1DDS({x})"), 0)
-                # dsBaseClient loops over 1:length(2), one count, then names four elements of a list of three
-                raise RError("'names' attribute [4] must be the same length as the vector [3]")
+
+        def logical(name: str) -> RValue:
+            _one(session, name, deparse_call("lengthDS", x))
+            _cell(_one(session, name, f"table1DDS({x})"), 0)
+            # dsBaseClient loops over 1:length(2), one count, then names four elements of a list of three
+            raise RError("'names' attribute [4] must be the same length as the vector [3]")
+
+        each_valid(logical)
     return RList(output, names=list(names))
