@@ -312,14 +312,16 @@ class _Reader:
                     key = (self.order, self.native, data[start : self.pos], tuple([r.name for r in self.refs[:known]]))
                 return _language(x, self.end, outer, key)
             return _model(self.other(flags, sxp, depth, start), self.end, outer)
-        if outer is not None and flags & _ATTR_OR_S4 == _HAS_ATTR:  # a value with attributes: only names?
-            names = self.names_only(depth)
-            if names is not None:  # as _vector_model makes it
+        attributes = None
+        if outer is not None and flags & _ATTR_OR_S4 == _HAS_ATTR:  # a value with attributes: names first?
+            names, attributes = self.names_first(depth)
+            if attributes is None and names is not None:  # names only: as _vector_model makes it
                 if sxp == _VEC:
                     return _RList(values, [n if n is not _NA else "" for n in names] if _NA in names else names,
                                   ["list"], {})  # fmt: skip
                 return _RAtomic(_TYPE_NAMES[sxp], values, [_IMPLICIT_CLASS[sxp]], names, None, None, None, {})
-        attributes = self.attributes(flags, depth) if flags & _HAS_ATTR else None
+        if attributes is None and flags & _HAS_ATTR:
+            attributes = self.attributes(flags, depth)
         if outer is None:
             return Vector(sxp, values, attributes, flags & _S4_BIT != 0, start)
         if flags & _S4_BIT:
@@ -446,24 +448,38 @@ class _Reader:
         self.tags[len(self.refs) << 8 | _REFSXP] = name
         return symbol
 
-    def names_only(self, depth: int) -> list[Any] | None:
-        """The names of a vector (of an item at ``depth``) whose only attribute is ``names``, a character
-        vector without attributes (the usual), tagged by a symbol already read; or None, nothing read."""
+    def names_first(self, depth: int) -> tuple[list[Any] | None, list[tuple[str, Any]] | None]:
+        """The attributes of a vector (an item at ``depth``) whose first attribute is ``names``, a character
+        vector without attributes (the usual), tagged by a symbol already read: (the names, None) when they
+        are its only attribute, (None, all its attributes as :meth:`attributes` reads them) when others
+        follow; (None, None) with nothing read for any other start."""
         pos, data, end = self.pos, self.data, self.end
         if pos + 16 > end or depth + 2 > MAX_DEPTH:
-            return None
+            return None, None
         head, tag, flags, n = self.int4(data, pos)
         if head != _ATTRIBUTE_CELL or flags != _STR or not 0 <= 8 * n <= end - pos - 20 or \
                 self.tags.get(tag) != "names":  # fmt: skip
-            return None
+            return None, None
         self.pos = pos + 16
         names = self.strings(n)
         stop = self.pos
-        if stop + 4 <= end and self.int1(data, stop)[0] == _NILVALUE:
-            self.pos = stop + 4
-            return names
+        if stop + 4 <= end:
+            (cell,) = self.int1(data, stop)
+            if cell == _NILVALUE:
+                self.pos = stop + 4
+                return names, None
+            if cell & _CELL_MASK == _ATTRIBUTE_CELL:  # more attributes: the rest of the pairlist, as cells() reads it
+                self.pos = stop + 4
+                items, dotted = self.cells(cell, depth + 2, False)
+                if dotted:
+                    raise self.fail("attributes that are not a pairlist", pos)
+                for name, _ in items:
+                    if name is None:
+                        raise self.fail("an attribute without a name", pos)
+                items.insert(0, ("names", Vector(_STR, names, None, False, pos + 8)))
+                return None, items  # type: ignore[return-value]
         self.pos = pos
-        return None
+        return None, None
 
     def attributes(self, flags: int, depth: int) -> list[tuple[str, Any]] | None:
         """An item's attributes (when its flags say it has some): a pairlist whose cells all have tags."""
@@ -993,7 +1009,7 @@ def _vector_model(sxp: int, data: list[Any], attributes: list[tuple[str, Any]] |
     if sxp == _VEC:
         return _RList(
             data if modelled else [None if v is None else _model(v, limit, offset) for v in data],
-            None if names is None else [n if isinstance(n, str) else "" for n in names],  # names
+            names if names is None or _NA not in names else [n if isinstance(n, str) else "" for n in names],
             r_class,
             _described_attributes(attributes, _LIST_OWN, limit, offset) if others else {},
         )
