@@ -194,7 +194,8 @@ class _Deparser:
         self.backtick = backtick
         self.lines: list[str] = []
         self.buf: list[str] = []
-        self.len = 0
+        self.len = 0  # the bytes of the line's first ``counted`` pieces (the rest are counted when asked: width())
+        self.counted = 0
         self.indent = 0
         self.startline = True
         self.incurly = 0
@@ -210,18 +211,25 @@ class _Deparser:
             self.startline = False
             for i in range(1, self.indent + 1):
                 self.buf.append("    " if i <= 4 else "  ")
-                self.len += 4 if i <= 4 else 2
         self.buf.append(text)
-        self.len += len(text) if text.isascii() else len(text.encode("utf-8"))
+
+    def width(self) -> int:
+        """The current line's length in bytes, as R counts it."""
+        buf = self.buf
+        if len(buf) > self.counted:
+            tail = "".join(buf[self.counted :])
+            self.len += len(tail) if tail.isascii() else len(tail.encode("utf-8"))
+            self.counted = len(buf)
+        return self.len
 
     def writeline(self) -> None:
         self.lines.append("".join(self.buf))
         self.buf = []
-        self.len = 0
+        self.len = self.counted = 0
         self.startline = True
 
     def linebreak(self, lbreak: bool) -> bool:
-        if self.len > self.cutoff:
+        if self.width() > self.cutoff:
             if not lbreak:
                 lbreak = True
                 self.indent += 1
@@ -233,7 +241,12 @@ class _Deparser:
     def value(self, x: Any) -> None:
         fnarg = self.fnarg
         self.fnarg = False
-        if x is None:
+        cls = type(x)
+        if cls is Symbol:
+            self.put(_quotify(x.name) if self.backtick else x.name)
+        elif cls is Call:
+            self.call(x, fnarg)
+        elif x is None:
             self.put("NULL")
         elif isinstance(x, Symbol):
             self.put(_quotify(x.name) if self.backtick else x.name)
@@ -268,7 +281,7 @@ class _Deparser:
             self.put(self.element(t, e, all_na))
             if i < n - 1:
                 self.put(", ")
-            if wrap and self.len > self.cutoff:
+            if wrap and self.width() > self.cutoff:
                 self.writeline()
         if wrap:
             self.put(")")
@@ -294,16 +307,17 @@ class _Deparser:
 
     def args(self, args: list[tuple[str | None, Any]]) -> None:
         lbreak = False
+        last = len(args) - 1
+        saved = self.context
         for i, (tag, arg) in enumerate(args):
             if tag is not None:
                 self.put((tag if tag == "..." else _quotify(tag) if self.backtick else _quotify(tag, '"')) + " = ")
-                if not (type(arg) is Symbol and arg.name == ""):  # not the missing argument
-                    self.fnarg = True
-                    self.isolated(arg)
-            else:
+            if tag is None or not (type(arg) is Symbol and arg.name == ""):  # (a tag's missing argument: nothing)
                 self.fnarg = True
-                self.isolated(arg)
-            if i < len(args) - 1:
+                self.context = -1  # isolated(arg), inline
+                self.value(arg)
+                self.context = saved
+            if i < last:
                 self.put(", ")
                 lbreak = self.linebreak(lbreak)
         if lbreak:
@@ -333,15 +347,15 @@ class _Deparser:
         head, args = c.function, c.args
         if isinstance(head, Symbol):
             name = head.name
-            userbinop = name not in _OPS and _is_user_binop(name)
-            if name in _OPS or userbinop:
-                if userbinop:
-                    if any(tag is not None for tag, _ in args):
-                        pp = _PP(_FUNCALL, PREC_FN)
-                    else:
-                        pp = _PP(_BINARY2, PREC_PERCENT)
+            op = _OPS.get(name)
+            userbinop = op is None and _is_user_binop(name)
+            if op is not None or userbinop:
+                if op is not None:
+                    pp = op
+                elif any(tag is not None for tag, _ in args):
+                    pp = _PP(_FUNCALL, PREC_FN)
                 else:
-                    pp = _OPS[name]
+                    pp = _PP(_BINARY2, PREC_PERCENT)
                 kind = pp.kind
                 if kind == _BINARY:
                     if len(args) == 1:
@@ -380,6 +394,21 @@ class _Deparser:
 
     def operator(self, name: str, pp: _PP, args: list[tuple[str | None, Any]], fnarg: bool) -> None:
         kind = pp.kind
+        if kind == _BINARY:  # (the most frequent first)
+            left, right = args[0][1], args[1][1]
+            self.wrapped(left, _needs_parens(pp, left, True), pp.prec)
+            self.put(f" {name} ")
+            lbreak = self.linebreak(False)
+            self.wrapped(right, _needs_parens(pp, right, False))
+            if lbreak:
+                self.indent -= 1
+            return
+        if kind == _BINARY2:
+            left, right = args[0][1], args[1][1]
+            self.wrapped(left, _needs_parens(pp, left, True), pp.prec)
+            self.put(name)
+            self.wrapped(right, _needs_parens(pp, right, False))
+            return
         a = [arg for _, arg in args]
         if kind == _PAREN:
             self.put("(")
@@ -427,17 +456,6 @@ class _Deparser:
                 self.put(rhs.data[0])
             else:
                 self.wrapped(rhs, _needs_parens(pp, rhs, False))
-        elif kind == _BINARY:
-            self.wrapped(a[0], _needs_parens(pp, a[0], True), pp.prec)
-            self.put(f" {name} ")
-            lbreak = self.linebreak(False)
-            self.wrapped(a[1], _needs_parens(pp, a[1], False))
-            if lbreak:
-                self.indent -= 1
-        elif kind == _BINARY2:
-            self.wrapped(a[0], _needs_parens(pp, a[0], True), pp.prec)
-            self.put(name)
-            self.wrapped(a[1], _needs_parens(pp, a[1], False))
         elif kind == _UNARY:
             outer, saved = self.context > pp.prec, self.context
             if outer:
@@ -513,6 +531,8 @@ def _parenthesize_caller(head: Any) -> bool:
 
 def _needs_parens(main: _PP, arg: Any, left: bool) -> bool:
     """R's rule for parenthesising an operand of a unary or binary operator."""
+    if type(arg) is Symbol:
+        return False
     if isinstance(arg, Call):
         op = arg.function
         if not isinstance(op, Symbol):
