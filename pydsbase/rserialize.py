@@ -70,6 +70,7 @@ _MAX_SYMBOLS: Final = 4096
 _NA_INT: Final = -(2**31)
 _NA: Final = rvalue.NA
 _NA_REAL_LOW_WORD: Final = 1954
+_UNREAD: Final = object()  # (a value not read yet)
 
 _REFUSED = {
     _CLO: "a closure (function)",
@@ -541,8 +542,9 @@ class _Reader:
         iteratively; the items at ``depth``. Whether the last CDR was a value (a dotted pair) rather than NULL."""
         items: list[tuple[str | None, Any]] = []
         append = items.append
-        data, int1, int2, item, end = self.data, self.int1, self.int2, self.item, self.end
-        tags, low = self.tags, self.low
+        data, int1, int2, int4, dbl, end = self.data, self.int1, self.int2, self.int4, self.dbl, self.end
+        item, tags, low, refs = self.item, self.tags, self.low, self.refs
+        last = end - 16 if depth <= MAX_DEPTH else -1  # where a value read here may start at the latest
         word = None  # the word after a cell's flags (its tag's), when read with them
         while True:
             tag: str | None = None
@@ -557,7 +559,47 @@ class _Reader:
                         tag = self.symbol(0, pos).name
                 if tag is None:
                     tag = self.tag()
-            append((tag, item(depth)))
+            # the CAR: the usual ones (a symbol, a reference to one, a call, a short vector without attributes
+            # whose bytes are all there) here, as item() reads them; any other by item()
+            value: Any = _UNREAD
+            pos = self.pos
+            if pos <= last:
+                vflags, n, w1, w2 = int4(data, pos)
+                if vflags & 0xFF == _REFSXP:
+                    index = vflags >> 8
+                    if 0 < index <= len(refs):
+                        value = refs[index - 1]
+                        self.pos = pos + 4
+                elif vflags == _SYM:
+                    self.pos = pos + 4
+                    value = self.symbol(depth, pos)
+                elif vflags & 0xFF == _LANG:
+                    self.pos = pos + 4
+                    value = self.pairlist(vflags, depth, pos)
+                elif vflags == _STR:
+                    if n == 1 and w1 == _ASCII_CHARSXP and 0 <= w2 <= last - pos:
+                        stop = pos + 16 + w2
+                        try:
+                            value = Vector(_STR, [data[pos + 16 : stop].decode()], None, False, pos)
+                        except UnicodeDecodeError:
+                            raise self.fail("a string that is not valid utf-8", pos + 8) from None
+                        self.pos = stop
+                elif vflags == _INT:
+                    if n == 1:
+                        if w1 != _NA_INT:
+                            value = Vector(_INT, [w1], None, False, pos)
+                            self.pos = pos + 12
+                    elif n == 2 and w1 != _NA_INT and w2 != _NA_INT:
+                        value = Vector(_INT, [w1, w2], None, False, pos)
+                        self.pos = pos + 16
+                elif vflags == _REAL and n == 1:
+                    (v,) = dbl(data, pos + 8)
+                    if v == v:
+                        value = Vector(_REAL, [v], None, False, pos)
+                        self.pos = pos + 16
+            if value is _UNREAD:
+                value = item(depth)
+            append((tag, value))
             cell = self.pos
             if cell + 8 <= end:  # the next cell's flags and the word after them (its tag, usually)
                 flags, word = int2(data, cell)
