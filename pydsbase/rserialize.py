@@ -61,6 +61,8 @@ _ATTR_OR_S4: Final = _HAS_ATTR | _S4_BIT
 _INT1: Final = {True: struct.Struct(">i").unpack_from, False: struct.Struct("<i").unpack_from}
 _INT2: Final = {True: struct.Struct(">ii").unpack_from, False: struct.Struct("<ii").unpack_from}
 _INT4: Final = {True: struct.Struct(">iiii").unpack_from, False: struct.Struct("<iiii").unpack_from}
+#: A string's flags and length, the length unsigned.
+_HEAD: Final = {True: struct.Struct(">iI").unpack_from, False: struct.Struct("<iI").unpack_from}
 _DBL: Final = {True: struct.Struct(">d").unpack_from, False: struct.Struct("<d").unpack_from}
 _isnan: Final = math.isnan
 #: Symbols by the bytes of their (ASCII) names: the same few names recur in every stream (a symbol is
@@ -152,7 +154,8 @@ class _Reader:
     pairlists, symbols and references to them as tags) are read inline; anything else goes through
     :meth:`length` and the general paths, which check and raise."""
 
-    __slots__ = ("data", "pos", "end", "refs", "tags", "order", "low", "native", "utf8", "int1", "int2", "int4", "dbl")
+    __slots__ = ("data", "pos", "end", "refs", "tags", "order", "low", "native", "utf8",
+                 "int1", "int2", "int4", "dbl", "head")
 
     def __init__(self, data: bytes, pos: int, big_endian: bool) -> None:
         self.data = data
@@ -166,6 +169,7 @@ class _Reader:
         self.int1 = _INT1[big_endian]
         self.int2 = _INT2[big_endian]
         self.int4 = _INT4[big_endian]
+        self.head = _HEAD[big_endian]
         self.dbl = _DBL[big_endian]
         self.native = "utf-8"
         self.utf8 = True  # the native encoding is UTF-8
@@ -702,10 +706,37 @@ class _Reader:
 
     def strings(self, n: int) -> list[Any]:
         """The elements of a character vector (each a CHARSXP), read in one loop."""
-        data, int2, end = self.data, self.int2, self.end
+        data, end = self.data, self.end
         out: list[Any] = []
         append = out.append
-        pos = start = self.pos
+        pos = self.pos
+        try:  # the usual: ASCII strings, all there; a length is read unsigned (a negative one goes beyond the end)
+            head = self.head
+            for i in range(n):  # noqa: B007 (i: the strings read, used after the loop)
+                flags, length = head(data, pos)
+                if flags != _ASCII_CHARSXP:
+                    break
+                start = pos + 8
+                pos = start + length
+                append(data[start:pos].decode())
+            else:
+                if pos <= end:
+                    self.pos = pos
+                    return out
+                i = -1
+        except (struct.error, UnicodeDecodeError):
+            i = -1
+        if i < 0:  # something else is wrong: read again, checking each string
+            pos, i = self.pos, 0
+            out.clear()
+        return self.checked_strings(pos, n - i, out)
+
+    def checked_strings(self, pos: int, n: int, out: list[Any]) -> list[Any]:
+        """The ``n`` elements of a character vector from ``pos`` (each a CHARSXP) appended to ``out``, each
+        checked; where a string read here ends in an error, the error says which and where."""
+        data, int2, end = self.data, self.int2, self.end
+        append = out.append
+        start = pos
         try:
             for _ in range(n):
                 start = pos + 8  # after the string's flags and length
