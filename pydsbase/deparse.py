@@ -12,6 +12,7 @@ binary operator, continuation lines indented by four spaces).
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -197,7 +198,9 @@ class _Deparser:
         self.len = 0  # the bytes of the line's first ``counted`` pieces (the rest are counted when asked: width())
         self.counted = 0
         self.indent = 0
-        self.startline = True
+        #: put(text) writes text: the first piece of a line through first_put() (the line's indentation, as it is
+        #: when the line begins), the others by the buffer's own append
+        self.put: Callable[[str], None] = self.first_put
         self.incurly = 0
         self.inlist = 0
         self.fnarg = False
@@ -206,12 +209,12 @@ class _Deparser:
         # or it would take the operator in (R writes y^(~a) %in% z)
         self.context = -1
 
-    def put(self, text: str) -> None:
-        if self.startline:
-            self.startline = False
-            for i in range(1, self.indent + 1):
-                self.buf.append("    " if i <= 4 else "  ")
-        self.buf.append(text)
+    def first_put(self, text: str) -> None:
+        append = self.buf.append
+        for i in range(1, self.indent + 1):
+            append("    " if i <= 4 else "  ")
+        append(text)
+        self.put = append
 
     def width(self) -> int:
         """The current line's length in bytes, as R counts it."""
@@ -226,7 +229,7 @@ class _Deparser:
         self.lines.append("".join(self.buf))
         self.buf = []
         self.len = self.counted = 0
-        self.startline = True
+        self.put = self.first_put
 
     def linebreak(self, lbreak: bool) -> bool:
         if self.width() > self.cutoff:
