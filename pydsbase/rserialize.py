@@ -335,8 +335,9 @@ class _Reader:
 
     def elements(self, n: int, depth: int, outer: int) -> list[Any]:
         """The ``n`` elements (at ``depth``) of the list at ``outer``, as models. A scalar without attributes
-        whose bytes are all there (a string marked ASCII, a double not NaN, an integer or logical not NA)
-        is made here, as item() makes it; any other element by item()."""
+        whose bytes are all there (a string marked ASCII, a double not NaN, an integer or logical not NA), an
+        empty list or character vector without attributes and NULL are made here, as item() makes them; any
+        other element by item()."""
         values: list[Any] = []
         append = values.append
         data, end, int4, dbl, item = self.data, self.end, self.int4, self.dbl, self.item
@@ -371,6 +372,19 @@ class _Reader:
                         append(_RAtomic("integer", [word], ["integer"]))
                         pos += 12
                         continue
+                elif length == 0:  # an empty list or character vector
+                    if flags == _VEC:
+                        append(_RList([], None, ["list"]))
+                        pos += 8
+                        continue
+                    if flags == _STR:
+                        append(_RAtomic("character", [], ["character"]))
+                        pos += 8
+                        continue
+                if flags == _NILVALUE:
+                    append(None)
+                    pos += 4
+                    continue
             self.pos = pos
             append(item(depth, outer))
             pos = self.pos
