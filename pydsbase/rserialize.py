@@ -277,7 +277,15 @@ class _Reader:
             if outer is None or flags & _S4_BIT:  # an S4 object's data is never modelled
                 values = []
                 item = self.item
+                fast = depth < MAX_DEPTH
                 for _ in range(n):  # (a loop: a comprehension would make every call of item() dearer)
+                    pos = self.pos  # a character vector without attributes whose bytes are all there: here
+                    if fast and pos + 8 <= self.end:
+                        cflags, length = self.int2(data, pos)
+                        if cflags == _STR and 0 <= 8 * length <= self.end - pos - 8:
+                            self.pos = pos + 8
+                            values.append(Vector(_STR, self.strings(length), None, False, pos))
+                            continue
                     values.append(item(depth + 1))
             else:
                 values = self.elements(n, depth + 1, start)
@@ -602,6 +610,9 @@ class _Reader:
                         except UnicodeDecodeError:
                             raise self.fail("a string that is not valid utf-8", pos + 8) from None
                         self.pos = stop
+                    elif 0 <= n and 8 * n <= end - pos - 8:
+                        self.pos = pos + 8
+                        value = Vector(_STR, self.strings(n), None, False, pos)
                 elif vflags == _INT:
                     if n == 1:
                         if w1 != _NA_INT:
@@ -610,11 +621,15 @@ class _Reader:
                     elif n == 2 and w1 != _NA_INT and w2 != _NA_INT:
                         value = Vector(_INT, [w1, w2], None, False, pos)
                         self.pos = pos + 16
-                elif vflags == _REAL and n == 1:
-                    (v,) = dbl(data, pos + 8)
-                    if v == v:
-                        value = Vector(_REAL, [v], None, False, pos)
-                        self.pos = pos + 16
+                elif vflags == _REAL:
+                    if n == 1:
+                        (v,) = dbl(data, pos + 8)
+                        if v == v:
+                            value = Vector(_REAL, [v], None, False, pos)
+                            self.pos = pos + 16
+                    elif 0 <= n and 8 * n <= end - pos - 8:
+                        self.pos = pos + 8
+                        value = Vector(_REAL, self.doubles(n), None, False, pos)
             if value is _UNREAD:
                 value = item(depth)
             append((tag, value))
