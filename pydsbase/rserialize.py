@@ -318,11 +318,11 @@ class _Reader:
             if outer is None:
                 return self.other(flags, sxp, depth, start)
             if sxp == _LANG:  # a call as a value: its text may be known (see _DEPARSED)
-                known = len(self.refs)
+                known = tuple(self.tags.values())  # the names of the symbols read before it (refs holds only symbols)
                 x = self.other(flags, sxp, depth, start)
                 key = None
                 if self.pos - start <= _MAX_DEPARSED_BYTES:
-                    key = (self.order, self.native, data[start : self.pos], tuple([r.name for r in self.refs[:known]]))
+                    key = (self.order, self.native, data[start : self.pos], known)
                 return _language(x, self.end, outer, key)
             return _model(self.other(flags, sxp, depth, start), self.end, outer)
         attributes = None
@@ -449,12 +449,13 @@ class _Reader:
 
     def symbol(self, depth: int, start: int) -> Symbol:
         """A symbol (its name's CHARSXP follows); it joins the reference table."""
-        pos = self.pos
-        if pos + 8 <= self.end:
-            flags, n = self.int2(self.data, pos)
-            if flags & 0xFF == _CHAR and 0 <= n <= self.end - pos - 8:
-                raw = self.data[pos + 8 : pos + 8 + n]
-                self.pos = pos + 8 + n
+        data, pos, end = self.data, self.pos, self.end
+        if pos + 8 <= end:
+            flags, n = self.int2(data, pos)
+            stop = pos + 8 + n
+            if flags & 0xFF == _CHAR and pos + 8 <= stop <= end:
+                raw = data[pos + 8 : stop]
+                self.pos = stop
                 symbol = _SYMBOLS.get(raw)
                 if symbol is None:
                     if raw.isascii():
@@ -560,7 +561,9 @@ class _Reader:
             head, args = items[0], items[1:]
             if head[0] is not None:
                 raise self.fail("a call whose function carries a tag", start)
-            return Call(head[1], [(tag, _constant(value, self, start)) for tag, value in args], attrs)
+            end = self.end  # (the arguments as the deparser takes them: vectors as model values)
+            return Call(head[1], [(tag, _model(value, end, start) if type(value) is Vector else value)
+                                  for tag, value in args], attrs)  # fmt: skip
         return Pairlist(items, attrs, dotted)
 
     def cells(self, flags: int, depth: int, lang: bool) -> tuple[list[tuple[str | None, Any]], bool]:
@@ -818,13 +821,6 @@ class _Reader:
                     (word,) = self.int1(self.data, start + 8 * i + low)
                     values[i] = _NA if word == _NA_REAL_LOW_WORD else math.nan
         return values
-
-
-def _constant(value: Any, reader: _Reader, start: int) -> Any:
-    """An argument of a call as the deparser takes it (vectors as model values)."""
-    if isinstance(value, Vector):
-        return _model(value, reader.end, start)
-    return value
 
 
 # -- header ----------------------------------------------------------------------------------------
