@@ -575,36 +575,40 @@ class _Reader:
         item, tags, low, refs = self.item, self.tags, self.low, self.refs
         last = end - 16 if depth <= MAX_DEPTH else -1  # where a value read here may start at the latest
         word = None  # the word after a cell's flags (its tag's), when read with them
+        pos = self.pos  # (kept here; self.pos set around each call that reads)
         while True:
             tag: str | None = None
             if flags & _HAS_TAG:  # the tag: a reference to a symbol already read, inline, or else tag()
-                pos = self.pos
                 if pos + 4 <= end:
                     tag = tags.get(int1(data, pos)[0] if word is None else word)
                     if tag is not None:
-                        self.pos = pos + 4
+                        pos += 4
                     elif data[pos + low] == _SYM:  # a symbol's first use
                         self.pos = pos + 4
                         tag = self.symbol(0, pos).name
+                        pos = self.pos
                 if tag is None:
+                    self.pos = pos
                     tag = self.tag()
+                    pos = self.pos
             # the CAR: the usual ones (a symbol, a reference to one, a call, a short vector without attributes
             # whose bytes are all there) here, as item() reads them; any other by item()
             value: Any = _UNREAD
-            pos = self.pos
             if pos <= last:
                 vflags, n, w1, w2 = int4(data, pos)
                 if vflags & 0xFF == _REFSXP:
                     index = vflags >> 8
                     if 0 < index <= len(refs):
                         value = refs[index - 1]
-                        self.pos = pos + 4
+                        pos += 4
                 elif vflags == _SYM:
                     self.pos = pos + 4
                     value = self.symbol(depth, pos)
+                    pos = self.pos
                 elif vflags & 0xFF == _LANG:
                     self.pos = pos + 4
                     value = self.pairlist(vflags, depth, pos)
+                    pos = self.pos
                 elif vflags == _STR:
                     if n == 1 and w1 == _ASCII_CHARSXP and 0 <= w2 <= last - pos:
                         stop = pos + 16 + w2
@@ -612,44 +616,50 @@ class _Reader:
                             value = Vector(_STR, [data[pos + 16 : stop].decode()], None, False, pos)
                         except UnicodeDecodeError:
                             raise self.fail("a string that is not valid utf-8", pos + 8) from None
-                        self.pos = stop
+                        pos = stop
                     elif 0 <= n and 8 * n <= end - pos - 8:
                         self.pos = pos + 8
                         value = Vector(_STR, self.strings(n), None, False, pos)
+                        pos = self.pos
                 elif vflags == _INT:
                     if n == 1:
                         if w1 != _NA_INT:
                             value = Vector(_INT, [w1], None, False, pos)
-                            self.pos = pos + 12
+                            pos += 12
                     elif n == 2 and w1 != _NA_INT and w2 != _NA_INT:
                         value = Vector(_INT, [w1, w2], None, False, pos)
-                        self.pos = pos + 16
+                        pos += 16
                 elif vflags == _REAL:
                     if n == 1:
                         (v,) = dbl(data, pos + 8)
                         if v == v:
                             value = Vector(_REAL, [v], None, False, pos)
-                            self.pos = pos + 16
+                            pos += 16
                     elif 0 <= n and 8 * n <= end - pos - 8:
                         self.pos = pos + 8
                         value = Vector(_REAL, self.doubles(n), None, False, pos)
+                        pos = self.pos
             if value is _UNREAD:
+                self.pos = pos
                 value = item(depth)
+                pos = self.pos
             append((tag, value))
-            cell = self.pos
-            if cell + 8 <= end:  # the next cell's flags and the word after them (its tag, usually)
-                flags, word = int2(data, cell)
-            elif cell + 4 <= end:
-                (flags,) = int1(data, cell)
+            cell = pos
+            if pos + 8 <= end:  # the next cell's flags and the word after them (its tag, usually)
+                flags, word = int2(data, pos)
+            elif pos + 4 <= end:
+                (flags,) = int1(data, pos)
                 word = None
             else:
+                self.pos = pos
                 raise self.fail("the stream ends inside a pairlist")
-            self.pos = cell + 4
+            pos += 4
             sxp = flags & 0xFF
             if sxp == _LIST:
                 if flags & _HAS_ATTR:
                     raise self.fail("attributes on an inner pairlist cell", cell)
                 continue
+            self.pos = pos
             if sxp == _NILVALUE:
                 return items, False
             # a dotted pair (as ALTREP states are): the CDR is a value, kept as the last item
