@@ -315,7 +315,10 @@ class _Deparser:
         for i, (tag, arg) in enumerate(args):
             if tag is not None:
                 self.put((tag if tag == "..." else _quotify(tag) if self.backtick else _quotify(tag, '"')) + " = ")
-            if tag is None or not (type(arg) is Symbol and arg.name == ""):  # (a tag's missing argument: nothing)
+            if type(arg) is Symbol:  # (as value() writes it; a tag's missing argument: nothing)
+                if tag is None or arg.name:
+                    self.put(_quotify(arg.name) if self.backtick else arg.name)
+            else:
                 self.fnarg = True
                 self.context = -1  # isolated(arg), inline
                 self.value(arg)
@@ -397,20 +400,24 @@ class _Deparser:
 
     def operator(self, name: str, pp: _PP, args: list[tuple[str | None, Any]], fnarg: bool) -> None:
         kind = pp.kind
-        if kind == _BINARY:  # (the most frequent first)
+        if kind == _BINARY or kind == _BINARY2:  # (the most frequent first; a symbol operand as value() writes it)
             left, right = args[0][1], args[1][1]
-            self.wrapped(left, _needs_parens(pp, left, True), pp.prec)
-            self.put(f" {name} ")
-            lbreak = self.linebreak(False)
-            self.wrapped(right, _needs_parens(pp, right, False))
+            if type(left) is Symbol:
+                self.put(_quotify(left.name) if self.backtick else left.name)
+            else:
+                self.wrapped(left, _needs_parens(pp, left, True), pp.prec)
+            if kind == _BINARY:
+                self.put(f" {name} ")
+                lbreak = self.linebreak(False)
+            else:
+                self.put(name)
+                lbreak = False
+            if type(right) is Symbol:
+                self.put(_quotify(right.name) if self.backtick else right.name)
+            else:
+                self.wrapped(right, _needs_parens(pp, right, False))
             if lbreak:
                 self.indent -= 1
-            return
-        if kind == _BINARY2:
-            left, right = args[0][1], args[1][1]
-            self.wrapped(left, _needs_parens(pp, left, True), pp.prec)
-            self.put(name)
-            self.wrapped(right, _needs_parens(pp, right, False))
             return
         a = [arg for _, arg in args]
         if kind == _PAREN:
