@@ -571,8 +571,8 @@ class _Reader:
         iteratively; the items at ``depth``. Whether the last CDR was a value (a dotted pair) rather than NULL."""
         items: list[tuple[str | None, Any]] = []
         append = items.append
-        data, int1, int2, int4, dbl, end = self.data, self.int1, self.int2, self.int4, self.dbl, self.end
-        item, tags, low, refs = self.item, self.tags, self.low, self.refs
+        data, int2, int4, end = self.data, self.int2, self.int4, self.end
+        item, tags, refs = self.item, self.tags, self.refs
         last = end - 16 if depth <= MAX_DEPTH else -1  # where a value read here may start at the latest
         word = None  # the word after a cell's flags (its tag's), when read with them
         pos = self.pos  # (kept here; self.pos set around each call that reads)
@@ -580,10 +580,10 @@ class _Reader:
             tag: str | None = None
             if flags & _HAS_TAG:  # the tag: a reference to a symbol already read, inline, or else tag()
                 if pos + 4 <= end:
-                    tag = tags.get(int1(data, pos)[0] if word is None else word)
+                    tag = tags.get(self.int1(data, pos)[0] if word is None else word)
                     if tag is not None:
                         pos += 4
-                    elif data[pos + low] == _SYM:  # a symbol's first use
+                    elif data[pos + self.low] == _SYM:  # a symbol's first use
                         self.pos = pos + 4
                         tag = self.symbol(0, pos).name
                         pos = self.pos
@@ -631,7 +631,7 @@ class _Reader:
                         pos += 16
                 elif vflags == _REAL:
                     if n == 1:
-                        (v,) = dbl(data, pos + 8)
+                        (v,) = self.dbl(data, pos + 8)
                         if v == v:
                             value = Vector(_REAL, [v], None, False, pos)
                             pos += 16
@@ -648,7 +648,7 @@ class _Reader:
             if pos + 8 <= end:  # the next cell's flags and the word after them (its tag, usually)
                 flags, word = int2(data, pos)
             elif pos + 4 <= end:
-                (flags,) = int1(data, pos)
+                (flags,) = self.int1(data, pos)
                 word = None
             else:
                 self.pos = pos
