@@ -232,7 +232,12 @@ class _Deparser:
         self.put = self.first_put
 
     def linebreak(self, lbreak: bool) -> bool:
-        if self.width() > self.cutoff:
+        buf = self.buf  # (the line's width, as width() counts it)
+        if len(buf) > self.counted:
+            tail = "".join(buf[self.counted :])
+            self.len += len(tail) if tail.isascii() else len(tail.encode("utf-8"))
+            self.counted = len(buf)
+        if self.len > self.cutoff:
             if not lbreak:
                 lbreak = True
                 self.indent += 1
@@ -318,6 +323,10 @@ class _Deparser:
             if type(arg) is Symbol:  # (as value() writes it; a tag's missing argument: nothing)
                 if tag is None or arg.name:
                     self.put(_quotify(arg.name) if self.backtick else arg.name)
+            elif type(arg) is Call:  # (as value() writes it, isolated, as an argument)
+                self.context = -1
+                self.call(arg, True)
+                self.context = saved
             else:
                 self.fnarg = True
                 self.context = -1  # isolated(arg), inline
@@ -404,6 +413,11 @@ class _Deparser:
             left, right = args[0][1], args[1][1]
             if type(left) is Symbol:
                 self.put(_quotify(left.name) if self.backtick else left.name)
+            elif type(left) is Call and not _needs_parens(pp, left, True):  # (as wrapped() and value() write it)
+                saved = self.context
+                self.context = pp.prec
+                self.call(left, False)
+                self.context = saved
             else:
                 self.wrapped(left, _needs_parens(pp, left, True), pp.prec)
             if kind == _BINARY:
@@ -414,6 +428,8 @@ class _Deparser:
                 lbreak = False
             if type(right) is Symbol:
                 self.put(_quotify(right.name) if self.backtick else right.name)
+            elif type(right) is Call and not _needs_parens(pp, right, False):
+                self.call(right, False)
             else:
                 self.wrapped(right, _needs_parens(pp, right, False))
             if lbreak:
