@@ -27,6 +27,8 @@ __all__ = [
 
 def format_double(x: float, digits: int = 15) -> str:
     """One double as R formats it alone with ``digits`` significant digits (scipen 0)."""
+    if digits >= 5 and -1e5 < x < 1e5 and x.is_integer():  # a whole number of at most 5 digits, all significant:
+        return str(int(x))  # fixed notation is never wider than the e-form
     if math.isnan(x):
         return "NaN"
     if math.isinf(x):
