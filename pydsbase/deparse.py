@@ -435,12 +435,13 @@ class _Deparser:
             if lbreak:
                 self.indent -= 1
             return
-        a = [arg for _, arg in args]
         if kind == _PAREN:
             self.put("(")
-            self.isolated(a[0])
+            self.isolated(args[0][1])
             self.put(")")
-        elif kind == _CURLY:
+            return
+        a = [arg for _, arg in args]
+        if kind == _CURLY:
             self.put("{")
             self.incurly += 1
             self.indent += 1

@@ -596,18 +596,9 @@ class _Reader:
             value: Any = _UNREAD
             if pos <= last:
                 vflags, n, w1, w2 = int4(data, pos)
-                if vflags & 0xFF == _REFSXP:
-                    index = vflags >> 8
-                    if 0 < index <= len(refs):
-                        value = refs[index - 1]
-                        pos += 4
-                elif vflags == _SYM:
+                if vflags == _SYM:
                     self.pos = pos + 4
                     value = self.symbol(depth, pos)
-                    pos = self.pos
-                elif vflags & 0xFF == _LANG:
-                    self.pos = pos + 4
-                    value = self.pairlist(vflags, depth, pos)
                     pos = self.pos
                 elif vflags == _STR:
                     if n == 1 and w1 == _ASCII_CHARSXP and 0 <= w2 <= last - pos:
@@ -639,6 +630,15 @@ class _Reader:
                         self.pos = pos + 8
                         value = Vector(_REAL, self.doubles(n), None, False, pos)
                         pos = self.pos
+                elif vflags & 0xFF == _REFSXP:
+                    index = vflags >> 8
+                    if 0 < index <= len(refs):
+                        value = refs[index - 1]
+                        pos += 4
+                elif vflags & 0xFF == _LANG:
+                    self.pos = pos + 4
+                    value = self.pairlist(vflags, depth, pos)
+                    pos = self.pos
             if value is _UNREAD:
                 self.pos = pos
                 value = item(depth)
