@@ -1124,7 +1124,12 @@ def _vector_model(sxp: int, data: list[Any], attributes: list[tuple[str, Any]] |
     if sxp not in _PLAIN:
         raise UnserializeError(f"cannot encode an R value of type '{_TYPE_NAMES.get(sxp)}'", offset)
     dims: list[int] | None = None
-    if dim is not None:
+    if type(dim) is Vector and dim.sxp == _INT and len(dim.data) == 2:  # a matrix's (the usual): as below
+        nrow, ncol = dim.data
+        if nrow is _NA or ncol is _NA or nrow < 0 or ncol < 0 or nrow * ncol != len(data):
+            raise UnserializeError("a dim attribute that does not fit its vector", offset)
+        dims = [nrow, ncol]
+    elif dim is not None:
         ok = isinstance(dim, Vector) and (dim.sxp == _INT or dim.sxp == _REAL) and bool(dim.data)
         if ok:
             dims, size = [], 1
