@@ -1,13 +1,13 @@
 """Benchmark 6: peak memory of each study process on the large case vs R's own object.size.
 
-Three local study processes (``pydsbase.LocalDriver``) and three HTTP study servers (``python -m
-r_server``, which run R in a child process) each load their 100,000-row synthetic table as ``D`` and fit
+``--studies`` local study processes (``pydsbase.LocalDriver``; 3) and as many HTTP study servers
+(``python -m r_server``) each load their synthetic table of ``--rows`` rows (100,000) as ``D`` and fit
 ``ds_lmer_slma`` (BMI ~ trtGrp + Male + (1|idDoctor)) ``--fits`` times. Reported per study: the peak
 resident memory (``VmHWM`` of the process and its children, from ``/proc``), the same for a study process
 that has only started (R and lme4 loaded, no table), and ``object.size(D)`` of the table in R. For scale,
 one fresh plain ``Rscript`` doing one study's work (read study 1's table, fit it ``--fits`` times).
 
-    python benchmarks/bench_memory.py [--fits 3]
+    python benchmarks/bench_memory.py [--fits 3] [--rows 100000] [--studies 3]
 """
 
 from __future__ import annotations
@@ -36,10 +36,12 @@ def peak_mb(pids: list[int], field: str = "VmHWM") -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fits", type=int, default=3)
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--studies", type=int, default=3)
     parser.add_argument("--data-dir", type=Path, default=Path(tempfile.gettempdir()) / "pydsbase-bench-data")
     opts = parser.parse_args()
     print(c.machine())
-    csvs = synth.ensure(opts.data_dir, rows=100_000, studies=3, groups=200)
+    csvs = synth.ensure(opts.data_dir, rows=opts.rows, studies=opts.studies, groups=200)
     warnings.simplefilter("ignore")
     with contextlib.ExitStack() as stack:
         r = stack.enter_context(c.WarmR())
@@ -65,7 +67,7 @@ def main() -> None:
             for _ in range(opts.fits):
                 pydsbase.ds_lmer_slma(session, formula=c.FORMULA, data_name="D")
             rows.append((label, idle, [peak_mb(p) for p in pids], [peak_mb(p, "VmRSS") for p in pids]))
-    print(f"table: 100,000 rows x {len(synth.COLUMNS)} columns per study; R object.size(D):"
+    print(f"table: {opts.rows:,} rows x {len(synth.COLUMNS)} columns per study; R object.size(D):"
           f" {', '.join(f'{s:.1f}' for s in sizes)} MiB")
     for label, idle, peak, rss in rows:
         for i, (a, b, now) in enumerate(zip(idle, peak, rss, strict=True)):

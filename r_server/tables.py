@@ -38,6 +38,8 @@ are kept as written.
 from __future__ import annotations
 
 import functools
+import importlib.abc
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,6 +102,23 @@ def _na_real(n: int) -> np.ndarray[Any, Any]:
 _SEPARATORS = ("\n", "\x1f", "\x1e", "\x1d", "\x1c", "\x01")
 
 
+def _numpy(arr: Any) -> np.ndarray[Any, Any]:
+    """A pyarrow array without nulls (numbers or booleans) as a numpy array, read from its buffers.
+
+    Not ``Array.to_numpy``: pyarrow's converter behind it tries to import pandas on every call (366
+    modules, +35 MiB resident in a study process that never uses pandas)."""
+    import pyarrow as pa
+
+    if arr.null_count:
+        raise ValueError("_numpy: an array with nulls")
+    data = arr.buffers()[1]
+    if pa.types.is_boolean(arr.type):
+        bits = np.unpackbits(np.frombuffer(data, np.uint8), count=arr.offset + len(arr), bitorder="little")
+        return bits[arr.offset:].astype(bool)
+    dtype = np.dtype(arr.type.to_pandas_dtype())
+    return np.frombuffer(data, dtype, count=len(arr), offset=arr.offset * dtype.itemsize)
+
+
 def _joined(strings: Any) -> tuple[bytes, str, np.ndarray[Any, Any]]:
     """A pyarrow string array as ``.ds_split``'s buffer (the values joined by a separator that none of them
     holds, then the separator and ``.``), the separator, and the 1-based positions of its nulls."""
@@ -107,11 +126,12 @@ def _joined(strings: Any) -> tuple[bytes, str, np.ndarray[Any, Any]]:
     import pyarrow.compute as pc
 
     n = len(strings)
-    na = np.flatnonzero(strings.is_null().to_numpy(zero_copy_only=False)) + 1
+    na = np.flatnonzero(_numpy(strings.is_null())) + 1
     filled = pc.fill_null(strings, "") if strings.null_count else strings
     values = pa.ListArray.from_arrays(pa.array([0, n], pa.int32()), filled.cast(pa.string()))
     for sep in _SEPARATORS:
-        whole = pc.binary_join(values, sep)[0].as_py() if n else ""
+        # an Arrow scalar, not a str: pyarrow converts a str argument with its pandas-importing converter
+        whole = pc.binary_join(values, pa.scalar(sep, pa.string()))[0].as_py() if n else ""
         if whole.count(sep) == max(n - 1, 0):
             data = (whole + sep + ".").encode("utf-8")
             if len(data) > _MAX_TEXT:
@@ -215,11 +235,11 @@ def _typed(arr: Any) -> tuple[str, np.ndarray[Any, Any] | None, np.ndarray[Any, 
     off, chars = _chars(arr)
     if chars.min() < 45 or chars.max() > 57:  # only - . / 0-9
         return "text", None, None
-    dots = pc.fill_null(pc.find_substring(arr, "."), -1).to_numpy()
-    nulls = arr.is_null().to_numpy(zero_copy_only=False) if arr.null_count else None
+    dots = _numpy(pc.fill_null(pc.find_substring(arr, "."), -1))
+    nulls = _numpy(arr.is_null()) if arr.null_count else None
     if (dots < 0).all():
         try:
-            wide = pc.fill_null(pc.cast(arr, pa.int64()), 0).to_numpy()
+            wide = _numpy(pc.fill_null(pc.cast(arr, pa.int64()), 0))
         except pa.ArrowInvalid:
             return "text", None, None
         if wide.size and -_INT_MAX <= wide.min() and wide.max() <= _INT_MAX:
@@ -229,11 +249,11 @@ def _typed(arr: Any) -> tuple[str, np.ndarray[Any, Any] | None, np.ndarray[Any, 
             negzero = None
             if chars.min() == 45 and (values == 0).any():  # a "-0" becomes -0.0 if the column turns double
                 zero = np.flatnonzero(values == 0)
-                signed = pc.starts_with(pc.take(arr, pa.array(zero)), "-").to_numpy(zero_copy_only=False)
+                signed = _numpy(pc.starts_with(pc.take(arr, pa.array(zero)), "-"))
                 negzero = zero[signed]
             return "integer", values, negzero
     try:
-        x = pc.fill_null(pc.cast(arr, pa.float64()), 0.0).to_numpy()
+        x = _numpy(pc.fill_null(pc.cast(arr, pa.float64()), 0.0))
     except pa.ArrowInvalid:
         return "text", None, None
     k = np.where(dots >= 0, np.diff(off) - dots - 1, 0)
@@ -244,7 +264,7 @@ def _typed(arr: Any) -> tuple[str, np.ndarray[Any, Any] | None, np.ndarray[Any, 
     if hard.size:  # the digits themselves (the decimal point dropped)
         digits = pc.replace_substring(pc.take(arr, pa.array(hard)), ".", "", max_replacements=1)
         try:
-            exact = pc.cast(digits, pa.int64()).to_numpy(zero_copy_only=False)
+            exact = _numpy(pc.cast(digits, pa.int64()))
         except pa.ArrowInvalid:  # 19 digits or more
             return "text", None, None
         mm = m.astype(np.longdouble)
@@ -284,13 +304,37 @@ def numpy_vector(kind: str, n: int) -> tuple[np.ndarray[Any, Any], Any]:
     return np.empty(n, np.float64 if kind == "double" else np.int32), None
 
 
+class _PandasOutOfReach(importlib.abc.MetaPathFinder):
+    """Refuses to import pandas (in place during :func:`_arrow_setup`'s probe only)."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        if name.partition(".")[0] == "pandas":
+            raise ImportError("pandas is not used by a study's table readers")
+        return None
+
+
 @functools.cache
-def _arrow_memory() -> None:
-    """pyarrow's memory goes back to the system as soon as it is freed (jemalloc with no decay delay), so
+def _arrow_setup() -> None:
+    """Process-wide, once, before the readers' first use of pyarrow.
+
+    pyarrow's memory goes back to the system as soon as it is freed (jemalloc with no decay delay), so
     that a study's peak while loading stays near its table's size; mimalloc, pyarrow's default, keeps
-    freed blocks (1.75x ``object.size`` instead of 1.3x on a million rows). Process-wide, once."""
+    freed blocks (1.75x ``object.size`` instead of 1.3x on a million rows).
+
+    pyarrow asks whether pandas is installed the first time it converts a Python value or a numpy
+    array (``fill_null(x, 0)``, ``pa.array(positions)``), and imports it to find out: 366 modules, +35
+    MiB resident in a study process that never uses pandas. Where pandas is not loaded yet, the question
+    is asked once here with pandas out of reach; pyarrow keeps the answer (no pandas interop in this
+    process) and pandas itself stays importable. The readers take numbers out through :func:`_numpy`."""
     import pyarrow as pa
 
+    if "pandas" not in sys.modules:
+        probe = _PandasOutOfReach()
+        sys.meta_path.insert(0, probe)
+        try:
+            pa.scalar(0, pa.int8())
+        finally:
+            sys.meta_path.remove(probe)
     try:
         pool = pa.jemalloc_memory_pool()
         pa.jemalloc_set_decay_ms(0)
@@ -336,7 +380,7 @@ def read_csv(path: str | Path, alloc: Alloc = numpy_vector) -> Columns | None:
     import pyarrow as pa
 
     path = Path(path)
-    _arrow_memory()
+    _arrow_setup()
     try:
         ncol, capacity = _precheck(path)
         kinds: list[str] = ["empty"] * ncol
@@ -424,9 +468,9 @@ def _parquet_numbers(kind: str, data: Any, alloc: Alloc) -> Column:
             _na_fill(target)
             continue
         filled = pc.fill_null(chunk, False if kind == "logical" else 0) if chunk.null_count else chunk
-        np.copyto(target, filled.to_numpy(zero_copy_only=False), casting="unsafe")
+        np.copyto(target, _numpy(filled), casting="unsafe")
         if chunk.null_count:
-            nulls = chunk.is_null().to_numpy(zero_copy_only=False)
+            nulls = _numpy(chunk.is_null())
             if kind == "double":
                 _na_fill_where(target, nulls)
             else:
@@ -455,9 +499,9 @@ def _parquet_column(name: str, data: Any, alloc: Alloc) -> Column:
         levels = arr.dictionary
         if levels.null_count or len(pc.unique(levels)) != len(levels):
             raise TableError(f"column {name!r}: its dictionary has missing or repeated values")
-        codes = pc.fill_null(arr.indices, 0).to_numpy().astype(np.int32) + 1
+        codes = _numpy(pc.fill_null(arr.indices, 0)).astype(np.int32) + 1
         if arr.null_count:
-            codes[arr.is_null().to_numpy(zero_copy_only=False)] = NA_INTEGER
+            codes[_numpy(arr.is_null())] = NA_INTEGER
         text, sep, _ = _joined(levels.cast(pa.string()))
         return Column("factor", codes, text=text, sep=sep, count=len(levels))
     if pa.types.is_string(t) or pa.types.is_large_string(t):
@@ -472,7 +516,7 @@ def read_parquet(path: str | Path, alloc: Alloc = numpy_vector) -> Columns:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    _arrow_memory()
+    _arrow_setup()
     try:
         source = pq.ParquetFile(path, pre_buffer=False, buffer_size=_BLOCK)  # pages read as decoded: memory
         names = list(source.schema_arrow.names)

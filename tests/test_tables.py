@@ -67,6 +67,38 @@ def _parquet(tmp_path: Path, table: pa.Table) -> Path:
     return path
 
 
+_WITHOUT_PANDAS = """
+import sys
+from r_server import tables
+csv = tables.read_csv(sys.argv[1])
+pq = tables.read_parquet(sys.argv[2])
+print([c.kind for c in csv.columns], [c.kind for c in pq.columns])
+print(csv.columns[0].values[:csv.nrows].tolist(), pq.columns[0].values.tolist(), pq.columns[1].values.tolist())
+print("pandas" in sys.modules)
+import pandas
+print(pandas.DataFrame({"a": [1]}).shape)
+"""
+
+
+def test_readers_leave_pandas_unloaded_and_importable(tmp_path: Path) -> None:
+    """pyarrow would import pandas (+35 MiB) to convert a value; a fresh process reading a CSV (numbers,
+    negative zero, NA, text) and a Parquet file (a dictionary column with a null) does without it, gets
+    the same numbers, and can still import pandas itself."""
+    import subprocess
+    import sys
+
+    csv_path = _write(tmp_path, b"x,y,t\n1.5,-0,a\nNA,2,b\n3.25,NA,NA\n")
+    levels = pa.array(["lo", "hi", None, "lo"]).dictionary_encode()
+    pq_path = _parquet(tmp_path, pa.table({"k": levels, "n": pa.array([True, None, False, True])}))
+    out = subprocess.run([sys.executable, "-c", _WITHOUT_PANDAS, str(csv_path), str(pq_path)], check=True,
+                         capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1]).stdout
+    kinds, values, loaded, shape = out.splitlines()
+    assert kinds == "['double', 'integer', 'text'] ['factor', 'logical']"
+    assert values == "[1.5, nan, 3.25] [1, 2, -2147483648, 1] [1, -2147483648, 0, 1]"
+    assert loaded == "False"
+    assert shape == "(1, 1)"
+
+
 def test_parquet_type_mapping(tmp_path: Path) -> None:
     table = pa.table({
         "i8": pa.array([1, None, -3], pa.int8()),
