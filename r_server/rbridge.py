@@ -45,6 +45,7 @@ class RBridge:
 
     def __init__(self, r_dir: str | Path = R_DIR) -> None:
         self._r_dir = Path(r_dir)
+        self.fast_csv_bytes = tables.FAST_CSV_BYTES
         self._lock = threading.RLock()
         self._ri: Any = None
         self._env: Any = None
@@ -199,7 +200,8 @@ class RBridge:
         """The one loader of a study table file, a data frame: ``TABLE.csv`` exactly as ``utils::read.csv``
         reads it, ``TABLE.parquet`` by :mod:`r_server.tables`' type mapping. The file is read in Python, the
         numbers written into R vectors as they are parsed (R's lock is taken only to make the vectors and the
-        frame); a CSV that :func:`r_server.tables.read_csv` leaves to R is read by :meth:`read_csv`. A CSV with
+        frame); a CSV smaller than ``fast_csv_bytes`` (:data:`r_server.tables.FAST_CSV_BYTES`), or one that
+        :func:`r_server.tables.read_csv` leaves to R, is read by :meth:`read_csv`. A CSV with
         a data ``dictionary`` (``(name, R class, categories)`` per declared column) is read by
         :meth:`read_csv_typed`."""
         path = Path(path)
@@ -211,7 +213,7 @@ class RBridge:
             except tables.TableError as exc:
                 raise RCallError(f"table {path.stem!r} cannot be read: {exc}") from None
         else:
-            found = tables.read_csv(path, self._r_vector)
+            found = None if path.stat().st_size < self.fast_csv_bytes else tables.read_csv(path, self._r_vector)
             if found is None:
                 return self.read_csv(path)
             table = found

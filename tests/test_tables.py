@@ -150,10 +150,14 @@ def test_parquet_refusals_name_no_path(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def bridge() -> Any:
+def bridge() -> Iterator[Any]:
+    """The process's bridge, its fast reader taking every CSV, however small (restored after)."""
     from r_server.rbridge import default_bridge
 
-    return default_bridge()
+    bridge = default_bridge()
+    before, bridge.fast_csv_bytes = bridge.fast_csv_bytes, 0
+    yield bridge
+    bridge.fast_csv_bytes = before
 
 
 def _same(bridge: Any, a: Any, b: Any) -> tuple[bool, bool]:
@@ -171,6 +175,24 @@ def test_shared_csvs_are_read_csvs(bridge: Any) -> None:
     for path in SHARED_CSVS:
         assert tables.read_csv(path) is not None, path.name
         assert _same(bridge, bridge.read_table(path), bridge.read_csv(path)) == (True, True), path.name
+
+
+@pytest.mark.needs_r
+def test_small_csvs_are_left_to_read_csv(bridge: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Below ``FAST_CSV_BYTES`` the bridge never calls the fast reader (nor loads its library); at the
+    threshold it does; the frames are the same."""
+    path = _write(tmp_path, b"a,b,c\n1,2.5,x\nNA,-0,y\n")
+    read: list[Path] = []
+    fast = tables.read_csv
+    monkeypatch.setattr(tables, "read_csv", lambda p, *rest: read.append(p) or fast(p, *rest))
+    monkeypatch.setattr(bridge, "fast_csv_bytes", tables.FAST_CSV_BYTES)
+    small = bridge.read_table(path)
+    assert read == []
+    monkeypatch.setattr(bridge, "fast_csv_bytes", path.stat().st_size)
+    big = bridge.read_table(path)
+    assert read == [path]
+    assert _same(bridge, small, big) == (True, True)
+    assert _same(bridge, small, bridge.read_csv(path)) == (True, True)
 
 
 @pytest.fixture(params=["one block", "64-byte blocks"])
