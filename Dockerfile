@@ -37,7 +37,7 @@ print('\n'.join(p['dependencies'] + p['optional-dependencies']['server']))" > /s
 
 COPY pydsbase /src/pydsbase
 COPY r_server /src/r_server
-RUN pip install --no-deps /src && rm -rf /src \
+RUN PYDSBASE_COMPILE=0 pip install --no-deps /src && rm -rf /src \
  && python -c "import r_server, pydsbase, rpy2.rinterface" \
  && useradd --system --uid 10001 --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin study \
  && mkdir -p /data /run/pydsbase

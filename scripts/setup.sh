@@ -15,7 +15,7 @@ fi
 
 PY=${PYTHON:-python3}
 if ! "$PY" -c 'import pydsbase, rpy2, fastapi, pytest, hypothesis, ruff' >/dev/null 2>&1 \
-        || [ pyproject.toml -nt .setup-stamp ]; then
+        || [ pyproject.toml -nt .setup-stamp ] || [ pydsbase/rserialize.py -nt .setup-stamp ]; then
     echo "== installing Python dependencies"
     "$PY" -m pip install -q --disable-pip-version-check --root-user-action=ignore -e ".[server,docker,extras,test]"
     touch .setup-stamp

@@ -1,8 +1,9 @@
 """Shared test set-up: engine detection, and the rule that a declared engine must be present.
 
-A test marked ``needs_r`` or ``needs_docker`` skips (saying why) when the engine is absent,
-unless the run declares it present with PYDSBASE_REQUIRE_R=1 / PYDSBASE_REQUIRE_DOCKER=1 (as CI
-does): then the absence fails the test.
+A test marked ``needs_r``, ``needs_docker`` or ``needs_compiled`` (the decoder's mypyc build, setup.py)
+skips (saying why) when the engine is absent, unless the run declares it present with
+PYDSBASE_REQUIRE_R=1 / PYDSBASE_REQUIRE_DOCKER=1 / PYDSBASE_REQUIRE_COMPILED=1 (as CI does): then the
+absence fails the test.
 
 No test decides on how fast something ran (issue 14): the Hypothesis profile below has no deadline
 and no ``too_slow`` health check, so a loaded machine changes how long a run takes, never its result.
@@ -84,10 +85,30 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: -cost[item.path])
 
 
+def compiled_decoder_missing_reason() -> str | None:
+    """Why the decoder imported here is not setup.py's mypyc build of pydsbase/rserialize.py, or None."""
+    from pydsbase import rserialize
+
+    if Path(rserialize.__file__).suffix != ".so":
+        return "pydsbase.rserialize is the pure-Python source (built with PYDSBASE_COMPILE=0 or without a C compiler)"
+    return None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A compiled decoder older than its source would test code nobody reads: refuse to run."""
+    from pydsbase import rserialize
+
+    built = Path(rserialize.__file__)
+    source = built.with_name("rserialize.py")
+    if built.suffix == ".so" and source.stat().st_mtime > built.stat().st_mtime:
+        raise pytest.UsageError(f"{built.name} is older than {source.name}: rebuild it (bash scripts/setup.sh)")
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     for marker, reason_of, env in (
         ("needs_r", r_missing_reason, "PYDSBASE_REQUIRE_R"),
         ("needs_docker", docker_missing_reason, "PYDSBASE_REQUIRE_DOCKER"),
+        ("needs_compiled", compiled_decoder_missing_reason, "PYDSBASE_REQUIRE_COMPILED"),
     ):
         if item.get_closest_marker(marker) is None:
             continue

@@ -427,3 +427,67 @@ def test_mutated_r_made_streams_only_raise_the_typed_error(edits: list[tuple[int
         unserialize(bytes(data))
     except UnserializeError:
         pass
+
+
+# -- (d) the compiled build (setup.py: mypyc) against its source -------------------------------------------
+
+
+_SOURCE: list[Any] = []
+
+
+def _source_decoder() -> Any:
+    """pydsbase/rserialize.py run from its source under another module name (the package imports the
+    compiled build of the same file where one was made)."""
+    if not _SOURCE:
+        import importlib.util
+        import sys
+        from pathlib import Path
+
+        from pydsbase import rserialize
+
+        spec = importlib.util.spec_from_file_location(
+            "pydsbase._rserialize_source", Path(rserialize.__file__).with_name("rserialize.py"))
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # its dataclasses look their module up there
+        spec.loader.exec_module(module)
+        _SOURCE.append(module)
+    return _SOURCE[0]
+
+
+def _outcome(decode: Any, data: bytes) -> tuple[Any, ...]:
+    try:
+        return ("value", _json(rvalue.to_node(decode(data))))
+    except UnserializeError as exc:
+        return ("error", type(exc).__name__, str(exc), exc.offset)
+
+
+@pytest.mark.needs_compiled
+def test_the_compiled_decoder_is_in_use() -> None:
+    from pathlib import Path
+
+    from pydsbase import rserialize
+
+    assert Path(rserialize.__file__).suffix == ".so"
+    assert Path(_source_decoder().__file__).name == "rserialize.py"
+    assert _outcome(unserialize, _sample()) == _outcome(_source_decoder().unserialize, _sample())
+
+
+@pytest.mark.needs_r
+@pytest.mark.needs_compiled
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255), st.sampled_from(["set", "del", "ins"])),
+                min_size=0, max_size=6), st.booleans())  # fmt: skip
+def test_compiled_build_and_source_agree(edits: list[tuple[int, int, str]], r_made: bool) -> None:
+    """The same value, or the same error (type, message, offset), from both builds of the decoder, on R-made
+    and hand-made streams and their mutations."""
+    data = bytearray(_r_made_stream() if r_made else _sample())
+    for where, byte, how in edits:
+        i = where % (len(data) + 1)
+        if how == "set" and i < len(data):
+            data[i] = byte
+        elif how == "del" and i < len(data):
+            del data[i]
+        else:
+            data.insert(i, byte)
+    assert _outcome(unserialize, bytes(data)) == _outcome(_source_decoder().unserialize, bytes(data))
