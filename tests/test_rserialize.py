@@ -371,11 +371,9 @@ def test_random_bytes_only_raise_the_typed_error(data: bytes) -> None:
             pass
 
 
-@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255), st.sampled_from(["set", "del", "ins"])),
-                min_size=1, max_size=6))  # fmt: skip
-def test_mutated_streams_only_raise_the_typed_error(edits: list[tuple[int, int, str]]) -> None:
-    data = bytearray(_sample())
+def _mutated(stream: bytes, edits: list[tuple[int, int, str]]) -> bytes:
+    """The stream with each edit applied in turn: set, delete or insert a byte at a position (modulo length)."""
+    data = bytearray(stream)
     for where, byte, how in edits:
         i = where % (len(data) + 1)
         if how == "set" and i < len(data):
@@ -384,8 +382,15 @@ def test_mutated_streams_only_raise_the_typed_error(edits: list[tuple[int, int, 
             del data[i]
         else:
             data.insert(i, byte)
+    return bytes(data)
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255), st.sampled_from(["set", "del", "ins"])),
+                min_size=1, max_size=6))  # fmt: skip
+def test_mutated_streams_only_raise_the_typed_error(edits: list[tuple[int, int, str]]) -> None:
     try:
-        unserialize(bytes(data))
+        unserialize(_mutated(_sample(), edits))
     except UnserializeError:
         pass
 
@@ -413,18 +418,9 @@ def _r_made_stream() -> bytes:
 @given(st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255), st.sampled_from(["set", "del", "ins"])),
                 min_size=1, max_size=6))  # fmt: skip
 def test_mutated_r_made_streams_only_raise_the_typed_error(edits: list[tuple[int, int, str]]) -> None:
-    data = bytearray(_r_made_stream())
-    unserialize(bytes(data))
-    for where, byte, how in edits:
-        i = where % (len(data) + 1)
-        if how == "set" and i < len(data):
-            data[i] = byte
-        elif how == "del" and i < len(data):
-            del data[i]
-        else:
-            data.insert(i, byte)
+    unserialize(_r_made_stream())
     try:
-        unserialize(bytes(data))
+        unserialize(_mutated(_r_made_stream(), edits))
     except UnserializeError:
         pass
 
@@ -481,13 +477,5 @@ def test_the_compiled_decoder_is_in_use() -> None:
 def test_compiled_build_and_source_agree(edits: list[tuple[int, int, str]], r_made: bool) -> None:
     """The same value, or the same error (type, message, offset), from both builds of the decoder, on R-made
     and hand-made streams and their mutations."""
-    data = bytearray(_r_made_stream() if r_made else _sample())
-    for where, byte, how in edits:
-        i = where % (len(data) + 1)
-        if how == "set" and i < len(data):
-            data[i] = byte
-        elif how == "del" and i < len(data):
-            del data[i]
-        else:
-            data.insert(i, byte)
-    assert _outcome(unserialize, bytes(data)) == _outcome(_source_decoder().unserialize, bytes(data))
+    data = _mutated(_r_made_stream() if r_made else _sample(), edits)
+    assert _outcome(unserialize, data) == _outcome(_source_decoder().unserialize, data)
