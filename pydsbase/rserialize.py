@@ -498,14 +498,9 @@ class _Reader:
                 return names, None
             if cell & _CELL_MASK == _ATTRIBUTE_CELL:  # more attributes: the rest of the pairlist, as cells() reads it
                 self.pos = stop + 4
-                items, dotted = self.cells(cell, depth + 2, False)
-                if dotted:
-                    raise self.fail("attributes that are not a pairlist", pos)
-                for name, _ in items:
-                    if name is None:
-                        raise self.fail("an attribute without a name", pos)
+                items = self.named(*self.cells(cell, depth + 2, False), pos)
                 items.insert(0, ("names", Vector(_STR, names, None, False, pos + 8)))
-                return None, items  # type: ignore[return-value]
+                return None, items
         self.pos = pos
         return None, None
 
@@ -523,6 +518,10 @@ class _Reader:
             if type(attrs) is not Pairlist:
                 raise self.fail("attributes that are not a pairlist", start)
             items, dotted = attrs.items, attrs.dotted
+        return self.named(items, dotted, start)
+
+    def named(self, items: list[tuple[str | None, Any]], dotted: bool, start: int) -> list[tuple[str, Any]]:
+        """Attribute cells as read (the attributes at ``start``): a pairlist, not dotted, every cell tagged."""
         if dotted:
             raise self.fail("attributes that are not a pairlist", start)
         for tag, _ in items:
