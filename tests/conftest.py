@@ -95,13 +95,18 @@ def compiled_decoder_missing_reason() -> str | None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """A compiled decoder older than its source would test code nobody reads: refuse to run."""
+    """A compiled decoder older than its source would test code nobody reads: refuse to run. mypyc writes
+    the module's code into ``rserialize__mypyc.*.so`` and a shim as ``rserialize.*.so`` that a rebuild may
+    leave as it was: the newest of them is the build's time."""
     from pydsbase import rserialize
 
     built = Path(rserialize.__file__)
     source = built.with_name("rserialize.py")
-    if built.suffix == ".so" and source.stat().st_mtime > built.stat().st_mtime:
-        raise pytest.UsageError(f"{built.name} is older than {source.name}: rebuild it (bash scripts/setup.sh)")
+    if compiled_decoder_missing_reason() is None:
+        newest = max(path.stat().st_mtime for path in built.parent.glob("rserialize*.so"))
+        if source.stat().st_mtime > newest:
+            raise pytest.UsageError(f"the compiled decoder (rserialize*.so) is older than {source.name}: rebuild it"
+                                    " (bash scripts/setup.sh)")
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
