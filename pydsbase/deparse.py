@@ -232,12 +232,7 @@ class _Deparser:
         self.put = self.first_put
 
     def linebreak(self, lbreak: bool) -> bool:
-        buf = self.buf  # (the line's width, as width() counts it)
-        if len(buf) > self.counted:
-            tail = "".join(buf[self.counted :])
-            self.len += len(tail) if tail.isascii() else len(tail.encode("utf-8"))
-            self.counted = len(buf)
-        if self.len > self.cutoff:
+        if self.width() > self.cutoff:
             if not lbreak:
                 lbreak = True
                 self.indent += 1
@@ -251,19 +246,18 @@ class _Deparser:
         self.fnarg = False
         cls = type(x)
         if cls is Symbol:
-            self.put(_quotify(x.name) if self.backtick else x.name)
+            self.symbol(x)
         elif cls is Call:
             self.call(x, fnarg)
         elif x is None:
             self.put("NULL")
-        elif isinstance(x, Symbol):
-            self.put(_quotify(x.name) if self.backtick else x.name)
-        elif isinstance(x, Call):
-            self.call(x, fnarg)
         elif isinstance(x, rvalue.RAtomic):
             self.vector(x)
         else:
             raise DeparseError(f"cannot deparse {type(x).__name__}")
+
+    def symbol(self, x: Symbol) -> None:
+        self.put(_quotify(x.name) if self.backtick else x.name)
 
     def vector(self, v: rvalue.RAtomic) -> None:
         if v.attributes or v.dim is not None or v.dimnames is not None:
@@ -322,7 +316,7 @@ class _Deparser:
                 self.put((tag if tag == "..." else _quotify(tag) if self.backtick else _quotify(tag, '"')) + " = ")
             if type(arg) is Symbol:  # (as value() writes it; a tag's missing argument: nothing)
                 if tag is None or arg.name:
-                    self.put(_quotify(arg.name) if self.backtick else arg.name)
+                    self.symbol(arg)
             elif type(arg) is Call:  # (as value() writes it, isolated, as an argument)
                 self.context = -1
                 self.call(arg, True)
@@ -412,7 +406,7 @@ class _Deparser:
         if kind == _BINARY or kind == _BINARY2:  # (the most frequent first; a symbol operand as value() writes it)
             left, right = args[0][1], args[1][1]
             if type(left) is Symbol:
-                self.put(_quotify(left.name) if self.backtick else left.name)
+                self.symbol(left)
             elif type(left) is Call and not _needs_parens(pp, left, True):  # (as wrapped() and value() write it)
                 saved = self.context
                 self.context = pp.prec
@@ -427,7 +421,7 @@ class _Deparser:
                 self.put(name)
                 lbreak = False
             if type(right) is Symbol:
-                self.put(_quotify(right.name) if self.backtick else right.name)
+                self.symbol(right)
             elif type(right) is Call and not _needs_parens(pp, right, False):
                 self.call(right, False)
             else:
