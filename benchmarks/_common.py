@@ -205,6 +205,10 @@ def median(values: Sequence[float]) -> float:
     return statistics.median(values)
 
 
+def mean(values: Sequence[float]) -> float:
+    return statistics.fmean(values)
+
+
 def spread(values: Sequence[float]) -> str:
     """Median and interquartile range, in ms."""
     q = statistics.quantiles(values, n=4) if len(values) > 1 else [values[0]] * 3

@@ -10,6 +10,14 @@ rotating each round. Cases: ``small`` = CLUSTER_INT1-3 (~1,000 rows each), ``lar
 one study of 1,000,000 rows, ten of 100,000). The betas of every study are checked equal to R's, bit
 for bit. Table loading is outside every figure (done before the timed repetitions).
 
+CPU per fit is the mean over the repetitions (total CPU / runs), the median beside it. At 100,000 rows
+the CPU of one fit is bimodal: R's full collections cost ~0.2 s each (mostly marking the Matrix
+namespace: `gc()` with lme4 loaded takes 0.17-0.25 s, 0.03 s in bare R) and come every one or two fits,
+on a schedule set by everything the process allocated before (in one study process the same 8 fits had
+4 or 8 full collections depending on one `sessionInfo()` call at start-up; over 30 fits both schedules
+spent the same 7.3-7.4 s in collections). A median of such a sample jumps with the schedule's phase; the
+mean counts each collection once, where it falls: it is the cost per fit.
+
 With more than one study, "plain R parallel" is plain R in pydsbase's shape: one warm ``Rscript`` per
 study holding its own table, the fits started at the same time, then the same pooling. pydsbase's ratios
 are printed against both: the sequential one is what an R user runs; the parallel one does the same work
@@ -185,21 +193,24 @@ def report(contenders: dict[str, Callable[[], tuple[float, float]]], runs: int) 
             wall[name].append(w)
             cpu[name].append(u)
     base = names[0]
-    print(f"{'':16s} {'wall time':>9s}{'':35s}CPU time (all processes)")
+    print(f"{'':16s} {'wall time':>9s}{'':35s}CPU time (all processes): mean (median)")
     for name in names:
-        print(f"{name:16s} {c.spread(wall[name])}   {c.median(cpu[name]) * 1e3:8.1f} ms")
+        print(f"{name:16s} {c.spread(wall[name])}   {c.mean(cpu[name]) * 1e3:8.1f} ms"
+              f" ({c.median(cpu[name]) * 1e3:.1f})")
     for name in names[1:]:
         ratio = c.median(wall[name]) / c.median(wall[base])
         paired = c.median([a / b for a, b in zip(wall[name], wall[base], strict=True)])
-        cpu_ratio = c.median(cpu[name]) / c.median(cpu[base])
-        print(f"ratio {name} / {base}: wall {ratio:.2f} (median of per-round ratios {paired:.2f}); CPU {cpu_ratio:.2f}")
+        print(f"ratio {name} / {base}: wall {ratio:.2f} (median of per-round ratios {paired:.2f});"
+              f" CPU {c.mean(cpu[name]) / c.mean(cpu[base]):.2f}"
+              f" (medians {c.median(cpu[name]) / c.median(cpu[base]):.2f})")
     if PARALLEL in wall:
         for name in names[1:]:
             if name != PARALLEL:
-                print(f"ratio {name} / {PARALLEL}: CPU {c.median(cpu[name]) / c.median(cpu[PARALLEL]):.2f};"
+                print(f"ratio {name} / {PARALLEL}: CPU {c.mean(cpu[name]) / c.mean(cpu[PARALLEL]):.2f}"
+                      f" (medians {c.median(cpu[name]) / c.median(cpu[PARALLEL]):.2f});"
                       f" wall {c.median(wall[name]) / c.median(wall[PARALLEL]):.2f}")
     if "baseline HTTP" in wall and "pydsbase HTTP" in wall:
-        cpu_ratio = c.median(cpu["pydsbase HTTP"]) / c.median(cpu["baseline HTTP"])
+        cpu_ratio = c.mean(cpu["pydsbase HTTP"]) / c.mean(cpu["baseline HTTP"])
         paired = c.median([a / b for a, b in zip(cpu["pydsbase HTTP"], cpu["baseline HTTP"], strict=True)])
         print(f"ratio pydsbase HTTP / baseline HTTP (this tree's servers / the baseline's): CPU {cpu_ratio:.2f}"
               f" (median of per-round ratios {paired:.2f}); wall"

@@ -115,6 +115,10 @@ def test_colnames_and_lmer_equal_the_golden_study1(server: ServerProcess, golden
         info = session.conns[0].info()
     assert info["study"] == "cluster.int1"
     assert info["lme4"] == "1.1.31" and info["R"].startswith("R version 4.2.2")
+    # BLAS and LAPACK are read without sessionInfo() (r_server/R/zz_bridge.R): the same paths it gives
+    r_says = subprocess.run(["Rscript", "--vanilla", "-e", 'si <- sessionInfo(); cat(si$BLAS, si$LAPACK, sep = "\\n")'],
+                            capture_output=True, text=True, check=True).stdout.splitlines()
+    assert [info["BLAS"], info["LAPACK"]] == r_says and all(path.endswith(".so") or ".so." in path for path in r_says)
 
 
 def test_r_error_message_and_rejections_surface_in_fetch(server: ServerProcess) -> None:

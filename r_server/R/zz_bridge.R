@@ -337,14 +337,19 @@
   })
 }
 
+# BLAS and LAPACK as sessionInfo() gives them (its $BLAS and $LAPACK are these two calls), without the
+# rest of sessionInfo(), which reads the DESCRIPTION of every loaded package: at a study server's warm-up
+# that garbage set R's collection schedule for the fits that followed (at 100,000 rows an HTTP study did
+# 8 full collections in 8 fits where a local study, started without it, did 4; see docs/PERFORMANCE.md).
 .ds_versions <- function() {
-  si <- utils::sessionInfo()
+  blas <- as.character(extSoftVersion()["BLAS"])
+  lapack <- La_library()
   list(R = R.version.string,
        lme4 = as.character(utils::packageVersion("lme4")),
        Matrix = as.character(utils::packageVersion("Matrix")),
        nloptr = as.character(utils::packageVersion("nloptr")),
-       BLAS = if (is.null(si$BLAS)) "" else si$BLAS,
-       LAPACK = if (is.null(si$LAPACK)) "" else si$LAPACK,
+       BLAS = if (length(blas) == 0L || is.na(blas)) "" else blas,
+       LAPACK = if (length(lapack) == 0L || is.na(lapack)) "" else lapack,
        platform = R.version$platform)
 }
 
