@@ -148,6 +148,7 @@ class Runtime(Protocol):
     def rm_symbol(self, sid: str, symbol: str) -> Any: ...
     def list_methods(self, kind: str) -> list[str]: ...
     def info(self) -> dict[str, Any]: ...
+    def start(self) -> None: ...
 
 
 class AuditSink(Protocol):
@@ -704,7 +705,7 @@ def restore_signal_handlers() -> None:
 async def _warm_up(server: StudyServer) -> None:
     """Start R and load the study's packages before the first analyst call, then take SIGINT back."""
     try:
-        await server.run(lambda rt: rt.info())
+        await server.run(lambda rt: rt.start())
         server.warmed = True
     except Exception as exc:
         server.warm_failed = True

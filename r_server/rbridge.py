@@ -87,6 +87,11 @@ class RBridge:
         lme4_path, libr_path = _strings(env[".ds_native_paths"]())
         self.pins = lme4_numerics.pin_all(lme4_path, libr_path)
 
+    def start(self) -> None:
+        """Start R (lme4 and our functions loaded) and run nothing else."""
+        with self._r():
+            pass
+
     @contextmanager
     def _r(self) -> Iterator[Any]:
         """Hold the lock, start R if needed, and keep what R prints during the call off the console."""

@@ -293,6 +293,11 @@ class StudyRuntime:
                 raise CallRejected("kind must be 'aggregate' or 'assign'")
             return self._bridge.methods(kind)
 
+    def start(self) -> None:
+        """Start R now rather than at the first call (an HTTP study's warm-up). Nothing else runs in R,
+        so a study's R has the same history before its first call whether it was warmed up or not."""
+        self._bridge.start()
+
     def info(self) -> dict[str, Any]:
         with self._audited("info"):
             return {"study": self.name, **self._bridge.versions()}

@@ -176,6 +176,9 @@ class FakeRuntime:
     def list_methods(self, kind: str) -> list[str]:
         return ["colnamesDS", "lmerSLMADS2"] if kind == "aggregate" else ["dataFrameDS"]
 
+    def start(self) -> None:  # no R to start
+        pass
+
     def info(self) -> dict[str, Any]:
         return {"study": self.name, "r_version": "fake"}
 

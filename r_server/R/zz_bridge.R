@@ -338,9 +338,7 @@
 }
 
 # BLAS and LAPACK as sessionInfo() gives them (its $BLAS and $LAPACK are these two calls), without the
-# rest of sessionInfo(), which reads the DESCRIPTION of every loaded package: at a study server's warm-up
-# that garbage set R's collection schedule for the fits that followed (at 100,000 rows an HTTP study did
-# 8 full collections in 8 fits where a local study, started without it, did 4; see docs/PERFORMANCE.md).
+# rest of sessionInfo(), which reads the DESCRIPTION file of every loaded package.
 .ds_versions <- function() {
   blas <- as.character(extSoftVersion()["BLAS"])
   lapack <- La_library()
