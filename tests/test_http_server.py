@@ -66,8 +66,10 @@ class FakeRuntime:
         self.sessions: dict[str, dict[str, Any]] = {}
         self.threads: set[int] = set()
         self.closed: list[str] = []
+        self.calls: list[str] = []  # every operation asked of the runtime, in order
 
     def _call(self, sid: str | None, operation: str, function: str | None, symbol: str | None, run: Any) -> Any:
+        self.calls.append(operation)
         self.threads.add(threading.get_ident())
         user = None
         start = time.perf_counter()
@@ -177,9 +179,10 @@ class FakeRuntime:
         return ["colnamesDS", "lmerSLMADS2"] if kind == "aggregate" else ["dataFrameDS"]
 
     def start(self) -> None:  # no R to start
-        pass
+        self.calls.append("start")
 
     def info(self) -> dict[str, Any]:
+        self.calls.append("info")
         return {"study": self.name, "r_version": "fake"}
 
 
@@ -582,6 +585,14 @@ def test_r_runs_on_one_thread_off_the_event_loop(server: ThreadServer) -> None:
 
 
 # -- authentication, isolation, limits ------------------------------------------------------------
+
+
+def test_warm_up_starts_r_and_runs_nothing_else() -> None:
+    # R's collection schedule follows from everything R ran before: a warm-up that ran R code (it once
+    # asked for the package versions) gave an HTTP study other collections than a local one for the same
+    # fits (docs/PERFORMANCE.md, run G)
+    with ThreadServer("study9") as srv:  # healthy: the warm-up has ended
+        assert srv.runtime.calls == ["start"]
 
 
 def test_every_route_but_health_needs_a_login(server: ThreadServer) -> None:
