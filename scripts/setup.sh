@@ -14,8 +14,12 @@ if ! Rscript -e 'library(lme4); library(metafor)' >/dev/null 2>&1; then
 fi
 
 PY=${PYTHON:-python3}
-if ! "$PY" -c 'import pydsbase, rpy2, fastapi, pytest, hypothesis, ruff' >/dev/null 2>&1 \
-        || [ pyproject.toml -nt .setup-stamp ] || [ pydsbase/rserialize.py -nt .setup-stamp ]; then
+# the checkout the installed pydsbase comes from, asked outside this folder (here it would import this one)
+installed=$(cd / && "$PY" -c 'import pathlib, pydsbase; print(pathlib.Path(pydsbase.__file__).resolve().parents[1])' \
+    2>/dev/null || true)
+if [ "$installed" != "$(pwd -P)" ] || ! "$PY" -c 'import rpy2, fastapi, pytest, hypothesis, ruff' >/dev/null 2>&1 \
+        || [ pyproject.toml -nt .setup-stamp ] || [ setup.py -nt .setup-stamp ] \
+        || [ pydsbase/rserialize.py -nt .setup-stamp ]; then
     echo "== installing Python dependencies"
     "$PY" -m pip install -q --disable-pip-version-check --root-user-action=ignore -e ".[server,docker,extras,test]"
     touch .setup-stamp
