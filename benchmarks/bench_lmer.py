@@ -14,9 +14,9 @@ CPU per fit is the mean over the repetitions (total CPU / runs), the median besi
 the CPU of one fit is bimodal: R's full collections cost ~0.2 s each (mostly marking the Matrix
 namespace: `gc()` with lme4 loaded takes 0.17-0.25 s, 0.03 s in bare R) and come every one or two fits,
 on a schedule set by everything the process allocated before (in one study process the same 8 fits had
-4 or 8 full collections depending on one `sessionInfo()` call at start-up; over 30 fits both schedules
-spent the same 7.3-7.4 s in collections). A median of such a sample jumps with the schedule's phase; the
-mean counts each collection once, where it falls: it is the cost per fit.
+4 or 8 full collections depending on one call asking R for package versions at start-up; over 30 fits
+both schedules spent the same 7.3-7.4 s in collections). A median of such a sample jumps with the
+schedule's phase; the mean counts each collection once, where it falls: it is the cost per fit.
 
 With more than one study, "plain R parallel" is plain R in pydsbase's shape: one warm ``Rscript`` per
 study holding its own table, the fits started at the same time, then the same pooling. pydsbase's ratios
