@@ -2,18 +2,19 @@
 
 ``--studies`` local study processes (``pydsbase.LocalDriver``; 3) and as many HTTP study servers
 (``python -m r_server``), study i holding synthetic table i of ``--rows`` rows (100,000), each load it
-as ``D`` and fit ``ds_lmer_slma`` (BMI ~ trtGrp + Male + (1|idDoctor)) ``--fits`` times (3). Reported per
-study: the peak resident memory (``VmHWM`` of the process and its children, from ``/proc``), the same
-for a study process that has only started (R and lme4 loaded, no table), and their difference, after
-each number of fits in ``--fits`` (3 and 10: the peak only grows, so one run gives both).
+as ``D`` and fit ``ds_lmer_slma`` (BMI ~ trtGrp + Male + (1|idDoctor)) up to the largest number in
+``--fits`` (3,10). Reported per study: the peak resident memory (``VmHWM`` of the process and its
+children, from ``/proc``), the same for a study process that has only started (R and lme4 loaded, no
+table), and their difference, after each number of fits in ``--fits`` (the peak only grows, so one run
+gives every one).
 
-Plain R does one study's work (``library(lme4)``, then ``read.csv`` of table i and ``--fits`` fits of
+Plain R does one study's work (``library(lme4)``, then ``read.csv`` of table i and the same fits of
 ``summary(lmer())``), once per table, each in a fresh process, in two forms: typed into a warm ``Rscript``
 (the line loop of ``_common.WarmR``) and as an ``Rscript file.R``. The forms run the same R calls, yet
 after 3 fits their peaks differ by ~40% (78 vs 111 MiB at 100,000 rows, the same on every table): R frees
 garbage at its collections, whose schedule depends on everything the process allocated before, so the
 peak of identical work moves with it (one more `gc()` after loading lme4 moves the file form's to 70).
-By 10 fits every contender has met its highest point of the cycle (both forms 115-117 MiB). Ratios are
+By 10 fits every contender has met its highest point of the cycle (both forms 115-119 MiB in every run). Ratios are
 printed against both forms (medians over the tables) after each number of fits.
 
     python benchmarks/bench_memory.py [--fits 3,10] [--rows 100000] [--studies 3]
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import statistics
 import subprocess
 import tempfile
 import warnings
@@ -127,10 +127,10 @@ def main() -> None:
     for k, fits in enumerate(checkpoints):
         print(f"peak - started after {fits} fits, MiB, per table (median):")
         for label, values in grown.items():
-            print(f"  {label:22s} {', '.join(f'{v:5.0f}' for v in values[k])}   ({statistics.median(values[k]):.0f})")
+            print(f"  {label:22s} {', '.join(f'{v:5.0f}' for v in values[k])}   ({c.median(values[k]):.0f})")
         for label in ("pydsbase local", "pydsbase HTTP"):
             ratios = "; ".join(
-                f"/ {base}: {statistics.median(grown[label][k]) / statistics.median(grown[base][k]):.2f}"
+                f"/ {base}: {c.median(grown[label][k]) / c.median(grown[base][k]):.2f}"
                 for base in ("plain R, warm loop", "plain R, Rscript file"))
             print(f"  ratio {label} {ratios}")
 
